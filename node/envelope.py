@@ -1,0 +1,446 @@
+"""Seal and open envelopes (DESIGN §4). Pure: bytes and times in, bytes and records out.
+
+Sealing::
+
+    plaintext   = Avro(payload record, writer schema W)
+    content key = 32 random bytes;  nonce = 12 random bytes
+    header      = {version 1, message id, kind, SHA-256 fingerprint of W, sender, sender key id,
+                   created/expires, thread, in-reply-to, priority, nonce,
+                   recipients: [{node id, key id, HPKE-wrap(content key, info=WRAP_INFO)}]}
+    ciphertext  = ChaCha20-Poly1305(content key, nonce, plaintext, aad = Avro(header))
+    signature   = Ed25519(identity key, ENVELOPE_DOMAIN || Avro(header) || Avro-bytes(ciphertext))
+    envelope    = Avro(Envelope{header, ciphertext, signature})
+
+``WRAP_INFO = WRAP_DOMAIN || message id || 0x00 || recipient key id`` binds each wrapped key to
+its message and its recipient key, so a wrapped key cannot be transplanted into another
+envelope or re-labelled for another key.
+
+Opening runs the checks in an order that never touches the ciphertext of an unauthenticated
+envelope: size -> strict decode (the bytes must be exactly the canonical encoding, so there is
+one valid byte string per envelope) -> known, unrevoked sender and key -> signature -> age ->
+own recipient entry -> unwrap -> decrypt -> payload schema -> decode. The first failing check
+names its reason code (the receipt reason codes of the runtime).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from node.codec import CodecError, SchemaInfo, SchemaRegistry
+from node.crypto import primitives
+from node.crypto.keys import EncryptionKey, IdentityKey, load_x25519_public
+from node.crypto.primitives import CryptoFailure
+from node.trust import Descriptor, PeerDirectory
+from node.uuid7 import uuid7
+
+ENVELOPE_VERSION = 1
+ENVELOPE_SCHEMA = "xnode.envelope.Envelope"
+HEADER_SCHEMA = "xnode.envelope.Header"
+ENVELOPE_DOMAIN = b"xnode-envelope-v1\x00"
+WRAP_DOMAIN = b"xnode-wrap-v1\x00"
+PAYLOAD_NAMESPACE = "xnode.payload."
+KINDS = ("alert", "mla", "repatriation", "referral", "receipt")
+PRIORITIES = ("low", "normal", "high", "urgent")
+DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024
+DEFAULT_CLOCK_SKEW = dt.timedelta(minutes=5)
+# The signature field is always 64 bytes: Avro writes its length as the varint 0x80 0x01.
+SIGNATURE_FIELD_BYTES = 2 + primitives.SIGNATURE_BYTES
+
+
+class SealError(ValueError):
+    """The sender asked for something that cannot be sealed; nothing was produced."""
+
+
+class EnvelopeError(Exception):
+    """An envelope is refused. ``reason`` is a stable code for receipts, metrics, quarantine."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Header:
+    """The broker-visible part of an envelope, as plain Python values."""
+
+    version: int
+    message_id: str
+    kind: str
+    payload_schema: bytes
+    sender: str
+    sender_key_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    thread_id: str
+    in_reply_to: str | None
+    priority: str
+    payload_nonce: bytes
+    recipients: tuple[Mapping[str, Any], ...]
+
+    @property
+    def recipient_ids(self) -> tuple[str, ...]:
+        return tuple(r["node_id"] for r in self.recipients)
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "message_id": self.message_id,
+            "kind": self.kind,
+            "payload_schema": self.payload_schema,
+            "sender": self.sender,
+            "sender_key_id": self.sender_key_id,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "thread_id": self.thread_id,
+            "in_reply_to": self.in_reply_to,
+            "priority": self.priority,
+            "payload_nonce": self.payload_nonce,
+            "recipients": [dict(r) for r in self.recipients],
+        }
+
+    @classmethod
+    def from_record(cls, r: Mapping[str, Any]) -> Header:
+        return cls(
+            version=r["version"],
+            message_id=str(r["message_id"]),
+            kind=r["kind"],
+            payload_schema=bytes(r["payload_schema"]),
+            sender=r["sender"],
+            sender_key_id=r["sender_key_id"],
+            created_at=r["created_at"],
+            expires_at=r["expires_at"],
+            thread_id=str(r["thread_id"]),
+            in_reply_to=None if r["in_reply_to"] is None else str(r["in_reply_to"]),
+            priority=r["priority"],
+            payload_nonce=bytes(r["payload_nonce"]),
+            recipients=tuple(r["recipients"]),
+        )
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed envelope ready to store, publish or write to a file."""
+
+    header: Header
+    data: bytes
+
+    @property
+    def message_id(self) -> str:
+        return self.header.message_id
+
+    @property
+    def sha256(self) -> bytes:
+        return hashlib.sha256(self.data).digest()
+
+
+@dataclass(frozen=True)
+class ParsedEnvelope:
+    """Strictly decoded but not yet authenticated: trust nothing here but its shape."""
+
+    header: Header
+    header_bytes: bytes
+    ciphertext: bytes
+    signature: bytes
+    data: bytes
+
+    @property
+    def signed_bytes(self) -> bytes:
+        return self.data[: len(self.data) - SIGNATURE_FIELD_BYTES]
+
+    @property
+    def sha256(self) -> bytes:
+        return hashlib.sha256(self.data).digest()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified, decrypted and decoded message."""
+
+    header: Header
+    sender: Descriptor
+    payload_schema: SchemaInfo
+    payload: dict[str, Any]
+    envelope_sha256: bytes
+
+
+def wrap_info(message_id: str, recipient_key_id: str) -> bytes:
+    return WRAP_DOMAIN + message_id.encode("ascii") + b"\x00" + recipient_key_id.encode("ascii")
+
+
+def payload_schema_name(registry: SchemaRegistry, name: str) -> str:
+    """Accept ``CaseUpdate`` or ``xnode.payload.CaseUpdate``; only payload schemas qualify."""
+    full = name if name.startswith(PAYLOAD_NAMESPACE) else PAYLOAD_NAMESPACE + name
+    if full not in registry.names():
+        known = ", ".join(n.removeprefix(PAYLOAD_NAMESPACE) for n in payload_schemas(registry))
+        raise SealError(f"unknown payload schema {name!r}; known: {known}")
+    return full
+
+
+def payload_schemas(registry: SchemaRegistry) -> list[str]:
+    return [n for n in registry.names() if n.startswith(PAYLOAD_NAMESPACE)]
+
+
+def seal(
+    registry: SchemaRegistry,
+    *,
+    identity: IdentityKey,
+    sender_id: str,
+    kind: str,
+    schema_name: str,
+    payload: Mapping[str, Any],
+    recipients: Sequence[Descriptor],
+    now: dt.datetime,
+    expires_at: dt.datetime,
+    thread_id: str | None = None,
+    in_reply_to: str | None = None,
+    priority: str = "normal",
+    message_id: str | None = None,
+    max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+) -> Sealed:
+    """Encrypt ``payload`` (already Avro-ready, e.g. from :meth:`SchemaRegistry.from_json`)."""
+    if kind not in KINDS:
+        raise SealError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if priority not in PRIORITIES:
+        raise SealError(f"unknown priority {priority!r}; expected one of {', '.join(PRIORITIES)}")
+    if not recipients:
+        raise SealError("at least one recipient is required")
+    ids = [r.node_id for r in recipients]
+    if len(set(ids)) != len(ids):
+        raise SealError("a recipient is listed twice")
+    if sender_id in ids:
+        raise SealError("a node does not send to itself")
+    if expires_at <= now:
+        raise SealError("expiry must be after the creation time")
+    schema = registry.schema(payload_schema_name(registry, schema_name))
+
+    message_id = message_id or str(uuid7(now))
+    content_key = primitives.new_content_key()
+    wrapped = []
+    for recipient in recipients:
+        key = recipient.encryption_key_at(now)
+        if key is None:
+            raise SealError(f"{recipient.node_id} has no encryption key valid at {now:%Y-%m-%d}")
+        wrapped.append(
+            {
+                "node_id": recipient.node_id,
+                "key_id": key.key_id,
+                "wrapped_key": primitives.hpke_wrap(
+                    content_key,
+                    load_x25519_public(key.public_key),
+                    wrap_info(message_id, key.key_id),
+                ),
+            }
+        )
+    header = Header(
+        version=ENVELOPE_VERSION,
+        message_id=message_id,
+        kind=kind,
+        payload_schema=schema.fingerprint,
+        sender=sender_id,
+        sender_key_id=identity.key_id,
+        created_at=_millis(now),
+        expires_at=_millis(expires_at),
+        thread_id=thread_id or message_id,
+        in_reply_to=in_reply_to,
+        priority=priority,
+        payload_nonce=primitives.new_nonce(),
+        recipients=tuple(wrapped),
+    )
+    header_bytes = registry.encode(HEADER_SCHEMA, header.to_record())
+    plaintext = registry.encode(schema.name, payload)
+    ciphertext = primitives.aead_encrypt(
+        content_key, header.payload_nonce, plaintext, header_bytes
+    )
+    unsigned = registry.encode(
+        ENVELOPE_SCHEMA,
+        {"header": header.to_record(), "ciphertext": ciphertext, "signature": b""},
+    )
+    signed_bytes = unsigned[:-1]  # an empty `bytes` field is the single byte 0x00
+    signature = primitives.sign(identity, ENVELOPE_DOMAIN, signed_bytes)
+    data = signed_bytes + b"\x80\x01" + signature
+    if len(data) > max_bytes:
+        raise SealError(f"sealed envelope is {len(data)} bytes; the limit is {max_bytes}")
+    return Sealed(header, data)
+
+
+def _millis(value: dt.datetime) -> dt.datetime:
+    """Truncate to what ``timestamp-millis`` stores, so the header reads back identical."""
+    if value.tzinfo is None:
+        raise SealError("times must carry a time zone")
+    value = value.astimezone(dt.UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def parse(
+    registry: SchemaRegistry, data: bytes, max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
+) -> ParsedEnvelope:
+    """Strictly decode an envelope without trusting it. Refuses any non-canonical encoding."""
+    if len(data) > max_bytes:
+        raise EnvelopeError("too-large", f"envelope is {len(data)} bytes; limit {max_bytes}")
+    try:
+        record = registry.decode(ENVELOPE_SCHEMA, data)
+    except CodecError as exc:
+        raise EnvelopeError("malformed", f"not an envelope ({exc.problem})") from exc
+    header_record = record["header"]
+    if header_record["version"] != ENVELOPE_VERSION:
+        raise EnvelopeError(
+            "malformed", f"envelope version {header_record['version']} is not supported"
+        )
+    try:
+        header_bytes = registry.encode(HEADER_SCHEMA, header_record)
+        canonical = registry.encode(ENVELOPE_SCHEMA, record)
+    except CodecError as exc:
+        raise EnvelopeError("malformed", "envelope does not re-encode") from exc
+    if canonical != data:
+        raise EnvelopeError("malformed", "envelope is not in canonical Avro encoding")
+    if len(record["signature"]) != primitives.SIGNATURE_BYTES:
+        raise EnvelopeError("bad-signature", "signature has the wrong length")
+    return ParsedEnvelope(
+        header=Header.from_record(header_record),
+        header_bytes=header_bytes,
+        ciphertext=record["ciphertext"],
+        signature=record["signature"],
+        data=data,
+    )
+
+
+def verify_sender(parsed: ParsedEnvelope, peers: PeerDirectory) -> Descriptor:
+    """Authenticate the envelope: known, unrevoked sender whose identity key signed it."""
+    header = parsed.header
+    sender = peers.get(header.sender)
+    if sender is None:
+        raise EnvelopeError("unknown-sender", f"sender {header.sender!r} is not a known peer")
+    if header.sender in peers.revoked:
+        raise EnvelopeError("revoked-sender", f"sender {header.sender!r} has been revoked")
+    if header.sender_key_id != sender.identity_key_id:
+        raise EnvelopeError(
+            "unknown-sender",
+            f"sender {header.sender!r} signed with key {header.sender_key_id}, "
+            f"not its known identity key {sender.identity_key_id}",
+        )
+    try:
+        primitives.verify(
+            sender.identity_public_key(), ENVELOPE_DOMAIN, parsed.signed_bytes, parsed.signature
+        )
+    except CryptoFailure as exc:
+        raise EnvelopeError(
+            "bad-signature", f"signature does not verify against {header.sender!r}"
+        ) from exc
+    return sender
+
+
+def check_age(header: Header, now: dt.datetime, max_skew: dt.timedelta) -> None:
+    """Refuse expired envelopes and envelopes dated beyond the allowed clock skew."""
+    if header.created_at > now + max_skew:
+        raise EnvelopeError(
+            "clock-skew",
+            f"created {_fmt(header.created_at)}, later than now ({_fmt(now)}) "
+            f"plus the allowed skew of {int(max_skew.total_seconds())} s",
+        )
+    if header.expires_at <= now:
+        raise EnvelopeError("expired", f"expired at {_fmt(header.expires_at)}")
+
+
+def decrypt(
+    parsed: ParsedEnvelope, own_id: str, own_keys: Mapping[str, EncryptionKey]
+) -> bytes:
+    """Find this node's recipient entry, unwrap the content key and decrypt the payload."""
+    entries = [r for r in parsed.header.recipients if r["node_id"] == own_id]
+    if not entries:
+        raise EnvelopeError("not-a-recipient", f"{own_id!r} is not among the recipients")
+    entry = entries[0]
+    key = own_keys.get(entry["key_id"])
+    if key is None:
+        raise EnvelopeError(
+            "not-a-recipient",
+            f"encrypted to key {entry['key_id']}, which this node does not hold",
+        )
+    try:
+        content_key = primitives.hpke_unwrap(
+            entry["wrapped_key"], key.private, wrap_info(parsed.header.message_id, key.key_id)
+        )
+        return primitives.aead_decrypt(
+            content_key, parsed.header.payload_nonce, parsed.ciphertext, parsed.header_bytes
+        )
+    except CryptoFailure as exc:
+        # Signed by a known sender yet undecryptable: the sender built it wrongly.
+        raise EnvelopeError("invalid-payload", f"cannot decrypt: {exc}") from exc
+
+
+def decode_payload(
+    registry: SchemaRegistry, header: Header, plaintext: bytes
+) -> tuple[SchemaInfo, dict[str, Any]]:
+    writer = registry.by_fingerprint(header.payload_schema)
+    if writer is None or not writer.name.startswith(PAYLOAD_NAMESPACE):
+        raise EnvelopeError(
+            "schema-unsupported",
+            f"payload schema {header.payload_schema.hex()[:16]}... is not known to this node",
+        )
+    try:
+        payload = registry.decode(writer.name, plaintext, writer)
+    except CodecError as exc:
+        raise EnvelopeError("invalid-payload", str(exc)) from exc
+    return writer, payload
+
+
+def open_envelope(
+    registry: SchemaRegistry,
+    data: bytes,
+    *,
+    own_id: str,
+    own_keys: Mapping[str, EncryptionKey],
+    peers: PeerDirectory,
+    now: dt.datetime,
+    max_skew: dt.timedelta = DEFAULT_CLOCK_SKEW,
+    max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+) -> Opened:
+    """Verify, then decrypt, then decode. Raises :class:`EnvelopeError` at the first failure."""
+    parsed = parse(registry, data, max_bytes)
+    sender = verify_sender(parsed, peers)
+    check_age(parsed.header, now, max_skew)
+    plaintext = decrypt(parsed, own_id, own_keys)
+    schema, payload = decode_payload(registry, parsed.header, plaintext)
+    return Opened(parsed.header, sender, schema, payload, parsed.sha256)
+
+
+def header_json(registry: SchemaRegistry, header: Header) -> dict[str, Any]:
+    """The header as JSON for people and logs; wrapped keys are shortened, never secrets."""
+    out: dict[str, Any] = registry.to_json(HEADER_SCHEMA, header.to_record())
+    out["payload_schema"] = header.payload_schema.hex()
+    schema = registry.by_fingerprint(header.payload_schema)
+    out["payload_schema_name"] = schema.name if schema else None
+    out["payload_nonce"] = header.payload_nonce.hex()
+    for entry in out["recipients"]:
+        entry["wrapped_key"] = f"<{len(entry['wrapped_key'])} base64 chars>"
+    return out
+
+
+def new_thread_id(now: dt.datetime) -> str:
+    return str(uuid7(now))
+
+
+def _fmt(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+__all__ = [
+    "EnvelopeError",
+    "Header",
+    "Opened",
+    "ParsedEnvelope",
+    "SealError",
+    "Sealed",
+    "check_age",
+    "decode_payload",
+    "decrypt",
+    "header_json",
+    "open_envelope",
+    "parse",
+    "seal",
+    "verify_sender",
+]

@@ -1,0 +1,1 @@
+"""Node ids, roles, topic names and recipient resolution (pure functions)."""

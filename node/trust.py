@@ -1,0 +1,255 @@
+"""Peer trust: signed node descriptors and the directory of known peers (DESIGN §5).
+
+A descriptor is self-signed by the node's identity key. Self-signature proves the descriptor
+was not altered after the key holder made it; whether the key belongs to the agency it claims
+is established out of band by comparing the fingerprint (``xnode peers add`` shows it). After
+that first contact, a descriptor is only accepted as an update if it carries the *same*
+identity key and a higher version: an attacker cannot swap a known peer's key by mailing a new
+file.
+
+Pure: no files, no clock. Callers pass bytes and times in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from node.codec import CodecError, SchemaRegistry
+from node.crypto.keys import IdentityKey, display_fingerprint, key_id
+from node.crypto.primitives import CryptoFailure, sign, verify
+from node.routing.ids import InvalidIdentifier, country_of, validate_node_id, validate_roles
+
+DESCRIPTOR_DOMAIN = b"xnode-descriptor-v1\x00"
+DESCRIPTOR_SCHEMA = "xnode.trust.NodeDescriptor"
+SIGNED_DESCRIPTOR_SCHEMA = "xnode.trust.SignedNodeDescriptor"
+MAX_DESCRIPTOR_BYTES = 64 * 1024
+
+
+class TrustError(Exception):
+    """A descriptor is refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class EncryptionKeyInfo:
+    key_id: str
+    public_key: bytes
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        return self.valid_from <= now < self.valid_until
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """What a node publishes about itself."""
+
+    node_id: str
+    country: str
+    roles: tuple[str, ...]
+    display_name: str
+    identity_key: bytes
+    encryption_keys: tuple[EncryptionKeyInfo, ...]
+    descriptor_version: int
+    created_at: dt.datetime
+    neighbours: tuple[str, ...] = ()
+
+    @property
+    def identity_key_id(self) -> str:
+        return key_id(self.identity_key)
+
+    @property
+    def fingerprint(self) -> str:
+        return display_fingerprint(self.identity_key)
+
+    def identity_public_key(self) -> Ed25519PublicKey:
+        return Ed25519PublicKey.from_public_bytes(self.identity_key)
+
+    def encryption_key_at(self, now: dt.datetime) -> EncryptionKeyInfo | None:
+        """The newest encryption key valid at ``now``; senders encrypt to this one."""
+        valid = [k for k in self.encryption_keys if k.valid_at(now)]
+        return max(valid, key=lambda k: k.valid_from) if valid else None
+
+    def to_record(self) -> dict[str, object]:
+        return {
+            "node_id": self.node_id,
+            "country": self.country,
+            "roles": list(self.roles),
+            "display_name": self.display_name,
+            "identity_key": self.identity_key,
+            "encryption_keys": [
+                {
+                    "key_id": k.key_id,
+                    "public_key": k.public_key,
+                    "valid_from": k.valid_from,
+                    "valid_until": k.valid_until,
+                }
+                for k in self.encryption_keys
+            ],
+            "neighbours": list(self.neighbours),
+            "descriptor_version": self.descriptor_version,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> Descriptor:
+        keys = record["encryption_keys"]
+        assert isinstance(keys, list)
+        return cls(
+            node_id=str(record["node_id"]),
+            country=str(record["country"]),
+            roles=tuple(record["roles"]),  # type: ignore[arg-type]
+            display_name=str(record["display_name"]),
+            identity_key=bytes(record["identity_key"]),  # type: ignore[arg-type]
+            encryption_keys=tuple(
+                EncryptionKeyInfo(k["key_id"], k["public_key"], k["valid_from"], k["valid_until"])
+                for k in keys
+            ),
+            descriptor_version=int(record["descriptor_version"]),  # type: ignore[call-overload]
+            created_at=record["created_at"],  # type: ignore[arg-type]
+            neighbours=tuple(record.get("neighbours") or ()),  # type: ignore[call-overload]
+        )
+
+
+@dataclass(frozen=True)
+class SignedDescriptor:
+    """A descriptor with the exact bytes that were signed, so it can be passed on unchanged."""
+
+    descriptor: Descriptor
+    body: bytes
+    signature: bytes
+    raw: bytes
+
+    @property
+    def node_id(self) -> str:
+        return self.descriptor.node_id
+
+
+def issue_descriptor(
+    identity: IdentityKey, descriptor: Descriptor, registry: SchemaRegistry
+) -> SignedDescriptor:
+    """Sign ``descriptor`` with the node's own identity key."""
+    if descriptor.identity_key != identity.public_raw:
+        raise TrustError("the descriptor's identity key is not the signing key")
+    _check_descriptor(descriptor)
+    body = registry.encode(DESCRIPTOR_SCHEMA, descriptor.to_record())
+    signature = sign(identity, DESCRIPTOR_DOMAIN, body)
+    raw = registry.encode(SIGNED_DESCRIPTOR_SCHEMA, {"descriptor": body, "signature": signature})
+    return SignedDescriptor(descriptor, body, signature, raw)
+
+
+def verify_descriptor(raw: bytes, registry: SchemaRegistry) -> SignedDescriptor:
+    """Decode a descriptor file and check it is well formed and signed by the key it names."""
+    if len(raw) > MAX_DESCRIPTOR_BYTES:
+        raise TrustError(f"descriptor is {len(raw)} bytes; the limit is {MAX_DESCRIPTOR_BYTES}")
+    try:
+        wrapper = registry.decode(SIGNED_DESCRIPTOR_SCHEMA, raw)
+        record = registry.decode(DESCRIPTOR_SCHEMA, wrapper["descriptor"])
+    except CodecError as exc:
+        raise TrustError(f"not a node descriptor file ({exc.problem})") from exc
+    descriptor = Descriptor.from_record(record)
+    if len(descriptor.identity_key) != 32:
+        raise TrustError("identity key must be a 32-byte Ed25519 public key")
+    try:
+        verify(
+            descriptor.identity_public_key(),
+            DESCRIPTOR_DOMAIN,
+            wrapper["descriptor"],
+            wrapper["signature"],
+        )
+    except (CryptoFailure, ValueError) as exc:
+        raise TrustError(
+            f"signature of the descriptor for {descriptor.node_id!r} does not verify; "
+            "the file was altered or is not what the peer sent"
+        ) from exc
+    _check_descriptor(descriptor)
+    return SignedDescriptor(descriptor, wrapper["descriptor"], wrapper["signature"], raw)
+
+
+def _check_descriptor(d: Descriptor) -> None:
+    try:
+        validate_node_id(d.node_id)
+        validate_roles(d.roles)
+        for neighbour in d.neighbours:
+            validate_node_id(neighbour)
+    except InvalidIdentifier as exc:
+        raise TrustError(f"descriptor refused: {exc}") from exc
+    if d.country != country_of(d.node_id):
+        raise TrustError(f"country {d.country!r} does not match node id {d.node_id!r}")
+    if not d.display_name.strip():
+        raise TrustError("display name is empty")
+    if not d.encryption_keys:
+        raise TrustError("descriptor has no encryption key")
+    for k in d.encryption_keys:
+        if len(k.public_key) != 32:
+            raise TrustError(f"encryption key {k.key_id}: not a 32-byte X25519 public key")
+        if k.key_id != key_id(k.public_key):
+            raise TrustError(f"encryption key id {k.key_id} does not match its public key")
+        if k.valid_until <= k.valid_from:
+            raise TrustError(f"encryption key {k.key_id}: validity window is empty")
+    if d.descriptor_version < 1:
+        raise TrustError("descriptor version must be 1 or higher")
+
+
+class PeerChange(enum.Enum):
+    NEW = "new"
+    UPDATE = "update"
+    UNCHANGED = "unchanged"
+
+
+def decide_peer_add(
+    own_id: str, known: SignedDescriptor | None, incoming: SignedDescriptor
+) -> PeerChange:
+    """Whether a verified descriptor may enter the directory; raise :class:`TrustError` if not."""
+    new = incoming.descriptor
+    if new.node_id == own_id:
+        raise TrustError(f"{new.node_id!r} is this node's own id; a node is not its own peer")
+    if known is None:
+        return PeerChange.NEW
+    old = known.descriptor
+    if new.identity_key != old.identity_key:
+        raise TrustError(
+            f"refusing to replace the identity key of known peer {new.node_id!r}: known "
+            f"fingerprint {old.fingerprint}, file has {new.fingerprint}. If the peer really "
+            "changed its identity key, confirm it out of band, then run "
+            f"'xnode peers remove {new.node_id}' and add the new descriptor"
+        )
+    if new.descriptor_version < old.descriptor_version:
+        raise TrustError(
+            f"descriptor version {new.descriptor_version} of {new.node_id!r} is older than the "
+            f"known version {old.descriptor_version}"
+        )
+    if new.descriptor_version == old.descriptor_version:
+        if incoming.body != known.body:
+            raise TrustError(
+                f"{new.node_id!r} version {new.descriptor_version} differs from the known "
+                "descriptor of the same version; a changed descriptor needs a higher version"
+            )
+        return PeerChange.UNCHANGED
+    return PeerChange.UPDATE
+
+
+@dataclass(frozen=True)
+class PeerDirectory:
+    """Known peers by node id, plus the ids whose revocation has been received."""
+
+    peers: Mapping[str, Descriptor] = field(default_factory=dict)
+    revoked: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, descriptors: Iterable[Descriptor], revoked: Iterable[str] = ()) -> PeerDirectory:
+        return cls({d.node_id: d for d in descriptors}, frozenset(revoked))
+
+    def get(self, node_id: str) -> Descriptor | None:
+        return self.peers.get(node_id)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.peers
+
+    def __len__(self) -> int:
+        return len(self.peers)
