@@ -185,6 +185,7 @@ class SchemaRegistry:
             raise KeyError(f"unknown schema {name!r}")
         standalone = standalone_schema(name, self._named)
         parsed = parse_schema(standalone, _write_hint=False)
+        assert isinstance(parsed, dict)
         canonical = to_parsing_canonical_form(parsed)
         return SchemaInfo(name, standalone, parsed, canonical, fingerprint_of(canonical))
 
@@ -360,9 +361,7 @@ def _default_value(schema: AvroSchema, default: Any, named: Mapping[str, Any]) -
     return default
 
 
-def _union_from_json(
-    branches: list[Any], value: Any, path: str, named: Mapping[str, Any]
-) -> Any:
+def _union_from_json(branches: list[Any], value: Any, path: str, named: Mapping[str, Any]) -> Any:
     if value is None:
         if "null" in branches:
             return None
@@ -459,7 +458,9 @@ def _logical_from_json(logical: str, kind: str, value: Any, path: str) -> Any:
         try:
             return str(uuid.UUID(value))
         except ValueError as exc:
-            raise CodecError(path, "expected a UUID, e.g. 0192f3a4-5b6c-7d8e-9f00-112233445566") from exc
+            raise CodecError(
+                path, "expected a UUID, e.g. 0192f3a4-5b6c-7d8e-9f00-112233445566"
+            ) from exc
     return NotImplemented
 
 
@@ -493,7 +494,9 @@ def _to_json(schema: AvroSchema, value: Any, named: Mapping[str, Any]) -> JsonVa
     if isinstance(value, uuid.UUID):
         return str(value)
     if kind in ("record", "error"):
-        return {f["name"]: _to_json(f["type"], value.get(f["name"]), named) for f in schema["fields"]}
+        return {
+            f["name"]: _to_json(f["type"], value.get(f["name"]), named) for f in schema["fields"]
+        }
     if kind == "array":
         return [_to_json(schema["items"], v, named) for v in value]
     if kind == "map":

@@ -253,9 +253,7 @@ def seal(
     )
     header_bytes = registry.encode(HEADER_SCHEMA, header.to_record())
     plaintext = registry.encode(schema.name, payload)
-    ciphertext = primitives.aead_encrypt(
-        content_key, header.payload_nonce, plaintext, header_bytes
-    )
+    ciphertext = primitives.aead_encrypt(content_key, header.payload_nonce, plaintext, header_bytes)
     unsigned = registry.encode(
         ENVELOPE_SCHEMA,
         {"header": header.to_record(), "ciphertext": ciphertext, "signature": b""},
@@ -346,9 +344,7 @@ def check_age(header: Header, now: dt.datetime, max_skew: dt.timedelta) -> None:
         raise EnvelopeError("expired", f"expired at {_fmt(header.expires_at)}")
 
 
-def decrypt(
-    parsed: ParsedEnvelope, own_id: str, own_keys: Mapping[str, EncryptionKey]
-) -> bytes:
+def decrypt(parsed: ParsedEnvelope, own_id: str, own_keys: Mapping[str, EncryptionKey]) -> bytes:
     """Find this node's recipient entry, unwrap the content key and decrypt the payload."""
     entries = [r for r in parsed.header.recipients if r["node_id"] == own_id]
     if not entries:

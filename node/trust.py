@@ -16,6 +16,7 @@ import datetime as dt
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -97,22 +98,22 @@ class Descriptor:
         }
 
     @classmethod
-    def from_record(cls, record: Mapping[str, object]) -> Descriptor:
+    def from_record(cls, record: Mapping[str, Any]) -> Descriptor:
         keys = record["encryption_keys"]
         assert isinstance(keys, list)
         return cls(
             node_id=str(record["node_id"]),
             country=str(record["country"]),
-            roles=tuple(record["roles"]),  # type: ignore[arg-type]
+            roles=tuple(record["roles"]),
             display_name=str(record["display_name"]),
-            identity_key=bytes(record["identity_key"]),  # type: ignore[arg-type]
+            identity_key=bytes(record["identity_key"]),
             encryption_keys=tuple(
                 EncryptionKeyInfo(k["key_id"], k["public_key"], k["valid_from"], k["valid_until"])
                 for k in keys
             ),
-            descriptor_version=int(record["descriptor_version"]),  # type: ignore[call-overload]
-            created_at=record["created_at"],  # type: ignore[arg-type]
-            neighbours=tuple(record.get("neighbours") or ()),  # type: ignore[call-overload]
+            descriptor_version=int(record["descriptor_version"]),
+            created_at=record["created_at"],
+            neighbours=tuple(record.get("neighbours") or ()),
         )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 PRIVATE_MODE = 0o600
 _ENCRYPTED_MARKER = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
-_K = TypeVar("_K", Ed25519PrivateKey, X25519PrivateKey)
 
 
 class KeyFileError(Exception):
@@ -58,8 +56,26 @@ def is_passphrase_protected(path: Path) -> bool:
     return path.read_bytes().lstrip().startswith(_ENCRYPTED_MARKER)
 
 
-def load_private_key(path: Path, expected: type[_K], passphrase: bytes | None) -> _K:
-    """Load a private key of type ``expected`` or raise :class:`KeyFileError` saying why not."""
+def load_identity_key(path: Path, passphrase: bytes | None) -> Ed25519PrivateKey:
+    key = _load_private_key(path, passphrase)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: holds a {_algorithm(key)} key; expected Ed25519")
+    return key
+
+
+def load_encryption_key(path: Path, passphrase: bytes | None) -> X25519PrivateKey:
+    key = _load_private_key(path, passphrase)
+    if not isinstance(key, X25519PrivateKey):
+        raise KeyFileError(f"{path}: holds a {_algorithm(key)} key; expected X25519")
+    return key
+
+
+def _algorithm(key: object) -> str:
+    return type(key).__name__.removesuffix("PrivateKey").lstrip("_")
+
+
+def _load_private_key(path: Path, passphrase: bytes | None) -> object:
+    """Load any private key or raise :class:`KeyFileError` saying why not."""
     try:
         info = path.stat()
     except FileNotFoundError as exc:
@@ -87,9 +103,4 @@ def load_private_key(path: Path, expected: type[_K], passphrase: bytes | None) -
         raise KeyFileError(f"{path}: corrupt key file (not a PEM PKCS#8 private key)") from exc
     except Exception as exc:  # unsupported algorithms and malformed DER raise other types
         raise KeyFileError(f"{path}: corrupt key file ({type(exc).__name__})") from exc
-    if not isinstance(key, expected):
-        raise KeyFileError(
-            f"{path}: holds a {type(key).__name__.removesuffix('PrivateKey')} key; "
-            f"expected {expected.__name__.removesuffix('PrivateKey')}"
-        )
     return key

@@ -1,0 +1,454 @@
+"""``xnode`` command line: node set-up, keys, peers and offline envelopes.
+
+Exit status: 0 success, 1 the operation was refused or failed (one line on stderr says why),
+2 the command line itself was wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from node import envelope
+from node.codec import (
+    CodecError,
+    SchemaError,
+    SchemaRegistry,
+    default_registry,
+    format_timestamp,
+)
+from node.config import ConfigError
+from node.crypto.keyfile import KeyFileError
+from node.nodedir import NodeDir, NodeDirError, read_passphrase
+from node.routing.ids import ROLES, InvalidIdentifier, parse_id_list
+from node.trust import (
+    PeerChange,
+    PeerDirectory,
+    SignedDescriptor,
+    TrustError,
+    decide_peer_add,
+    verify_descriptor,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandFailed(Exception):
+    """A command could not do what was asked; the message is the one line shown to the user."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _read_json_file(path: Path) -> Any:
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise CommandFailed(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandFailed(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CommandFailed(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def _descriptor_summary(signed: SignedDescriptor) -> dict[str, Any]:
+    d = signed.descriptor
+    return {
+        "node_id": d.node_id,
+        "display_name": d.display_name,
+        "country": d.country,
+        "roles": list(d.roles),
+        "descriptor_version": d.descriptor_version,
+        "identity_key_id": d.identity_key_id,
+        "fingerprint": d.fingerprint,
+        "encryption_keys": [
+            {
+                "key_id": k.key_id,
+                "valid_from": format_timestamp(k.valid_from),
+                "valid_until": format_timestamp(k.valid_until),
+            }
+            for k in d.encryption_keys
+        ],
+    }
+
+
+# -- init / keys ---------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    roles = tuple(r.strip() for r in args.roles.split(",") if r.strip())
+    node_dir = NodeDir(args.dir)
+    passphrase = read_passphrase(args.passphrase_file)
+    name = args.name or args.id
+    signed = node_dir.create(
+        registry,
+        node_id=args.id,
+        roles=roles,
+        name=name,
+        now=_now(),
+        passphrase=passphrase,
+        key_valid_days=args.key_valid_days,
+    )
+    d = signed.descriptor
+    print(f"Created node {d.node_id} ({name}) in {args.dir}")
+    print(f"  roles:       {', '.join(d.roles)}")
+    print(f"  identity:    {d.identity_key_id}")
+    print(f"  fingerprint: {d.fingerprint}")
+    print(f"  keys:        {'passphrase-protected' if passphrase else 'NOT passphrase-protected'}")
+    print(f"Share your descriptor with: xnode peers export --dir {args.dir} --out FILE")
+    return EXIT_OK
+
+
+def cmd_keys_show(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    signed = node_dir.own_descriptor(registry)
+    summary = _descriptor_summary(signed)
+    keys_dir = node_dir.keys_path
+    summary["key_files"] = sorted(p.name for p in keys_dir.glob("*.key"))
+    if args.json:
+        _print_json(summary)
+        return EXIT_OK
+    now = _now()
+    print(f"Node {config.node.id} ({config.node.name})")
+    print(f"  identity key (Ed25519) {summary['identity_key_id']}")
+    print(f"    fingerprint {summary['fingerprint']}")
+    for key in signed.descriptor.encryption_keys:
+        state = "valid" if key.valid_at(now) else "not valid now"
+        print(
+            f"  encryption key (X25519) {key.key_id}  {key.valid_from:%Y-%m-%d} .. "
+            f"{key.valid_until:%Y-%m-%d}  ({state})"
+        )
+    return EXIT_OK
+
+
+# -- peers -----------------------------------------------------------------------------------
+
+
+def cmd_peers_export(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    signed = NodeDir(args.dir).own_descriptor(registry)
+    if args.out is None:
+        sys.stdout.buffer.write(signed.raw)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    args.out.write_bytes(signed.raw)
+    print(f"Wrote descriptor of {signed.node_id} to {args.out}")
+    print(f"  fingerprint: {signed.descriptor.fingerprint}")
+    print("Give the file to the peer and read the fingerprint to them over another channel.")
+    return EXIT_OK
+
+
+def _confirm(question: str, assume_yes: bool) -> None:
+    if assume_yes:
+        return
+    if not sys.stdin.isatty():
+        raise CommandFailed("not confirmed: compare the fingerprint, then run again with --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise CommandFailed("not confirmed; nothing changed")
+
+
+def cmd_peers_add(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    incoming = verify_descriptor(_read_bytes(args.file), registry)
+    d = incoming.descriptor
+    print(f"Descriptor of {d.node_id} ({d.display_name}), version {d.descriptor_version}")
+    print(f"  roles:       {', '.join(d.roles)}")
+    print(f"  fingerprint: {d.fingerprint}")
+    known = node_dir.peers(registry).get(d.node_id)
+    change = decide_peer_add(config.node.id, known, incoming)  # refuse before asking
+    if change is PeerChange.UNCHANGED:
+        print("Already known with this exact descriptor; nothing changed.")
+        return EXIT_OK
+    _confirm("Does this fingerprint match the one the peer gave you?", args.yes)
+    node_dir.add_peer(registry, config.node.id, incoming)
+    verb = "Added" if change is PeerChange.NEW else "Updated"
+    print(f"{verb} peer {d.node_id}.")
+    return EXIT_OK
+
+
+def cmd_peers_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    peers = NodeDir(args.dir).peers(registry)
+    if args.json:
+        _print_json([_descriptor_summary(p) for p in peers.values()])
+        return EXIT_OK
+    if not peers:
+        print("No peers yet. Add one with: xnode peers add --dir DIR FILE")
+        return EXIT_OK
+    for signed in peers.values():
+        d = signed.descriptor
+        print(
+            f"{d.node_id:<32} v{d.descriptor_version:<3} {','.join(d.roles):<28} {d.display_name}"
+        )
+        print(f"{'':<32} fingerprint {d.fingerprint}")
+    return EXIT_OK
+
+
+def cmd_peers_remove(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    known = node_dir.peers(registry).get(args.node_id)
+    if known is None:
+        raise CommandFailed(f"{args.node_id} is not a known peer")
+    _confirm(f"Remove peer {args.node_id} ({known.descriptor.fingerprint})?", args.yes)
+    node_dir.remove_peer(args.node_id)
+    print(f"Removed peer {args.node_id}.")
+    return EXIT_OK
+
+
+# -- envelopes -------------------------------------------------------------------------------
+
+
+def cmd_envelope_seal(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    peers = node_dir.peers(registry)
+    recipients = []
+    for node_id in parse_id_list(args.to):
+        if node_id not in peers:
+            known = ", ".join(sorted(peers)) or "none"
+            raise CommandFailed(f"unknown recipient {node_id}; known peers: {known}")
+        recipients.append(peers[node_id].descriptor)
+    schema_name = envelope.payload_schema_name(registry, args.schema)
+    payload = registry.from_json(schema_name, _read_json_file(args.input), "payload")
+    keys = node_dir.load_keys(registry, node_dir.passphrase(config))
+    now = _now()
+    ttl = dt.timedelta(days=args.ttl_days or config.envelope.default_ttl_days)
+    sealed = envelope.seal(
+        registry,
+        identity=keys.identity,
+        sender_id=config.node.id,
+        kind=args.kind,
+        schema_name=schema_name,
+        payload=payload,
+        recipients=recipients,
+        now=now,
+        expires_at=now + ttl,
+        thread_id=args.thread,
+        in_reply_to=args.reply_to,
+        priority=args.priority,
+        max_bytes=config.envelope.max_bytes,
+    )
+    args.out.write_bytes(sealed.data)
+    print(f"Sealed {sealed.message_id} ({len(sealed.data)} bytes) to {args.out}")
+    print(f"  kind {args.kind}, to {', '.join(r.node_id for r in recipients)}")
+    print(f"  sha256 {sealed.sha256.hex()}")
+    return EXIT_OK
+
+
+def cmd_envelope_inspect(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    data = _read_bytes(args.file)
+    parsed = envelope.parse(registry, data, max_bytes=max(len(data), 1))
+    result: dict[str, Any] = {
+        "header": envelope.header_json(registry, parsed.header),
+        "size": len(data),
+        "sha256": parsed.sha256.hex(),
+    }
+    status = EXIT_OK
+    if args.dir is None:
+        result["signature"] = {"status": "not checked", "detail": "give --dir to verify"}
+    else:
+        node_dir = NodeDir(args.dir)
+        known = [s.descriptor for s in node_dir.peers(registry).values()]
+        known.append(node_dir.own_descriptor(registry).descriptor)
+        try:
+            sender = envelope.verify_sender(parsed, PeerDirectory.of(known))
+        except envelope.EnvelopeError as exc:
+            result["signature"] = {"status": exc.reason, "detail": exc.detail}
+            status = EXIT_FAILED
+        else:
+            result["signature"] = {
+                "status": "valid",
+                "signer": sender.node_id,
+                "fingerprint": sender.fingerprint,
+            }
+    _print_json(result)
+    return status
+
+
+def cmd_envelope_open(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    data = _read_bytes(args.file)
+    peers = node_dir.peer_directory(registry)
+    keys = node_dir.load_keys(registry, node_dir.passphrase(config))
+    opened = envelope.open_envelope(
+        registry,
+        data,
+        own_id=config.node.id,
+        own_keys=keys.encryption,
+        peers=peers,
+        now=_now(),
+        max_skew=dt.timedelta(seconds=config.envelope.clock_skew_seconds),
+        max_bytes=config.envelope.max_bytes,
+    )
+    header = opened.header
+    _print_json(
+        {
+            "verified_sender": opened.sender.node_id,
+            "sender_fingerprint": opened.sender.fingerprint,
+            "message_id": header.message_id,
+            "kind": header.kind,
+            "thread_id": header.thread_id,
+            "in_reply_to": header.in_reply_to,
+            "priority": header.priority,
+            "created_at": format_timestamp(header.created_at),
+            "expires_at": format_timestamp(header.expires_at),
+            "payload_schema": opened.payload_schema.name,
+            "payload": registry.to_json(opened.payload_schema.name, opened.payload),
+        }
+    )
+    return EXIT_OK
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+def _version() -> str:
+    try:
+        return metadata.version("xnode")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xnode",
+        description="Secure information-exchange node: signed, end-to-end encrypted messages.",
+    )
+    parser.add_argument("--version", action="version", version=f"xnode {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def node_dir_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dir", type=Path, required=True, help="node directory")
+
+    p = sub.add_parser("init", help="create a node: keys, configuration, signed descriptor")
+    p.add_argument("--dir", type=Path, required=True, help="new node directory")
+    p.add_argument("--id", required=True, help="node id <country>-<agency>, e.g. zm-police")
+    p.add_argument("--roles", required=True, help=f"comma-separated, from: {', '.join(ROLES)}")
+    p.add_argument("--name", help="display name shown to peers (default: the node id)")
+    p.add_argument(
+        "--passphrase-file",
+        help="protect private keys with the passphrase in this file "
+        "(default: XNODE_KEY_PASSPHRASE if set, else no passphrase)",
+    )
+    p.add_argument("--key-valid-days", type=int, default=365, help="encryption key validity")
+    p.set_defaults(handler=cmd_init)
+
+    keys = sub.add_parser("keys", help="show this node's keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    p = keys.add_parser("show", help="key ids, fingerprints and validity of this node's keys")
+    node_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_keys_show)
+
+    peers = sub.add_parser("peers", help="exchange and manage peer descriptors").add_subparsers(
+        dest="peers_command", required=True, metavar="ACTION"
+    )
+    p = peers.add_parser("export", help="write this node's signed descriptor")
+    node_dir_arg(p)
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.set_defaults(handler=cmd_peers_export)
+    p = peers.add_parser("add", help="verify a peer's descriptor file and trust it")
+    node_dir_arg(p)
+    p.add_argument("file", type=Path, help="descriptor file from the peer")
+    p.add_argument("--yes", action="store_true", help="the fingerprint was checked; do not ask")
+    p.set_defaults(handler=cmd_peers_add)
+    p = peers.add_parser("list", help="known peers with their fingerprints")
+    node_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_peers_list)
+    p = peers.add_parser("remove", help="forget a peer")
+    node_dir_arg(p)
+    p.add_argument("node_id", help="peer node id")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(handler=cmd_peers_remove)
+
+    env = sub.add_parser("envelope", help="seal, inspect and open envelope files offline")
+    env_sub = env.add_subparsers(dest="envelope_command", required=True, metavar="ACTION")
+    p = env_sub.add_parser("seal", help="sign and encrypt a JSON payload into an envelope file")
+    node_dir_arg(p)
+    p.add_argument("--kind", required=True, choices=envelope.KINDS, help="message family")
+    p.add_argument("--to", required=True, help="recipient node ids, comma-separated")
+    p.add_argument("--in", dest="input", type=Path, required=True, help="payload JSON file")
+    p.add_argument("--out", type=Path, required=True, help="envelope file to write")
+    p.add_argument("--schema", default="CaseUpdate", help="payload schema (default CaseUpdate)")
+    p.add_argument("--thread", help="thread (case) id; default: a new thread")
+    p.add_argument("--reply-to", help="message id this answers")
+    p.add_argument("--priority", default="normal", choices=envelope.PRIORITIES)
+    p.add_argument("--ttl-days", type=int, help="days until expiry (default from node.toml)")
+    p.set_defaults(handler=cmd_envelope_seal)
+    p = env_sub.add_parser(
+        "inspect", help="print the header and check the signature; no decryption"
+    )
+    p.add_argument("file", type=Path)
+    p.add_argument("--dir", type=Path, help="node directory whose peers verify the signature")
+    p.set_defaults(handler=cmd_envelope_inspect)
+    p = env_sub.add_parser(
+        "open", help="verify, decrypt and print an envelope addressed to this node"
+    )
+    node_dir_arg(p)
+    p.add_argument("file", type=Path)
+    p.set_defaults(handler=cmd_envelope_open)
+    return parser
+
+
+_EXPECTED_FAILURES = (
+    CommandFailed,
+    NodeDirError,
+    KeyFileError,
+    TrustError,
+    ConfigError,
+    InvalidIdentifier,
+    envelope.SealError,
+    CodecError,
+    SchemaError,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace, SchemaRegistry], int] = args.handler
+    try:
+        return handler(args, default_registry())
+    except envelope.EnvelopeError as exc:
+        print(f"xnode: refused: {exc.reason}: {exc.detail}", file=sys.stderr)
+    except _EXPECTED_FAILURES as exc:
+        print(f"xnode: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("xnode: interrupted", file=sys.stderr)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not an error of ours; keep Python quiet at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Node configuration: one TOML file per node, every setting overridable from the environment.
+
+``XNODE_<SECTION>_<KEY>`` overrides ``[section] key`` (e.g. ``XNODE_ENVELOPE_MAX_BYTES=2097152``),
+so containers and systemd units can adjust a node without editing its file. Lists are written
+comma-separated in the environment. Unknown sections or keys are errors: a mistyped setting
+that silently does nothing is worse than a node that refuses to start.
+
+Pure: :func:`parse_config` takes the file text and an environment mapping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.routing.ids import InvalidIdentifier, validate_node_id, validate_roles
+
+ENV_PREFIX = "XNODE_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """Who this node is."""
+
+    id: str = field(metadata={"doc": "Node id <country>-<agency>, e.g. zm-police."})
+    name: str = field(metadata={"doc": "Display name shown to peers."})
+    roles: tuple[str, ...] = field(metadata={"doc": "Roles from DESIGN section 3."})
+
+
+def _setting(default: Any, doc: str) -> Any:
+    """A settings field whose doc becomes the comment above it in a rendered node.toml."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """Key handling."""
+
+    encryption_valid_days: int = _setting(365, "Validity of newly generated encryption keys.")
+    passphrase_file: str = _setting(
+        "", "File whose first line is the key passphrase; empty: XNODE_KEY_PASSPHRASE or none."
+    )
+
+
+@dataclass(frozen=True)
+class EnvelopeSettings:
+    """Limits applied when sealing and opening envelopes."""
+
+    max_bytes: int = _setting(
+        1024 * 1024, "Largest envelope sealed or accepted (Kafka's default limit is ~1 MiB)."
+    )
+    clock_skew_seconds: int = _setting(
+        300, "How far in the future an envelope's creation time may lie."
+    )
+    default_ttl_days: int = _setting(30, "Expiry of a sealed envelope unless the sender sets one.")
+
+
+@dataclass(frozen=True)
+class Config:
+    node: NodeSettings
+    keys: KeySettings = field(default_factory=KeySettings)
+    envelope: EnvelopeSettings = field(default_factory=EnvelopeSettings)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "node": NodeSettings,
+    "keys": KeySettings,
+    "envelope": EnvelopeSettings,
+}
+
+
+def _coerce(setting: str, declared: Any, value: Any, from_env: bool) -> Any:
+    kind = str(declared)
+    if "tuple" in kind:
+        if from_env:
+            value = [v.strip() for v in str(value).split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{setting}: expected a list of strings")
+        return tuple(value)
+    if kind == "int":
+        if from_env:
+            try:
+                value = int(value)
+            except ValueError as exc:
+                raise ConfigError(f"{setting}: expected an integer, got {value!r}") from exc
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{setting}: expected an integer")
+        return value
+    if not isinstance(value, str):
+        raise ConfigError(f"{setting}: expected a string")
+    return value
+
+
+def parse_config(
+    text: str, env: Mapping[str, str] | None = None, source: str = "node.toml"
+) -> Config:
+    """Parse ``node.toml`` text, apply ``XNODE_*`` overrides, validate."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    sections: dict[str, dict[str, Any]] = {}
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{name}]")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {name} must be a table")
+        sections[name] = dict(value)
+    built: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        given = sections.get(name, {})
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in given:
+            if key not in fields:
+                raise ConfigError(f"{source}: unknown setting {name}.{key}")
+        values: dict[str, Any] = {}
+        for key, f in fields.items():
+            setting = f"{name}.{key}"
+            env_name = f"{ENV_PREFIX}{name}_{key}".upper()
+            if env is not None and env_name in env:
+                values[key] = _coerce(f"{env_name}", f.type, env[env_name], from_env=True)
+            elif key in given:
+                values[key] = _coerce(f"{source}: {setting}", f.type, given[key], from_env=False)
+        try:
+            built[name] = cls(**values)
+        except TypeError as exc:
+            missing = [k for k, f in fields.items() if k not in values and _required(f)]
+            raise ConfigError(f"{source}: missing setting {name}.{missing[0]}") from exc
+    config = Config(**built)
+    _validate(config, source)
+    return config
+
+
+def _required(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _validate(config: Config, source: str) -> None:
+    try:
+        validate_node_id(config.node.id)
+        validate_roles(config.node.roles)
+    except InvalidIdentifier as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    for setting, value, low in (
+        ("keys.encryption_valid_days", config.keys.encryption_valid_days, 1),
+        ("envelope.max_bytes", config.envelope.max_bytes, 1024),
+        ("envelope.clock_skew_seconds", config.envelope.clock_skew_seconds, 0),
+        ("envelope.default_ttl_days", config.envelope.default_ttl_days, 1),
+    ):
+        if value < low:
+            raise ConfigError(f"{source}: {setting} must be at least {low}")
+
+
+def render_config(config: Config) -> str:
+    """Write a config back as commented TOML (used by ``xnode init``)."""
+    lines = [
+        "# xnode node configuration. Every setting can be overridden by an environment",
+        "# variable XNODE_<SECTION>_<KEY>, e.g. XNODE_ENVELOPE_MAX_BYTES=2097152.",
+    ]
+    for name, cls in _SECTIONS.items():
+        section = getattr(config, name)
+        lines += ["", f"[{name}]"]
+        for f in dataclasses.fields(cls):
+            if "doc" in f.metadata:
+                lines.append(f"# {f.metadata['doc']}")
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic strings
+    return str(value)

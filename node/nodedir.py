@@ -1,0 +1,250 @@
+"""A node's directory on disk: configuration, private keys, its own descriptor and its peers.
+
+Layout (created by ``xnode init``)::
+
+    DIR/                        0700
+      node.toml                 configuration (no secrets)
+      descriptor.xnd            this node's signed descriptor (public; what `peers export` writes)
+      keys/                     0700
+        identity.key            Ed25519, PKCS#8 PEM, 0600
+        encryption-<keyid>.key  X25519, PKCS#8 PEM, 0600 (one per encryption key, old ones kept
+                                until their window ends so older messages stay readable)
+      peers/
+        <node-id>.xnd           verified peer descriptors, exactly as received
+
+This is the imperative shell around :mod:`node.trust` and :mod:`node.crypto`: it reads and
+writes files and decides nothing itself. Peer files are verified again on every load, so a
+descriptor edited on disk is refused, not trusted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.codec import SchemaRegistry
+from node.config import Config, KeySettings, NodeSettings, parse_config, render_config
+from node.crypto.keyfile import (
+    KeyFileError,
+    load_encryption_key,
+    load_identity_key,
+    write_private_key,
+)
+from node.crypto.keys import EncryptionKey, IdentityKey
+from node.routing.ids import country_of, validate_node_id, validate_roles
+from node.trust import (
+    Descriptor,
+    EncryptionKeyInfo,
+    PeerChange,
+    PeerDirectory,
+    SignedDescriptor,
+    TrustError,
+    decide_peer_add,
+    issue_descriptor,
+    verify_descriptor,
+)
+
+CONFIG_FILE = "node.toml"
+DESCRIPTOR_FILE = "descriptor.xnd"
+DESCRIPTOR_SUFFIX = ".xnd"
+PASSPHRASE_ENV = "XNODE_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
+
+
+class NodeDirError(Exception):
+    """The node directory is missing, incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class NodeKeys:
+    identity: IdentityKey
+    encryption: Mapping[str, EncryptionKey]
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename: readers never see half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class NodeDir:
+    """Files of one node. Constructing it touches nothing; each method does one file task."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def keys_path(self) -> Path:
+        return self.path / "keys"
+
+    @property
+    def peers_path(self) -> Path:
+        return self.path / "peers"
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    # -- creation --------------------------------------------------------------------------
+
+    def create(
+        self,
+        registry: SchemaRegistry,
+        *,
+        node_id: str,
+        roles: tuple[str, ...],
+        name: str,
+        now: dt.datetime,
+        passphrase: bytes | None,
+        key_valid_days: int = KeySettings.encryption_valid_days,
+    ) -> SignedDescriptor:
+        """Generate keys, write config and the signed descriptor. Refuses an existing node."""
+        validate_node_id(node_id)
+        validate_roles(roles)
+        if self.exists() or (self.keys_path / "identity.key").exists():
+            raise NodeDirError(f"{self.path} already holds a node; refusing to overwrite it")
+        if self.path.exists() and any(self.path.iterdir()):
+            raise NodeDirError(f"{self.path} is not empty; choose a new directory")
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.keys_path.mkdir(mode=0o700)
+        self.peers_path.mkdir(mode=0o755)
+
+        identity = IdentityKey.generate()
+        encryption = EncryptionKey.generate()
+        write_private_key(self.keys_path / "identity.key", identity.private, passphrase)
+        write_private_key(
+            self._encryption_key_file(encryption.key_id), encryption.private, passphrase
+        )
+
+        descriptor = Descriptor(
+            node_id=node_id,
+            country=country_of(node_id),
+            roles=roles,
+            display_name=name,
+            identity_key=identity.public_raw,
+            encryption_keys=(
+                EncryptionKeyInfo(
+                    encryption.key_id,
+                    encryption.public_raw,
+                    valid_from=now,
+                    valid_until=now + dt.timedelta(days=key_valid_days),
+                ),
+            ),
+            descriptor_version=1,
+            created_at=now,
+        )
+        signed = issue_descriptor(identity, descriptor, registry)
+        write_atomically(self.path / DESCRIPTOR_FILE, signed.raw)
+        config = Config(
+            node=NodeSettings(id=node_id, name=name, roles=roles),
+            keys=KeySettings(encryption_valid_days=key_valid_days),
+        )
+        write_atomically(self.config_path, render_config(config).encode("utf-8"))
+        return signed
+
+    def _encryption_key_file(self, key_id: str) -> Path:
+        return self.keys_path / f"encryption-{key_id}.key"
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load_config(self, env: Mapping[str, str] | None = None) -> Config:
+        if not self.exists():
+            raise NodeDirError(f"{self.path}: no node here (missing {CONFIG_FILE}); run xnode init")
+        text = self.config_path.read_text("utf-8")
+        return parse_config(text, env if env is not None else os.environ, str(self.config_path))
+
+    def own_descriptor(self, registry: SchemaRegistry) -> SignedDescriptor:
+        path = self.path / DESCRIPTOR_FILE
+        try:
+            return verify_descriptor(path.read_bytes(), registry)
+        except FileNotFoundError as exc:
+            raise NodeDirError(f"{path}: missing; the node directory is incomplete") from exc
+        except TrustError as exc:
+            raise NodeDirError(f"{path}: {exc}") from exc
+
+    def passphrase(self, config: Config, env: Mapping[str, str] | None = None) -> bytes | None:
+        """The key passphrase from ``keys.passphrase_file`` or ``XNODE_KEY_PASSPHRASE``."""
+        return read_passphrase(config.keys.passphrase_file or None, env)
+
+    def load_keys(self, registry: SchemaRegistry, passphrase: bytes | None) -> NodeKeys:
+        """Private keys, checked against the node's own descriptor so a swapped file is caught."""
+        descriptor = self.own_descriptor(registry).descriptor
+        identity = IdentityKey(load_identity_key(self.keys_path / "identity.key", passphrase))
+        if identity.public_raw != descriptor.identity_key:
+            raise NodeDirError(f"{self.keys_path / 'identity.key'}: does not match the descriptor")
+        encryption: dict[str, EncryptionKey] = {}
+        for info in descriptor.encryption_keys:
+            path = self._encryption_key_file(info.key_id)
+            key = EncryptionKey(load_encryption_key(path, passphrase))
+            if key.public_raw != info.public_key:
+                raise NodeDirError(f"{path}: does not match the descriptor")
+            encryption[key.key_id] = key
+        return NodeKeys(identity, encryption)
+
+    # -- peers -----------------------------------------------------------------------------
+
+    def _peer_file(self, node_id: str) -> Path:
+        return self.peers_path / f"{validate_node_id(node_id)}{DESCRIPTOR_SUFFIX}"
+
+    def peers(self, registry: SchemaRegistry) -> dict[str, SignedDescriptor]:
+        """Every stored peer, each verified again; a file that fails is an error, not skipped."""
+        found: dict[str, SignedDescriptor] = {}
+        if not self.peers_path.is_dir():
+            return found
+        for path in sorted(self.peers_path.glob(f"*{DESCRIPTOR_SUFFIX}")):
+            try:
+                signed = verify_descriptor(path.read_bytes(), registry)
+            except TrustError as exc:
+                raise NodeDirError(f"{path}: {exc}") from exc
+            if path.name != f"{signed.node_id}{DESCRIPTOR_SUFFIX}":
+                raise NodeDirError(f"{path}: holds the descriptor of {signed.node_id!r}")
+            found[signed.node_id] = signed
+        return found
+
+    def peer_directory(self, registry: SchemaRegistry) -> PeerDirectory:
+        return PeerDirectory.of(s.descriptor for s in self.peers(registry).values())
+
+    def add_peer(
+        self, registry: SchemaRegistry, own_id: str, incoming: SignedDescriptor
+    ) -> PeerChange:
+        known = self.peers(registry).get(incoming.node_id)
+        change = decide_peer_add(own_id, known, incoming)
+        if change is not PeerChange.UNCHANGED:
+            self.peers_path.mkdir(exist_ok=True)
+            write_atomically(self._peer_file(incoming.node_id), incoming.raw)
+        return change
+
+    def remove_peer(self, node_id: str) -> bool:
+        path = self._peer_file(node_id)
+        if not path.exists():
+            return False
+        path.unlink()
+        return True
+
+
+def read_passphrase(
+    passphrase_file: str | None, env: Mapping[str, str] | None = None
+) -> bytes | None:
+    """First line of ``passphrase_file``, else ``XNODE_KEY_PASSPHRASE``, else no passphrase."""
+    if passphrase_file:
+        try:
+            line = Path(passphrase_file).read_text("utf-8").splitlines()
+        except OSError as exc:
+            raise KeyFileError(
+                f"{passphrase_file}: cannot read passphrase file ({exc.strerror})"
+            ) from exc
+        if not line or not line[0]:
+            raise KeyFileError(f"{passphrase_file}: passphrase file is empty")
+        return line[0].encode("utf-8")
+    value = (env if env is not None else os.environ).get(PASSPHRASE_ENV)
+    return value.encode("utf-8") if value else None
