@@ -325,6 +325,14 @@ def cmd_envelope_open(args: argparse.Namespace, registry: SchemaRegistry) -> int
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    from node.demo import run_demo
+
+    if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
+        raise CommandFailed(f"{args.dir} is not empty; give a new directory for the demo")
+    return run_demo(registry, _now(), args.dir)
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -415,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     node_dir_arg(p)
     p.add_argument("file", type=Path)
     p.set_defaults(handler=cmd_envelope_open)
+
+    p = sub.add_parser("demo", help="play a short scripted exchange between four agencies")
+    p.add_argument("--dir", type=Path, help="keep the demo's nodes here (default: a temp dir)")
+    p.set_defaults(handler=cmd_demo)
     return parser
 
 

@@ -184,7 +184,8 @@ class SchemaRegistry:
         if name not in self._named:
             raise KeyError(f"unknown schema {name!r}")
         standalone = standalone_schema(name, self._named)
-        parsed = parse_schema(standalone, _write_hint=False)
+        # The write hint marks the schema as parsed, so fastavro does not re-parse per record.
+        parsed = parse_schema(standalone)
         assert isinstance(parsed, dict)
         canonical = to_parsing_canonical_form(parsed)
         return SchemaInfo(name, standalone, parsed, canonical, fingerprint_of(canonical))
@@ -538,6 +539,21 @@ def _matches(schema: AvroSchema, value: Any, named: Mapping[str, Any]) -> bool:
     if check is None:
         return _matches(_resolve(kind, named), value, named)
     return bool(check(value))
+
+
+def avro_bytes(value: bytes) -> bytes:
+    """Avro's encoding of a ``bytes`` value: zig-zag varint length, then the bytes.
+
+    Spelled out because the envelope's signed bytes are defined in terms of it (schemas/README.md)
+    and because building them from parts avoids encoding the header twice per message.
+    """
+    n = len(value) << 1  # zig-zag of a non-negative length
+    prefix = bytearray()
+    while n > 0x7F:
+        prefix.append(n & 0x7F | 0x80)
+        n >>= 7
+    prefix.append(n)
+    return bytes(prefix) + value
 
 
 def timestamp_millis(value: dt.datetime) -> int:

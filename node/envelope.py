@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node.codec import CodecError, SchemaInfo, SchemaRegistry
+from node.codec import CodecError, SchemaInfo, SchemaRegistry, avro_bytes
 from node.crypto import primitives
 from node.crypto.keys import EncryptionKey, IdentityKey, load_x25519_public
 from node.crypto.primitives import CryptoFailure
@@ -254,13 +254,9 @@ def seal(
     header_bytes = registry.encode(HEADER_SCHEMA, header.to_record())
     plaintext = registry.encode(schema.name, payload)
     ciphertext = primitives.aead_encrypt(content_key, header.payload_nonce, plaintext, header_bytes)
-    unsigned = registry.encode(
-        ENVELOPE_SCHEMA,
-        {"header": header.to_record(), "ciphertext": ciphertext, "signature": b""},
-    )
-    signed_bytes = unsigned[:-1]  # an empty `bytes` field is the single byte 0x00
+    signed_bytes = header_bytes + avro_bytes(ciphertext)
     signature = primitives.sign(identity, ENVELOPE_DOMAIN, signed_bytes)
-    data = signed_bytes + b"\x80\x01" + signature
+    data = signed_bytes + avro_bytes(signature)
     if len(data) > max_bytes:
         raise SealError(f"sealed envelope is {len(data)} bytes; the limit is {max_bytes}")
     return Sealed(header, data)
@@ -291,9 +287,9 @@ def parse(
         )
     try:
         header_bytes = registry.encode(HEADER_SCHEMA, header_record)
-        canonical = registry.encode(ENVELOPE_SCHEMA, record)
     except CodecError as exc:
         raise EnvelopeError("malformed", "envelope does not re-encode") from exc
+    canonical = header_bytes + avro_bytes(record["ciphertext"]) + avro_bytes(record["signature"])
     if canonical != data:
         raise EnvelopeError("malformed", "envelope is not in canonical Avro encoding")
     if len(record["signature"]) != primitives.SIGNATURE_BYTES:

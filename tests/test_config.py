@@ -6,7 +6,12 @@ import pytest
 
 from node.config import Config, ConfigError, NodeSettings, parse_config, render_config
 
-BASE = '[node]\nid = "zm-secretariat"\nname = "Zambia Anti-Trafficking Secretariat"\nroles = ["secretariat"]\n'
+BASE = """
+[node]
+id = "zm-secretariat"
+name = "Zambia Anti-Trafficking Secretariat"
+roles = ["secretariat"]
+"""
 
 
 def test_defaults_and_render_round_trip():
@@ -30,8 +35,12 @@ def test_environment_overrides():
         ("[node\n", {}, "not valid TOML"),
         (BASE + "[kafka]\nx = 1\n", {}, r"unknown section \[kafka\]"),
         (BASE + "[envelope]\nmax_byte = 1\n", {}, "unknown setting envelope.max_byte"),
-        (BASE + "[envelope]\nmax_bytes = \"big\"\n", {}, "envelope.max_bytes: expected an integer"),
-        (BASE, {"XNODE_ENVELOPE_MAX_BYTES": "lots"}, "XNODE_ENVELOPE_MAX_BYTES: expected an integer"),
+        (BASE + '[envelope]\nmax_bytes = "big"\n', {}, "envelope.max_bytes: expected an integer"),
+        (
+            BASE,
+            {"XNODE_ENVELOPE_MAX_BYTES": "lots"},
+            "XNODE_ENVELOPE_MAX_BYTES: expected an integer",
+        ),
         (BASE + "[envelope]\nmax_bytes = 10\n", {}, "envelope.max_bytes must be at least 1024"),
         ('[node]\nid = "zm-x"\nname = "n"\nroles = ["ngo"]\n', {}, "invalid node id"),
         ('[node]\nid = "zm-ngo"\nname = "n"\nroles = ["pirate"]\n', {}, "unknown role"),
@@ -44,5 +53,7 @@ def test_errors_name_the_setting(text, env, message):
 
 
 def test_rendered_strings_are_escaped():
-    config = Config(node=NodeSettings(id="mw-ngo", name='Centre "Tiyeni" \\ Lilongwe', roles=("ngo",)))
+    config = Config(
+        node=NodeSettings(id="mw-ngo", name='Centre "Tiyeni" \\ Lilongwe', roles=("ngo",))
+    )
     assert parse_config(render_config(config), {}).node.name == 'Centre "Tiyeni" \\ Lilongwe'

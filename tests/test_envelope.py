@@ -198,7 +198,9 @@ def test_wrapped_key_cannot_be_transplanted(registry, nodes, payload):
     first = seal_to(registry, zm, [zw], payload)
     second = seal_to(registry, zm, [zw], payload)
     p1, p2 = envelope.parse(registry, first.data), envelope.parse(registry, second.data)
-    forged = dataclasses.replace(p2, header=dataclasses.replace(p2.header, recipients=p1.header.recipients))
+    forged = dataclasses.replace(
+        p2, header=dataclasses.replace(p2.header, recipients=p1.header.recipients)
+    )
     with pytest.raises(EnvelopeError) as err:
         envelope.decrypt(forged, zw.node_id, zw.keys)
     assert err.value.reason == "invalid-payload"
@@ -261,7 +263,9 @@ def tamper_case(registry, nodes):
     return seal_to(registry, nodes["zm-police"], recipients, payload)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_single_byte_change_is_refused_before_decryption(
     registry, nodes, tamper_case, monkeypatch, data

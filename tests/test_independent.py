@@ -103,7 +103,9 @@ def test_payload_decrypts_with_libsodium_and_decodes_with_apache_avro(
     zw = nodes["zw-police"]
     entry = next(r for r in header["recipients"] if r["node_id"] == "zw-police")
     info = b"xnode-wrap-v1\x00" + header["message_id"].encode() + b"\x00" + entry["key_id"].encode()
-    content_key = primitives.HPKE_SUITE.decrypt(entry["wrapped_key"], zw.encryption.private, info=info)
+    content_key = primitives.HPKE_SUITE.decrypt(
+        entry["wrapped_key"], zw.encryption.private, info=info
+    )
     aad = apache_encode(envelope_schema.fields_dict["header"].type, header)
     plaintext = nacl.bindings.crypto_aead_chacha20poly1305_ietf_decrypt(
         record["ciphertext"], aad, header["payload_nonce"], content_key

@@ -1,0 +1,33 @@
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+# The virtual environment, rebuilt whenever pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+## demo: run the node's main job on the embedded default
+demo: $(VENV)/.installed
+	$(BIN)/xnode demo
+
+## test: the whole test suite (the command CI runs)
+test: $(VENV)/.installed
+	$(BIN)/pytest
+
+## lint: ruff and mypy
+lint: $(VENV)/.installed
+	$(BIN)/ruff check node tests bench
+	$(BIN)/ruff format --check node tests bench
+	$(BIN)/mypy
+
+## bench: cryptographic floor benchmark
+bench: $(VENV)/.installed
+	$(BIN)/python bench/crypto_floor.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
