@@ -75,7 +75,7 @@ def main() -> None:
         {
             "handling": {"code": "H2", "legal_basis": "SADC MLA Protocol", "language": "en",
                          "retention_days": 365},
-            "status": "open",
+            "status": "Active",
             "note": ("Two girls seen boarding a minibus at Chirundu towards Harare. " * 17)[:960],
             "recorded_at": "2026-11-22T08:00:00Z",
         },

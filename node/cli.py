@@ -27,6 +27,7 @@ from node.codec import (
 from node.config import ConfigError
 from node.crypto.keyfile import KeyFileError
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
+from node.payloads import DEFAULT_PAYLOAD
 from node.routing.ids import ROLES, InvalidIdentifier, parse_id_list
 from node.trust import (
     PeerChange,
@@ -36,6 +37,7 @@ from node.trust import (
     decide_peer_add,
     verify_descriptor,
 )
+from node.validation import PayloadInvalid
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -233,7 +235,9 @@ def cmd_envelope_seal(args: argparse.Namespace, registry: SchemaRegistry) -> int
             known = ", ".join(sorted(peers)) or "none"
             raise CommandFailed(f"unknown recipient {node_id}; known peers: {known}")
         recipients.append(peers[node_id].descriptor)
-    schema_name = envelope.payload_schema_name(registry, args.schema)
+    schema_name = envelope.payload_schema_name(
+        registry, args.schema or DEFAULT_PAYLOAD[args.kind], args.kind
+    )
     payload = registry.from_json(schema_name, _read_json_file(args.input), "payload")
     keys = node_dir.load_keys(registry, node_dir.passphrase(config))
     now = _now()
@@ -405,7 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, help="recipient node ids, comma-separated")
     p.add_argument("--in", dest="input", type=Path, required=True, help="payload JSON file")
     p.add_argument("--out", type=Path, required=True, help="envelope file to write")
-    p.add_argument("--schema", default="CaseUpdate", help="payload schema (default CaseUpdate)")
+    p.add_argument(
+        "--schema",
+        help="payload record, e.g. MlaResponse (default: the kind's main record; "
+        "see xnode schemas list)",
+    )
     p.add_argument("--thread", help="thread (case) id; default: a new thread")
     p.add_argument("--reply-to", help="message id this answers")
     p.add_argument("--priority", default="normal", choices=envelope.PRIORITIES)
@@ -431,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _EXPECTED_FAILURES = (
+    PayloadInvalid,
     CommandFailed,
     NodeDirError,
     KeyFileError,

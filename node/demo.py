@@ -33,7 +33,7 @@ ALERT = {
         "retention_days": 90,
         "sender_reference": "ZP/CHR/2026/0142",
     },
-    "status": "open",
+    "status": "Active",
     "note": (
         "Two girls of about fifteen seen boarding a white minibus at Chirundu towards Harare "
         "with an adult man who holds their documents. Please check at Beitbridge."

@@ -30,10 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from node import validation
 from node.codec import CodecError, SchemaInfo, SchemaRegistry, avro_bytes
 from node.crypto import primitives
 from node.crypto.keys import EncryptionKey, IdentityKey, load_x25519_public
 from node.crypto.primitives import CryptoFailure
+from node.payloads import KINDS, all_payloads, full_name, payloads_of, short_name
 from node.trust import Descriptor, PeerDirectory
 from node.uuid7 import uuid7
 
@@ -42,8 +44,6 @@ ENVELOPE_SCHEMA = "xnode.envelope.Envelope"
 HEADER_SCHEMA = "xnode.envelope.Header"
 ENVELOPE_DOMAIN = b"xnode-envelope-v1\x00"
 WRAP_DOMAIN = b"xnode-wrap-v1\x00"
-PAYLOAD_NAMESPACE = "xnode.payload."
-KINDS = ("alert", "mla", "repatriation", "referral", "receipt")
 PRIORITIES = ("low", "normal", "high", "urgent")
 DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024
 DEFAULT_CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -172,17 +172,16 @@ def wrap_info(message_id: str, recipient_key_id: str) -> bytes:
     return WRAP_DOMAIN + message_id.encode("ascii") + b"\x00" + recipient_key_id.encode("ascii")
 
 
-def payload_schema_name(registry: SchemaRegistry, name: str) -> str:
-    """Accept ``CaseUpdate`` or ``xnode.payload.CaseUpdate``; only payload schemas qualify."""
-    full = name if name.startswith(PAYLOAD_NAMESPACE) else PAYLOAD_NAMESPACE + name
-    if full not in registry.names():
-        known = ", ".join(n.removeprefix(PAYLOAD_NAMESPACE) for n in payload_schemas(registry))
+def payload_schema_name(registry: SchemaRegistry, name: str, kind: str | None = None) -> str:
+    """Resolve ``Alert`` or ``xnode.payload.Alert``; refuse non-payloads and wrong kinds."""
+    full = full_name(name)
+    if full not in all_payloads() or full not in registry.names():
+        known = ", ".join(short_name(n) for n in all_payloads())
         raise SealError(f"unknown payload schema {name!r}; known: {known}")
+    if kind is not None and full not in payloads_of(kind):
+        allowed = ", ".join(short_name(n) for n in payloads_of(kind))
+        raise SealError(f"a {kind} message cannot carry {short_name(full)}; it carries {allowed}")
     return full
-
-
-def payload_schemas(registry: SchemaRegistry) -> list[str]:
-    return [n for n in registry.names() if n.startswith(PAYLOAD_NAMESPACE)]
 
 
 def seal(
@@ -216,7 +215,8 @@ def seal(
         raise SealError("a node does not send to itself")
     if expires_at <= now:
         raise SealError("expiry must be after the creation time")
-    schema = registry.schema(payload_schema_name(registry, schema_name))
+    schema = registry.schema(payload_schema_name(registry, schema_name, kind))
+    validation.check(registry, schema.name, payload, validation.Context(now, tuple(ids)))
 
     message_id = message_id or str(uuid7(now))
     content_key = primitives.new_content_key()
@@ -368,15 +368,23 @@ def decode_payload(
     registry: SchemaRegistry, header: Header, plaintext: bytes
 ) -> tuple[SchemaInfo, dict[str, Any]]:
     writer = registry.by_fingerprint(header.payload_schema)
-    if writer is None or not writer.name.startswith(PAYLOAD_NAMESPACE):
+    if writer is None or writer.name not in all_payloads():
         raise EnvelopeError(
             "schema-unsupported",
             f"payload schema {header.payload_schema.hex()[:16]}... is not known to this node",
+        )
+    if writer.name not in payloads_of(header.kind):
+        raise EnvelopeError(
+            "invalid-payload", f"a {header.kind} message cannot carry {short_name(writer.name)}"
         )
     try:
         payload = registry.decode(writer.name, plaintext, writer)
     except CodecError as exc:
         raise EnvelopeError("invalid-payload", str(exc)) from exc
+    context = validation.Context(header.created_at, header.recipient_ids)
+    problems = validation.validate(registry, writer.name, payload, context)
+    if problems:
+        raise EnvelopeError("invalid-payload", str(problems[0]))
     return writer, payload
 
 

@@ -24,7 +24,7 @@ CASE_UPDATE_JSON: dict[str, Any] = {
         "retention_days": 365,
         "sender_reference": "ZP/CHR/2026/0142",
     },
-    "status": "open",
+    "status": "Active",
     "note": "Two girls of about fifteen seen boarding a minibus at Chirundu towards Harare",
     "recorded_at": "2026-11-22T08:00:00Z",
     "recorded_by": "Insp. Mwila Banda",

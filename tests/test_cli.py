@@ -79,7 +79,7 @@ def test_round_trip_to_three_recipients_in_separate_processes(network, payload_j
     sealed = xnode(
         "envelope", "seal", "--dir", network / "zm-police", "--kind", "alert",
         "--to", "zw-police,za-shelter-johannesburg,mw-social-welfare",
-        "--in", payload_json, "--out", out, "--priority", "urgent",
+        "--schema", "CaseUpdate", "--in", payload_json, "--out", out, "--priority", "urgent",
     )  # fmt: skip
     assert sealed.returncode == 0, sealed.stderr
     assert b"Chirundu" not in out.read_bytes()
@@ -113,14 +113,14 @@ def test_reply_on_the_same_thread(network, payload_json, tmp_path, capsys):
     request, reply = tmp_path / "request.xenv", tmp_path / "reply.xenv"
     code, _, err = run(
         capsys, "envelope", "seal", "--dir", network / "zm-police", "--kind", "mla",
-        "--to", "zw-police", "--in", payload_json, "--out", request,
+        "--to", "zw-police", "--schema", "CaseUpdate", "--in", payload_json, "--out", request,
     )  # fmt: skip
     assert code == 0, err
     code, out, _ = run(capsys, "envelope", "open", "--dir", network / "zw-police", request)
     message_id = json.loads(out)["message_id"]
     code, _, err = run(
         capsys, "envelope", "seal", "--dir", network / "zw-police", "--kind", "mla",
-        "--to", "zm-police", "--in", payload_json, "--out", reply,
+        "--to", "zm-police", "--schema", "CaseUpdate", "--in", payload_json, "--out", reply,
         "--thread", message_id, "--reply-to", message_id,
     )  # fmt: skip
     assert code == 0, err
@@ -132,7 +132,7 @@ def test_reply_on_the_same_thread(network, payload_json, tmp_path, capsys):
 def test_inspect_without_a_node_and_with_tampering(network, payload_json, tmp_path, capsys):
     out = tmp_path / "x.xenv"
     run(capsys, "envelope", "seal", "--dir", network / "zm-police", "--kind", "referral",
-        "--to", "zw-police", "--in", payload_json, "--out", out)  # fmt: skip
+        "--to", "zw-police", "--schema", "CaseUpdate", "--in", payload_json, "--out", out)  # fmt: skip
     code, text, _ = run(capsys, "envelope", "inspect", out)
     assert code == 0 and json.loads(text)["signature"]["status"] == "not checked"
     data = bytearray(out.read_bytes())
@@ -166,7 +166,7 @@ def test_open_corrupt_files(network, tmp_path, capsys, content, expected):
 def test_open_from_unknown_sender_and_expired(network, payload_json, tmp_path, capsys, monkeypatch):
     out = tmp_path / "from-zw.xenv"
     run(capsys, "envelope", "seal", "--dir", network / "zw-police", "--kind", "alert",
-        "--to", "zm-police", "--in", payload_json, "--out", out)  # fmt: skip
+        "--to", "zm-police", "--schema", "CaseUpdate", "--in", payload_json, "--out", out)  # fmt: skip
     # bw-police never added zw-police: the sender is unknown there even if it were a recipient.
     code, _, err = run(capsys, "envelope", "open", "--dir", network / "bw-police", out)
     assert (code, err.split(":")[1].strip()) == (1, "refused")
@@ -187,7 +187,9 @@ def test_seal_errors(network, tmp_path, capsys):
     bad_json.write_text('{"status": "open",')
     base = ["envelope", "seal", "--dir", network / "zm-police", "--kind", "alert",
             "--out", tmp_path / "x.xenv"]  # fmt: skip
-    code, _, err = run(capsys, *base, "--to", "zw-police", "--in", bad_json)
+    code, _, err = run(
+        capsys, *base, "--to", "zw-police", "--schema", "CaseUpdate", "--in", bad_json
+    )
     assert code == 1 and "bad.json: invalid JSON at line 1 column" in err
 
     from tests.conftest import CASE_UPDATE_JSON
@@ -196,7 +198,7 @@ def test_seal_errors(network, tmp_path, capsys):
     wrong.write_text(
         json.dumps({**CASE_UPDATE_JSON, "handling": {**CASE_UPDATE_JSON["handling"], "code": "H7"}})
     )
-    code, _, err = run(capsys, *base, "--to", "zw-police", "--in", wrong)
+    code, _, err = run(capsys, *base, "--to", "zw-police", "--schema", "CaseUpdate", "--in", wrong)
     assert code == 1
     assert (
         err.strip()
@@ -205,14 +207,16 @@ def test_seal_errors(network, tmp_path, capsys):
 
     extra = tmp_path / "extra.json"
     extra.write_text(json.dumps({**CASE_UPDATE_JSON, "victim_name": "x"}))
-    code, _, err = run(capsys, *base, "--to", "zw-police", "--in", extra)
+    code, _, err = run(capsys, *base, "--to", "zw-police", "--schema", "CaseUpdate", "--in", extra)
     assert err.strip() == "xnode: error: payload.victim_name: unknown field"
 
     good = tmp_path / "good.json"
     good.write_text(json.dumps(CASE_UPDATE_JSON))
-    code, _, err = run(capsys, *base, "--to", "zw-immigration", "--in", good)
+    code, _, err = run(
+        capsys, *base, "--to", "zw-immigration", "--schema", "CaseUpdate", "--in", good
+    )
     assert code == 1 and "unknown recipient zw-immigration; known peers:" in err
-    code, _, err = run(capsys, *base, "--to", "ZW", "--in", good)
+    code, _, err = run(capsys, *base, "--to", "ZW", "--schema", "CaseUpdate", "--in", good)
     assert code == 1 and "invalid node id 'ZW'" in err
     code, _, err = run(capsys, *base, "--to", "zw-police", "--in", good, "--schema", "Gossip")
     assert code == 1 and "unknown payload schema 'Gossip'" in err
@@ -247,7 +251,7 @@ def test_passphrase_protected_node(tmp_path, capsys, monkeypatch, payload_json):
     run(capsys, "peers", "export", "--dir", peer, "--out", tmp_path / "peer.xnd")
     run(capsys, "peers", "add", "--dir", node, tmp_path / "peer.xnd", "--yes")
     seal = ["envelope", "seal", "--dir", node, "--kind", "alert", "--to", "zm-immigration",
-            "--in", payload_json, "--out", tmp_path / "x.xenv"]  # fmt: skip
+            "--schema", "CaseUpdate", "--in", payload_json, "--out", tmp_path / "x.xenv"]  # fmt: skip
     monkeypatch.delenv("XNODE_KEY_PASSPHRASE", raising=False)
     code, _, err = run(capsys, *seal)
     assert code == 1 and "passphrase-protected; give the passphrase" in err

@@ -1,0 +1,104 @@
+"""Code lists: the controlled vocabularies of the payloads, with labels in the SADC languages.
+
+Each list lives in ``schemas/codes/<list>.json``: its codes (HTCDS value names where HTCDS has
+the list), labels in English, French and Portuguese, and, for lists carried as Avro enums, the
+enum's name and default symbol. The enum ``.avsc`` files beside them are generated from these
+files (``python tools/gen_code_enums.py``) so the two can never disagree; a test checks it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.codec import schemas_directory
+
+LANGUAGES = ("en", "fr", "pt")
+
+
+class UnknownCode(KeyError):
+    """A code or list name that does not exist."""
+
+
+@dataclass(frozen=True)
+class CodeList:
+    name: str
+    avro_enum: str | None
+    source: str
+    doc: str
+    default: str | None
+    labels: Mapping[str, Mapping[str, str]]  # code -> language -> label
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        return tuple(self.labels)
+
+    def label(self, code: str, language: str = "en") -> str:
+        if code not in self.labels:
+            raise UnknownCode(f"{code!r} is not in code list {self.name}")
+        labels = self.labels[code]
+        return labels.get(language) or labels["en"]
+
+    def enum_schema(self) -> dict[str, Any]:
+        """The Avro enum this list is carried as (what tools/gen_code_enums.py writes)."""
+        if self.avro_enum is None:
+            raise ValueError(f"code list {self.name} is not an Avro enum")
+        namespace, _, name = self.avro_enum.rpartition(".")
+        schema: dict[str, Any] = {
+            "type": "enum",
+            "name": name,
+            "namespace": namespace,
+            "doc": f"{self.doc} Source: {self.source}. Labels: codes/{self.name}.json.",
+            "symbols": list(self.codes),
+        }
+        if self.default is not None:
+            schema["default"] = self.default
+        return schema
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CodeList:
+        labels = {entry["code"]: dict(entry["labels"]) for entry in data["codes"]}
+        for code, by_language in labels.items():
+            missing = [lang for lang in LANGUAGES if not by_language.get(lang)]
+            if missing:
+                raise ValueError(f"{data['list']}.{code}: no label in {', '.join(missing)}")
+        if data.get("default") is not None and data["default"] not in labels:
+            raise ValueError(f"{data['list']}: default {data['default']!r} is not a code")
+        return cls(
+            name=data["list"],
+            avro_enum=data.get("avro_enum"),
+            source=data["source"],
+            doc=data["doc"],
+            default=data.get("default"),
+            labels=labels,
+        )
+
+
+def load_code_lists(directory: Path) -> dict[str, CodeList]:
+    lists = {}
+    for path in sorted(directory.glob("*.json")):
+        code_list = CodeList.from_json(json.loads(path.read_text("utf-8")))
+        lists[code_list.name] = code_list
+    return lists
+
+
+@functools.cache
+def code_lists() -> dict[str, CodeList]:
+    """This installation's code lists, loaded once."""
+    return load_code_lists(schemas_directory() / "codes")
+
+
+def by_enum(name: str) -> CodeList | None:
+    """The code list behind an Avro enum's full name, if it has one."""
+    return next((c for c in code_lists().values() if c.avro_enum == name), None)
+
+
+def get(name: str) -> CodeList:
+    try:
+        return code_lists()[name]
+    except KeyError as exc:
+        raise UnknownCode(f"unknown code list {name!r}; known: {', '.join(code_lists())}") from exc

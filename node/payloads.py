@@ -1,0 +1,57 @@
+"""Which payload records each message kind carries (the kind decides the inbox topic).
+
+A case update may travel on any thread, so every family except receipts accepts it.
+"""
+
+from __future__ import annotations
+
+PAYLOAD_NAMESPACE = "xnode.payload."
+
+KIND_PAYLOADS: dict[str, tuple[str, ...]] = {
+    "alert": ("Alert", "CaseUpdate"),
+    "mla": ("MlaRequest", "MlaResponse", "CaseUpdate"),
+    "referral": ("Referral", "ReferralResponse", "CaseUpdate"),
+    "repatriation": (
+        "RepatriationProposal",
+        "RepatriationFamilyAssessment",
+        "RepatriationRiskAssessment",
+        "RepatriationApproval",
+        "RepatriationTravelConfirmed",
+        "RepatriationHandover",
+        "RepatriationArrivalConfirmed",
+        "RepatriationFollowUp",
+        "CaseUpdate",
+    ),
+    "receipt": ("Receipt",),
+}
+KINDS: tuple[str, ...] = tuple(KIND_PAYLOADS)
+DEFAULT_PAYLOAD: dict[str, str] = {kind: names[0] for kind, names in KIND_PAYLOADS.items()}
+
+
+def full_name(short_or_full: str) -> str:
+    """``Alert`` or ``xnode.payload.Alert`` -> ``xnode.payload.Alert``."""
+    if short_or_full.startswith(PAYLOAD_NAMESPACE):
+        return short_or_full
+    return PAYLOAD_NAMESPACE + short_or_full
+
+
+def short_name(full: str) -> str:
+    return full.removeprefix(PAYLOAD_NAMESPACE)
+
+
+def payloads_of(kind: str) -> tuple[str, ...]:
+    """Full schema names a message of ``kind`` may carry; empty for an unknown kind."""
+    return tuple(full_name(n) for n in KIND_PAYLOADS.get(kind, ()))
+
+
+def kinds_of(schema_name: str) -> tuple[str, ...]:
+    """The kinds under which a payload record may travel."""
+    short = short_name(schema_name)
+    return tuple(kind for kind, names in KIND_PAYLOADS.items() if short in names)
+
+
+def all_payloads() -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for names in KIND_PAYLOADS.values():
+        seen.update(dict.fromkeys(full_name(n) for n in names))
+    return tuple(seen)
