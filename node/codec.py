@@ -122,6 +122,27 @@ def standalone_schema(name: str, named: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+def named_definitions(schema: Any) -> dict[str, Any]:
+    """Every named type (record, enum, fixed) defined anywhere in a standalone schema."""
+    found: dict[str, Any] = {}
+
+    def collect(node: Any) -> None:
+        if isinstance(node, list):
+            for branch in node:
+                collect(branch)
+        elif isinstance(node, dict):
+            if node.get("type") in ("record", "error", "enum", "fixed"):
+                found[node["name"]] = node
+            for field in node.get("fields", ()):
+                collect(field["type"])
+            for key in ("items", "values", "type"):
+                if isinstance(node.get(key), (dict, list)):
+                    collect(node[key])
+
+    collect(schema)
+    return found
+
+
 def _schema_documents(directory: Path) -> list[tuple[str, Any]]:
     """Read every ``*.avsc`` below ``directory`` except the released history kept for tests."""
     docs = []
@@ -138,10 +159,23 @@ def _schema_documents(directory: Path) -> list[tuple[str, Any]]:
 class SchemaRegistry:
     """All schemas of the network, by full name and by fingerprint. Build once; share freely."""
 
-    def __init__(self, named: Mapping[str, Any], top_level: Sequence[str]) -> None:
+    def __init__(
+        self,
+        named: Mapping[str, Any],
+        top_level: Sequence[str],
+        history: Iterable[Mapping[str, Any]] = (),
+    ) -> None:
         self._named = dict(named)
         self.top_level: tuple[str, ...] = tuple(top_level)
-        self._by_fingerprint = {self.schema(n).fingerprint: n for n in self.top_level}
+        # Released versions first, so the current version wins where they are identical.
+        self._by_fingerprint: dict[bytes, SchemaInfo] = {}
+        for doc in history:
+            info = _info_of(dict(doc))
+            if info.name not in self._named:
+                raise SchemaError(f"history holds {info.name}, which no current schema defines")
+            self._by_fingerprint[info.fingerprint] = info
+        for name in self.top_level:
+            self._by_fingerprint[self.schema(name).fingerprint] = self.schema(name)
 
     @classmethod
     def from_documents(cls, documents: Iterable[tuple[str, Any]]) -> SchemaRegistry:
@@ -172,7 +206,9 @@ class SchemaRegistry:
 
     @classmethod
     def from_directory(cls, directory: Path) -> SchemaRegistry:
-        return cls.from_documents(_schema_documents(directory))
+        current = cls.from_documents(_schema_documents(directory))
+        history = [doc for _, doc in _history_documents(directory)]
+        return cls(current._named, current.top_level, history)
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -183,16 +219,18 @@ class SchemaRegistry:
     def schema(self, name: str) -> SchemaInfo:
         if name not in self._named:
             raise KeyError(f"unknown schema {name!r}")
-        standalone = standalone_schema(name, self._named)
-        # The write hint marks the schema as parsed, so fastavro does not re-parse per record.
-        parsed = parse_schema(standalone)
-        assert isinstance(parsed, dict)
-        canonical = to_parsing_canonical_form(parsed)
-        return SchemaInfo(name, standalone, parsed, canonical, fingerprint_of(canonical))
+        return _info_of(standalone_schema(name, self._named))
 
     def by_fingerprint(self, fingerprint: bytes) -> SchemaInfo | None:
-        name = self._by_fingerprint.get(bytes(fingerprint))
-        return None if name is None else self.schema(name)
+        """The current or a released version of a top-level schema, by its fingerprint."""
+        return self._by_fingerprint.get(bytes(fingerprint))
+
+    def history(self, name: str) -> list[SchemaInfo]:
+        """Released versions of ``name`` other than the current one (order not significant)."""
+        current = self.schema(name).fingerprint
+        return [
+            info for fp, info in self._by_fingerprint.items() if info.name == name and fp != current
+        ]
 
     # -- binary ------------------------------------------------------------------------------
 
@@ -234,6 +272,32 @@ class SchemaRegistry:
 
     def encode_json(self, name: str, value: JsonValue, path: str = "$") -> bytes:
         return self.encode(name, self.from_json(name, value, path))
+
+
+def _info_of(standalone: dict[str, Any]) -> SchemaInfo:
+    # The write hint marks the schema as parsed, so fastavro does not re-parse per record.
+    parsed = parse_schema(standalone)
+    assert isinstance(parsed, dict)
+    canonical = to_parsing_canonical_form(parsed)
+    return SchemaInfo(parsed["name"], standalone, parsed, canonical, fingerprint_of(canonical))
+
+
+def _history_documents(directory: Path) -> list[tuple[str, Any]]:
+    """Released versions: ``history/<full name>/v<N>.avsc``, each standalone."""
+    docs = []
+    for path in sorted((directory / "history").glob("*/v*.avsc")):
+        try:
+            docs.append((str(path.relative_to(directory)), json.loads(path.read_text("utf-8"))))
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{path}: not valid JSON: {exc}") from exc
+    return docs
+
+
+def history_versions(directory: Path, name: str) -> list[dict[str, Any]]:
+    """The released versions of ``name`` kept in ``history/``, oldest first."""
+    folder = directory / "history" / name
+    paths = sorted(folder.glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
+    return [json.loads(p.read_text("utf-8")) for p in paths]
 
 
 def schemas_directory() -> Path:

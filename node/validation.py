@@ -23,7 +23,7 @@ from typing import Any
 
 import pycountry
 
-from node.codec import SchemaRegistry
+from node.codec import SchemaRegistry, named_definitions
 from node.routing.ids import NODE_ID_PATTERN
 
 ADULT_AGE = 18
@@ -100,7 +100,7 @@ def validate(
 
 def _records(schema: Any, value: Any, path: str) -> Iterator[tuple[str, Any, str]]:
     """Each (record name, value, path) inside ``value``, walking the standalone schema."""
-    named = _definitions(schema)
+    named = named_definitions(schema)
 
     def walk(node: Any, v: Any, p: str) -> Iterator[tuple[str, Any, str]]:
         if v is None:
@@ -130,29 +130,6 @@ def _records(schema: Any, value: Any, path: str) -> Iterator[tuple[str, Any, str
             yield from walk(kind, v, p)
 
     yield from walk(schema, value, path)
-
-
-def _definitions(schema: Any) -> dict[str, Any]:
-    """Every named type defined anywhere in a standalone schema, by full name."""
-    found: dict[str, Any] = {}
-
-    def collect(node: Any) -> None:
-        if isinstance(node, list):
-            for branch in node:
-                collect(branch)
-        elif isinstance(node, dict):
-            if node.get("type") in ("record", "enum", "fixed"):
-                found[node["name"]] = node
-            for key in ("fields", "items", "values", "type"):
-                child = node.get(key)
-                if isinstance(child, list) and key == "fields":
-                    for field in child:
-                        collect(field["type"])
-                elif isinstance(child, (dict, list)):
-                    collect(child)
-
-    collect(schema)
-    return found
 
 
 # -- helpers ------------------------------------------------------------------------------------
