@@ -21,8 +21,8 @@ test: $(VENV)/.installed
 
 ## lint: ruff and mypy
 lint: $(VENV)/.installed
-	$(BIN)/ruff check node tests bench
-	$(BIN)/ruff format --check node tests bench
+	$(BIN)/ruff check node tests bench tools
+	$(BIN)/ruff format --check node tests bench tools
 	$(BIN)/mypy
 
 ## bench: cryptographic floor benchmark

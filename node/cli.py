@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from node import envelope
+from node import codes, envelope, schema_docs
 from node.codec import (
     CodecError,
     SchemaError,
@@ -27,7 +27,7 @@ from node.codec import (
 from node.config import ConfigError
 from node.crypto.keyfile import KeyFileError
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
-from node.payloads import DEFAULT_PAYLOAD
+from node.payloads import DEFAULT_PAYLOAD, KINDS, kinds_of, short_name
 from node.routing.ids import ROLES, InvalidIdentifier, parse_id_list
 from node.trust import (
     PeerChange,
@@ -329,6 +329,75 @@ def cmd_envelope_open(args: argparse.Namespace, registry: SchemaRegistry) -> int
     return EXIT_OK
 
 
+def cmd_schemas_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    families = schema_docs.catalogue(registry)
+    if args.json:
+        _print_json(families)
+        return EXIT_OK
+    for family in families:
+        print(f"{family['kind']}")
+        for entry in family["payloads"]:
+            print(f"  {entry['name']:<30} {entry['fingerprint'][:16]}  {entry['doc']}")
+    print("\nDetails: xnode schemas show KIND|PAYLOAD [--lang fr]; code lists: xnode schemas codes")
+    return EXIT_OK
+
+
+def cmd_schemas_show(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    try:
+        names = schema_docs.resolve_target(args.name)
+    except KeyError as exc:
+        raise CommandFailed(str(exc.args[0])) from exc
+    described = {n: schema_docs.describe(registry, n, args.lang) for n in names}
+    if args.json:
+        _print_json(
+            {short_name(n): [row.to_json() for row in rows] for n, rows in described.items()}
+        )
+        return EXIT_OK
+    for name, rows in described.items():
+        info = registry.schema(name)
+        print(
+            f"{short_name(name)}  (kinds: {', '.join(kinds_of(name))}; "
+            f"fingerprint {info.fingerprint_hex[:16]})"
+        )
+        print(f"  {info.standalone.get('doc', '')}")
+        for row in rows:
+            depth = row.path.count(".")
+            flag = "required" if row.required else "optional"
+            print(
+                f"  {'  ' * depth}{row.path.rsplit('.', 1)[-1]:<{40 - 2 * depth}} "
+                f"{row.type:<28} {flag}"
+            )
+            if row.doc:
+                print(f"  {'  ' * depth}    {row.doc}")
+            if row.codes and not args.no_codes:
+                for code, label in row.codes:
+                    print(f"  {'  ' * depth}      {code:<36} {label}")
+        print()
+    return EXIT_OK
+
+
+def cmd_schemas_codes(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    if args.list is None:
+        lists = codes.code_lists()
+        if args.json:
+            _print_json({n: {"source": c.source, "codes": list(c.codes)} for n, c in lists.items()})
+            return EXIT_OK
+        for name, code_list in lists.items():
+            print(f"{name:<34} {len(code_list.codes):>3} codes  {code_list.source}")
+        return EXIT_OK
+    try:
+        code_list = codes.get(args.list)
+    except codes.UnknownCode as exc:
+        raise CommandFailed(str(exc.args[0])) from exc
+    if args.json:
+        _print_json([{"code": c, "label": code_list.label(c, args.lang)} for c in code_list.codes])
+        return EXIT_OK
+    print(f"{code_list.name}: {code_list.doc}\n  source: {code_list.source}")
+    for code in code_list.codes:
+        print(f"  {code:<48} {code_list.label(code, args.lang)}")
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     from node.demo import run_demo
 
@@ -405,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
     env_sub = env.add_subparsers(dest="envelope_command", required=True, metavar="ACTION")
     p = env_sub.add_parser("seal", help="sign and encrypt a JSON payload into an envelope file")
     node_dir_arg(p)
-    p.add_argument("--kind", required=True, choices=envelope.KINDS, help="message family")
+    p.add_argument("--kind", required=True, choices=KINDS, help="message family")
     p.add_argument("--to", required=True, help="recipient node ids, comma-separated")
     p.add_argument("--in", dest="input", type=Path, required=True, help="payload JSON file")
     p.add_argument("--out", type=Path, required=True, help="envelope file to write")
@@ -431,6 +500,23 @@ def build_parser() -> argparse.ArgumentParser:
     node_dir_arg(p)
     p.add_argument("file", type=Path)
     p.set_defaults(handler=cmd_envelope_open)
+
+    schemas = sub.add_parser("schemas", help="the message families, their fields and code lists")
+    schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True, metavar="ACTION")
+    p = schemas_sub.add_parser("list", help="kinds and the payload records each carries")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_schemas_list)
+    p = schemas_sub.add_parser("show", help="fields of a kind's payloads or of one payload record")
+    p.add_argument("name", help="a kind (alert, mla, ...) or a payload record (MlaResponse, ...)")
+    p.add_argument("--lang", default="en", choices=codes.LANGUAGES, help="language of code labels")
+    p.add_argument("--no-codes", action="store_true", help="do not list the codes of enum fields")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_schemas_show)
+    p = schemas_sub.add_parser("codes", help="code lists, or the codes of one list with labels")
+    p.add_argument("list", nargs="?", help="code list name, e.g. methods_of_control")
+    p.add_argument("--lang", default="en", choices=codes.LANGUAGES, help="language of labels")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_schemas_codes)
 
     p = sub.add_parser("demo", help="play a short scripted exchange between four agencies")
     p.add_argument("--dir", type=Path, help="keep the demo's nodes here (default: a temp dir)")

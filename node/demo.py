@@ -9,12 +9,14 @@ commands. The runtime adds the broker-based scenario on top.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from node import envelope
-from node.codec import SchemaRegistry
+from node.codec import SchemaRegistry, format_timestamp, schemas_directory
 from node.nodedir import NodeDir
 from node.trust import verify_descriptor
 
@@ -25,22 +27,17 @@ AGENCIES = {
     "za-shelter-johannesburg": ("shelter", "Place of Safety, Johannesburg"),
 }
 
-ALERT = {
-    "handling": {
-        "code": "H2",
-        "legal_basis": "SADC Protocol on Mutual Legal Assistance in Criminal Matters, art. 5",
-        "language": "en",
-        "retention_days": 90,
-        "sender_reference": "ZP/CHR/2026/0142",
-    },
-    "status": "Active",
-    "note": (
-        "Two girls of about fifteen seen boarding a white minibus at Chirundu towards Harare "
-        "with an adult man who holds their documents. Please check at Beitbridge."
-    ),
-    "recorded_at": "2026-11-22T08:00:00Z",
-    "recorded_by": "Insp. Mwila Banda",
-}
+
+def demo_alert(now: dt.datetime) -> dict[str, Any]:
+    """The worked alert example (schemas/examples/alert.json), its times moved to ``now``."""
+    alert = json.loads((schemas_directory() / "examples" / "alert.json").read_text("utf-8"))
+    alert["valid_until"] = format_timestamp(now + dt.timedelta(days=7))
+    alert["time_window"] = {
+        "start": format_timestamp(now - dt.timedelta(hours=6)),
+        "end": format_timestamp(now + dt.timedelta(days=1)),
+    }
+    alert["subjects"][0]["last_seen_at"] = format_timestamp(now - dt.timedelta(hours=2))
+    return dict(alert)
 
 
 def run_demo(
@@ -71,6 +68,7 @@ def run_demo(
                 node_dir.add_peer(registry, node_id, incoming)
 
     recipients = ["zw-police", "za-shelter-johannesburg"]
+    alert = demo_alert(now)
     config = dirs[sender].load_config({})
     keys = dirs[sender].load_keys(registry, None)
     peers = dirs[sender].peers(registry)
@@ -79,8 +77,8 @@ def run_demo(
         identity=keys.identity,
         sender_id=sender,
         kind="alert",
-        schema_name="CaseUpdate",
-        payload=registry.from_json("xnode.payload.CaseUpdate", ALERT, "payload"),
+        schema_name="Alert",
+        payload=registry.from_json("xnode.payload.Alert", alert, "payload"),
         recipients=[peers[r].descriptor for r in recipients],
         now=now,
         expires_at=now + dt.timedelta(days=config.envelope.default_ttl_days),
@@ -88,15 +86,19 @@ def run_demo(
     )
     carried = workdir / "alert.xenv"
     carried.write_bytes(sealed.data)
-    plaintext_visible = str(ALERT["note"]).encode() in sealed.data
-    say(f"\n  {sender} sealed alert {sealed.message_id}")
+    plaintext_visible = any(
+        text.encode() in sealed.data for text in (alert["description"], alert["title"], "Chipo")
+    )
+    say(f"\n  {sender} sealed alert {sealed.message_id}: {alert['title']}")
     say(f"    {len(sealed.data)} bytes to {', '.join(recipients)}; plaintext visible: "
         f"{'YES' if plaintext_visible else 'no'}")  # fmt: skip
 
     ok = not plaintext_visible
     for node_id in recipients:
         opened = open_as(registry, dirs[node_id], node_id, sealed.data, now)
-        same = opened.payload["note"] == ALERT["note"]
+        same = registry.to_json("xnode.payload.Alert", opened.payload) == registry.to_json(
+            "xnode.payload.Alert", registry.from_json("xnode.payload.Alert", alert)
+        )
         ok &= same
         say(f"  {node_id:<24} opened: signed by {opened.sender.node_id}, payload intact: {same}")
 

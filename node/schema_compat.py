@@ -88,7 +88,8 @@ def reader_problems(reader: Any, writer: Any) -> list[str]:
             missing = [s for s in w["symbols"] if s not in r["symbols"]]
             if missing and "default" not in r:
                 problems.append(
-                    f"{path}: symbols {', '.join(missing)} unknown to the reader, which has no default"
+                    f"{path}: symbols {', '.join(missing)} unknown to the reader, "
+                    "which has no default"
                 )
                 return False
             return True

@@ -348,7 +348,8 @@ def _person_safeguards(p: Mapping[str, Any], path: str, ctx: Context) -> Iterato
             elif not consent["con_Consent"]:
                 yield Problem(
                     f"{path}.consent.con_Consent",
-                    "the person did not consent; sharing needs a consent_override with reason and authority",
+                    "the person did not consent; sharing needs a consent_override "
+                    "with reason and authority",
                 )
     age = person_age(person, ctx.today)
     if age is None or age < ADULT_AGE:

@@ -349,3 +349,95 @@ def test_demo_runs_and_succeeds(tmp_path, capsys):
     assert "plaintext visible: no" in out
     code, _, err = run(capsys, "demo", "--dir", tmp_path / "demo")
     assert code == 1 and "is not empty" in err
+
+
+# -- domain payloads through the CLI -----------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
+
+
+def test_referral_with_consent_is_sealed_only_to_consented_recipients(tmp_path, capsys):
+    nodes = {}
+    for node_id, role in (("za-shelter-johannesburg", "shelter"), ("zm-social-welfare", "social-welfare"),
+                          ("zm-police", "law-enforcement")):  # fmt: skip
+        nodes[node_id] = tmp_path / node_id
+        run(capsys, "init", "--dir", nodes[node_id], "--id", node_id, "--roles", role)
+        run(
+            capsys, "peers", "export", "--dir", nodes[node_id], "--out", tmp_path / f"{node_id}.xnd"
+        )
+    shelter = nodes["za-shelter-johannesburg"]
+    for peer in ("zm-social-welfare", "zm-police"):
+        run(capsys, "peers", "add", "--dir", shelter, tmp_path / f"{peer}.xnd", "--yes")
+    run(capsys, "peers", "add", "--dir", nodes["zm-social-welfare"],
+        tmp_path / "za-shelter-johannesburg.xnd", "--yes")  # fmt: skip
+    referral = EXAMPLES / "referral.json"
+    out = tmp_path / "referral.xenv"
+    seal = [
+        "envelope",
+        "seal",
+        "--dir",
+        shelter,
+        "--kind",
+        "referral",
+        "--in",
+        referral,
+        "--out",
+        out,
+    ]
+
+    code, _, err = run(capsys, *seal, "--to", "zm-social-welfare,zm-police")
+    assert code == 1
+    assert err.strip() == (
+        "xnode: error: payload.consent.share_with_nodes: the person did not consent to "
+        "sharing with zm-police"
+    )
+    assert not out.exists()
+    code, _, err = run(capsys, *seal, "--to", "zm-social-welfare")
+    assert code == 0, err
+    code, text, err = run(capsys, "envelope", "open", "--dir", nodes["zm-social-welfare"], out)
+    assert code == 0, err
+    opened = json.loads(text)
+    assert opened["payload_schema"] == "xnode.payload.Referral"
+    assert opened["payload"]["person"]["prs_FirstName"] == "Memory"
+    assert opened["payload"]["victim"]["vic_MethodsOfControl"] == [
+        "WithholdsDocuments", "DebtBondage", "ThreatensChildrenFamily",
+    ]  # fmt: skip
+
+
+def test_kind_and_payload_must_match(network, tmp_path, capsys):
+    code, _, err = run(
+        capsys, "envelope", "seal", "--dir", network / "zm-police", "--kind", "alert",
+        "--schema", "MlaRequest", "--to", "zw-police", "--in", EXAMPLES / "mla-request.json",
+        "--out", tmp_path / "x.xenv",
+    )  # fmt: skip
+    assert code == 1
+    assert "a alert message cannot carry MlaRequest; it carries Alert, CaseUpdate" in err
+
+
+def test_schemas_commands(capsys):
+    code, out, _ = run(capsys, "schemas", "list")
+    assert code == 0 and "RepatriationApproval" in out and "mla" in out
+    code, out, _ = run(capsys, "schemas", "list", "--json")
+    assert [f["kind"] for f in json.loads(out)] == [
+        "alert",
+        "mla",
+        "referral",
+        "repatriation",
+        "receipt",
+    ]
+    code, out, _ = run(capsys, "schemas", "show", "referral", "--lang", "fr")
+    assert code == 0
+    assert "vic_MethodsOfControl" in out and "Servitude pour dettes" in out
+    code, out, _ = run(capsys, "schemas", "show", "Referral", "--json")
+    fields = {row["field"]: row for row in json.loads(out)["Referral"]}
+    assert fields["person.prs_Birthdate"]["type"] == "date"
+    assert fields["consent"]["required"] is False
+    assert {"code": "Feminine", "label": "Feminine"} in fields["person.prs_Gender"]["codes"]
+    code, out, _ = run(capsys, "schemas", "codes")
+    assert "forced_labour_industry" in out and "Human Trafficking Case Data Standard" in out
+    code, out, _ = run(capsys, "schemas", "codes", "trafficking_status", "--lang", "pt")
+    assert "Possível vítima de tráfico" in out
+    code, _, err = run(capsys, "schemas", "codes", "colours")
+    assert code == 1 and "unknown code list 'colours'" in err
+    code, _, err = run(capsys, "schemas", "show", "gossip")
+    assert code == 1 and "unknown kind or payload 'gossip'" in err

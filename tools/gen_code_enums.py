@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from node.codes import load_code_lists  # noqa: E402
+from node.codes import load_code_lists
 
 
 def main() -> None:

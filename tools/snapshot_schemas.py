@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from node.codec import SchemaRegistry, history_versions  # noqa: E402
-from node.payloads import all_payloads  # noqa: E402
+from node.codec import SchemaRegistry, history_versions
+from node.payloads import all_payloads
 
 MESSAGE_SCHEMAS = (
     "xnode.envelope.Envelope",
