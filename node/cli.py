@@ -398,6 +398,35 @@ def cmd_schemas_codes(args: argparse.Namespace, registry: SchemaRegistry) -> int
     return EXIT_OK
 
 
+def cmd_broker(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    import asyncio
+    import signal
+
+    from node.transport.broker import BrokerUnavailable, EmbeddedBroker
+
+    async def serve() -> None:
+        broker = EmbeddedBroker(port=args.port, host=args.host)
+        await broker.start()
+        print(f"Development broker (Tansu, in memory) listening on {broker.bootstrap_servers}")
+        print(f'  use: bootstrap_servers = "{broker.bootstrap_servers}"   Stop with Ctrl-C.')
+        sys.stdout.flush()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        try:
+            await stopping.wait()
+        finally:
+            await broker.stop()
+            print("Broker stopped.")
+
+    try:
+        asyncio.run(serve())
+    except BrokerUnavailable as exc:
+        raise CommandFailed(str(exc)) from exc
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     from node.demo import run_demo
 
@@ -517,6 +546,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", default="en", choices=codes.LANGUAGES, help="language of labels")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_schemas_codes)
+
+    p = sub.add_parser("broker", help="run the embedded development broker (in memory)")
+    p.add_argument("--port", type=int, default=9092, help="port to listen on (default 9092)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.set_defaults(handler=cmd_broker)
 
     p = sub.add_parser("demo", help="play a short scripted exchange between four agencies")
     p.add_argument("--dir", type=Path, help="keep the demo's nodes here (default: a temp dir)")

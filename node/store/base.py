@@ -1,0 +1,163 @@
+"""Records and the store interface. Implementations are synchronous; the asyncio shell runs
+them on a dedicated thread so the event loop never waits on the disk."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from node.audit import AuditEntry, AuditEvent
+
+# Per-recipient states of an outbound message.
+QUEUED, SENT, DELIVERED, REJECTED, EXPIRED = "queued", "sent", "delivered", "rejected", "expired"
+OPEN_STATES = (QUEUED, SENT)
+FINAL_STATES = (DELIVERED, REJECTED, EXPIRED)
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (not a transient disk problem)."""
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    message_id: str
+    kind: str
+    thread_id: str
+    schema_name: str
+    priority: str
+    envelope: bytes
+    envelope_sha256: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    recipients: tuple[str, ...]
+    expects_receipt: bool = True
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One (message, recipient) pair due for publication."""
+
+    message_id: str
+    recipient: str
+    kind: str
+    thread_id: str
+    envelope: bytes
+    attempts: int
+    expires_at: dt.datetime
+    expects_receipt: bool
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    recipient: str
+    state: str
+    attempts: int
+    updated_at: dt.datetime
+    last_attempt_at: dt.datetime | None
+    next_attempt_at: dt.datetime | None
+    reason: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class InboxMessage:
+    seq: int
+    message_id: str
+    sender: str
+    kind: str
+    thread_id: str
+    in_reply_to: str | None
+    schema_name: str
+    handling_code: str
+    envelope: bytes
+    envelope_sha256: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    received_at: dt.datetime
+    state: str
+
+
+@dataclass(frozen=True)
+class DedupeEntry:
+    """A message id already handled, with what we answered, kept past the maximum message age."""
+
+    message_id: str
+    sender: str
+    outcome: str  # delivered | rejected
+    reason: str | None
+    envelope_sha256: str
+    seen_at: dt.datetime
+    keep_until: dt.datetime
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    received_at: dt.datetime
+    reason: str
+    detail: str
+    raw: bytes
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    sender: str | None = None
+    message_id: str | None = None
+    id: int | None = None
+
+
+class Store(Protocol):
+    """Everything the node persists. Each method is one transaction."""
+
+    def close(self) -> None: ...
+
+    # outbox
+    def submit(self, message: OutboundMessage, audit: AuditEvent) -> str: ...
+    def find_by_idempotency_key(self, key: str) -> str | None: ...
+    def due_deliveries(self, now: dt.datetime, limit: int) -> list[Delivery]: ...
+    def record_attempt(
+        self,
+        message_id: str,
+        recipient: str,
+        *,
+        published: bool,
+        now: dt.datetime,
+        next_attempt_at: dt.datetime | None,
+        audit: AuditEvent,
+    ) -> None: ...
+    def apply_receipt(
+        self,
+        message_id: str,
+        recipient: str,
+        envelope_sha256: str,
+        *,
+        delivered: bool,
+        reason: str | None,
+        detail: str | None,
+        now: dt.datetime,
+        audit: AuditEvent,
+    ) -> bool: ...
+    def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]: ...
+    def message_status(self, message_id: str) -> list[RecipientStatus]: ...
+    def outbox_depth(self) -> dict[str, int]: ...
+
+    # inbound
+    def seen(self, message_id: str) -> DedupeEntry | None: ...
+    def record_inbound(
+        self, message: InboxMessage, dedupe: DedupeEntry, audit: Sequence[AuditEvent]
+    ) -> int: ...
+    def record_rejection(
+        self,
+        dedupe: DedupeEntry | None,
+        quarantine: QuarantineEntry,
+        audit: Sequence[AuditEvent],
+    ) -> None: ...
+    def inbox(self, after: int, kind: str | None, limit: int) -> list[InboxMessage]: ...
+    def inbox_message(self, message_id: str) -> InboxMessage | None: ...
+    def ack(self, message_id: str, now: dt.datetime) -> bool: ...
+    def quarantined(self, limit: int) -> list[QuarantineEntry]: ...
+
+    # audit
+    def append_audit(self, events: Sequence[AuditEvent]) -> None: ...
+    def audit_entries(self, message_id: str | None = None) -> list[AuditEntry]: ...

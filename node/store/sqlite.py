@@ -1,0 +1,585 @@
+"""SQLite store: one file in the node directory, write-ahead log, full fsync on commit.
+
+Several processes may use the file at once (the running node and `xnode send`): every write
+transaction starts with ``BEGIN IMMEDIATE``, so two writers never interleave and the audit
+chain stays a single line. Payload plaintext is never stored: the inbox keeps the sealed
+envelope and the node decrypts it again when a local system asks for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from node.audit import GENESIS, AuditEntry, AuditEvent, link
+from node.store.base import (
+    DELIVERED,
+    EXPIRED,
+    OPEN_STATES,
+    QUEUED,
+    REJECTED,
+    SENT,
+    DedupeEntry,
+    Delivery,
+    InboxMessage,
+    OutboundMessage,
+    QuarantineEntry,
+    RecipientStatus,
+    StoreError,
+)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE outbox (
+        message_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        schema_name TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        envelope BLOB NOT NULL,
+        envelope_sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        expects_receipt INTEGER NOT NULL,
+        idempotency_key TEXT UNIQUE
+    );
+    CREATE TABLE outbox_recipients (
+        message_id TEXT NOT NULL REFERENCES outbox(message_id) ON DELETE CASCADE,
+        recipient TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        last_attempt_at REAL,
+        updated_at REAL NOT NULL,
+        reason TEXT,
+        detail TEXT,
+        PRIMARY KEY (message_id, recipient)
+    );
+    CREATE INDEX outbox_due ON outbox_recipients (state, next_attempt_at);
+    CREATE TABLE inbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL UNIQUE,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        in_reply_to TEXT,
+        schema_name TEXT NOT NULL,
+        handling_code TEXT NOT NULL,
+        envelope BLOB NOT NULL,
+        envelope_sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        received_at REAL NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE INDEX inbox_thread ON inbox (thread_id, seq);
+    CREATE TABLE dedupe (
+        message_id TEXT PRIMARY KEY,
+        sender TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        envelope_sha256 TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        keep_until REAL NOT NULL
+    );
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at REAL NOT NULL,
+        reason TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        topic TEXT,
+        partition INTEGER,
+        "offset" INTEGER,
+        sender TEXT,
+        message_id TEXT
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        at_text TEXT NOT NULL,
+        event TEXT NOT NULL,
+        message_id TEXT,
+        peer TEXT,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_message ON audit (message_id);
+    """,
+)
+
+
+def _ts(value: dt.datetime) -> float:
+    return value.timestamp()
+
+
+def _dt(value: float | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromtimestamp(value, dt.UTC)
+
+
+def _dt_req(value: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, dt.UTC)
+
+
+class SqliteStore:
+    """The default store. Open with :meth:`open`; close with :meth:`close`."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> SqliteStore:
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{path}: cannot open the store ({exc})") from exc
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        store = cls(conn, path)
+        store._migrate()
+        path.chmod(0o600)
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = c.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = int(row["value"]) if row else 0
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path}: store schema version {version} is newer than this xnode "
+                    f"understands ({len(MIGRATIONS)}); upgrade xnode"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    c.execute(statement)
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (str(number),),
+                )
+
+    @property
+    def schema_version(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row["value"])
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def _append(self, c: sqlite3.Connection, events: Sequence[AuditEvent]) -> None:
+        row = c.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (row["seq"], row["hash"]) if row else (0, GENESIS)
+        for event in events:
+            seq += 1
+            entry = link(seq, event, prev)
+            c.execute(
+                "INSERT INTO audit (seq, at, at_text, event, message_id, peer, detail, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    _ts(event.at),
+                    event.at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
+                    event.event,
+                    event.message_id,
+                    event.peer,
+                    json.dumps(dict(event.detail), sort_keys=True),
+                    prev,
+                    entry.hash,
+                ),
+            )
+            prev = entry.hash
+
+    def append_audit(self, events: Sequence[AuditEvent]) -> None:
+        with self._tx() as c:
+            self._append(c, events)
+
+    def audit_entries(self, message_id: str | None = None) -> list[AuditEntry]:
+        query = "SELECT * FROM audit"
+        args: tuple[str, ...] = ()
+        if message_id is not None:
+            query += " WHERE message_id = ?"
+            args = (message_id,)
+        rows = self._conn.execute(query + " ORDER BY seq", args).fetchall()
+        return [
+            AuditEntry(
+                seq=r["seq"],
+                event=AuditEvent(
+                    event=r["event"],
+                    at=dt.datetime.fromisoformat(r["at_text"]),
+                    message_id=r["message_id"],
+                    peer=r["peer"],
+                    detail=json.loads(r["detail"]),
+                ),
+                prev_hash=r["prev_hash"],
+                hash=r["hash"],
+            )
+            for r in rows
+        ]
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    def submit(self, message: OutboundMessage, audit: AuditEvent) -> str:
+        """Store a sealed message and its recipients; return its id (the first one's, for a
+        repeated idempotency key)."""
+        with self._tx() as c:
+            if message.idempotency_key is not None:
+                row = c.execute(
+                    "SELECT message_id FROM outbox WHERE idempotency_key = ?",
+                    (message.idempotency_key,),
+                ).fetchone()
+                if row:
+                    return str(row["message_id"])
+            c.execute(
+                "INSERT INTO outbox (message_id, kind, thread_id, schema_name, priority, envelope,"
+                " envelope_sha256, created_at, expires_at, expects_receipt, idempotency_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.message_id,
+                    message.kind,
+                    message.thread_id,
+                    message.schema_name,
+                    message.priority,
+                    message.envelope,
+                    message.envelope_sha256,
+                    _ts(message.created_at),
+                    _ts(message.expires_at),
+                    int(message.expects_receipt),
+                    message.idempotency_key,
+                ),
+            )
+            now = _ts(message.created_at)
+            c.executemany(
+                "INSERT INTO outbox_recipients (message_id, recipient, state, next_attempt_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?)",
+                [(message.message_id, r, QUEUED, now, now) for r in message.recipients],
+            )
+            self._append(c, [audit])
+        return message.message_id
+
+    def find_by_idempotency_key(self, key: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT message_id FROM outbox WHERE idempotency_key = ?", (key,)
+        ).fetchone()
+        return None if row is None else str(row["message_id"])
+
+    def due_deliveries(self, now: dt.datetime, limit: int) -> list[Delivery]:
+        """Open (message, recipient) pairs whose next attempt is due, urgent ones first."""
+        rows = self._conn.execute(
+            "SELECT r.message_id, r.recipient, r.attempts, o.kind, o.thread_id, o.envelope,"
+            " o.expires_at, o.expects_receipt FROM outbox_recipients r"
+            " JOIN outbox o USING (message_id)"
+            " WHERE r.state IN (?, ?) AND r.next_attempt_at <= ? AND o.expires_at > ?"
+            " ORDER BY CASE o.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1"
+            " WHEN 'normal' THEN 2 ELSE 3 END, r.next_attempt_at LIMIT ?",
+            (*OPEN_STATES, _ts(now), _ts(now), limit),
+        ).fetchall()
+        return [
+            Delivery(
+                message_id=r["message_id"],
+                recipient=r["recipient"],
+                kind=r["kind"],
+                thread_id=r["thread_id"],
+                envelope=r["envelope"],
+                attempts=r["attempts"],
+                expires_at=_dt_req(r["expires_at"]),
+                expects_receipt=bool(r["expects_receipt"]),
+            )
+            for r in rows
+        ]
+
+    def record_attempt(
+        self,
+        message_id: str,
+        recipient: str,
+        *,
+        published: bool,
+        now: dt.datetime,
+        next_attempt_at: dt.datetime | None,
+        audit: AuditEvent,
+    ) -> None:
+        """After a publication attempt: count it, schedule the next, move queued -> sent.
+
+        ``next_attempt_at=None`` with ``published`` closes a pair that expects no receipt
+        (receipts themselves) as delivered.
+        """
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT state FROM outbox_recipients WHERE message_id = ? AND recipient = ?",
+                (message_id, recipient),
+            ).fetchone()
+            if row is None or row["state"] not in OPEN_STATES:
+                return  # a receipt arrived meanwhile: keep the final state
+            state = row["state"]
+            if published:
+                state = SENT if next_attempt_at is not None else DELIVERED
+            c.execute(
+                "UPDATE outbox_recipients SET state = ?, attempts = attempts + 1,"
+                " last_attempt_at = ?, next_attempt_at = ?, updated_at = ?"
+                " WHERE message_id = ? AND recipient = ?",
+                (
+                    state,
+                    _ts(now),
+                    None if next_attempt_at is None else _ts(next_attempt_at),
+                    _ts(now),
+                    message_id,
+                    recipient,
+                ),
+            )
+            self._append(c, [audit])
+
+    def apply_receipt(
+        self,
+        message_id: str,
+        recipient: str,
+        envelope_sha256: str,
+        *,
+        delivered: bool,
+        reason: str | None,
+        detail: str | None,
+        now: dt.datetime,
+        audit: AuditEvent,
+    ) -> bool:
+        """Record a recipient's receipt; False if it matches no open delivery of ours."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT r.state, o.envelope_sha256 FROM outbox_recipients r"
+                " JOIN outbox o USING (message_id) WHERE r.message_id = ? AND r.recipient = ?",
+                (message_id, recipient),
+            ).fetchone()
+            if row is None or row["envelope_sha256"] != envelope_sha256:
+                return False
+            if row["state"] in (DELIVERED, REJECTED):
+                return True  # a repeated receipt: already recorded
+            c.execute(
+                "UPDATE outbox_recipients SET state = ?, reason = ?, detail = ?, updated_at = ?,"
+                " next_attempt_at = NULL WHERE message_id = ? AND recipient = ?",
+                (
+                    DELIVERED if delivered else REJECTED,
+                    reason,
+                    detail,
+                    _ts(now),
+                    message_id,
+                    recipient,
+                ),
+            )
+            self._append(c, [audit])
+            return True
+
+    def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]:
+        """Mark open deliveries of expired messages as expired; return them."""
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT r.message_id, r.recipient FROM outbox_recipients r"
+                " JOIN outbox o USING (message_id) WHERE r.state IN (?, ?) AND o.expires_at <= ?",
+                (*OPEN_STATES, _ts(now)),
+            ).fetchall()
+            pairs = [(r["message_id"], r["recipient"]) for r in rows]
+            for message_id, recipient in pairs:
+                c.execute(
+                    "UPDATE outbox_recipients SET state = ?, updated_at = ?, next_attempt_at = NULL"
+                    " WHERE message_id = ? AND recipient = ?",
+                    (EXPIRED, _ts(now), message_id, recipient),
+                )
+            self._append(
+                c,
+                [AuditEvent("expired", now, message_id=m, peer=r) for m, r in pairs],
+            )
+        return pairs
+
+    def message_status(self, message_id: str) -> list[RecipientStatus]:
+        rows = self._conn.execute(
+            "SELECT * FROM outbox_recipients WHERE message_id = ? ORDER BY recipient",
+            (message_id,),
+        ).fetchall()
+        return [
+            RecipientStatus(
+                recipient=r["recipient"],
+                state=r["state"],
+                attempts=r["attempts"],
+                updated_at=_dt_req(r["updated_at"]),
+                last_attempt_at=_dt(r["last_attempt_at"]),
+                next_attempt_at=_dt(r["next_attempt_at"]),
+                reason=r["reason"],
+                detail=r["detail"],
+            )
+            for r in rows
+        ]
+
+    def outbox_depth(self) -> dict[str, int]:
+        """Open deliveries per recipient (the backlog operators watch)."""
+        rows = self._conn.execute(
+            "SELECT recipient, COUNT(*) AS n FROM outbox_recipients WHERE state IN (?, ?)"
+            " GROUP BY recipient",
+            OPEN_STATES,
+        ).fetchall()
+        return {r["recipient"]: r["n"] for r in rows}
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    def seen(self, message_id: str) -> DedupeEntry | None:
+        r = self._conn.execute(
+            "SELECT * FROM dedupe WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        if r is None:
+            return None
+        return DedupeEntry(
+            message_id=r["message_id"],
+            sender=r["sender"],
+            outcome=r["outcome"],
+            reason=r["reason"],
+            envelope_sha256=r["envelope_sha256"],
+            seen_at=_dt_req(r["seen_at"]),
+            keep_until=_dt_req(r["keep_until"]),
+        )
+
+    def _remember(self, c: sqlite3.Connection, d: DedupeEntry) -> None:
+        c.execute(
+            "INSERT INTO dedupe (message_id, sender, outcome, reason, envelope_sha256, seen_at,"
+            " keep_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                d.message_id,
+                d.sender,
+                d.outcome,
+                d.reason,
+                d.envelope_sha256,
+                _ts(d.seen_at),
+                _ts(d.keep_until),
+            ),
+        )
+
+    def record_inbound(
+        self, message: InboxMessage, dedupe: DedupeEntry, audit: Sequence[AuditEvent]
+    ) -> int:
+        """Store a verified message and remember its id, atomically; return its inbox cursor."""
+        with self._tx() as c:
+            self._remember(c, dedupe)
+            cursor = c.execute(
+                "INSERT INTO inbox (message_id, sender, kind, thread_id, in_reply_to, schema_name,"
+                " handling_code, envelope, envelope_sha256, created_at, expires_at, received_at,"
+                " state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    message.message_id,
+                    message.sender,
+                    message.kind,
+                    message.thread_id,
+                    message.in_reply_to,
+                    message.schema_name,
+                    message.handling_code,
+                    message.envelope,
+                    message.envelope_sha256,
+                    _ts(message.created_at),
+                    _ts(message.expires_at),
+                    _ts(message.received_at),
+                    message.state,
+                ),
+            )
+            self._append(c, audit)
+            return int(cursor.lastrowid or 0)
+
+    def record_rejection(
+        self,
+        dedupe: DedupeEntry | None,
+        quarantine: QuarantineEntry,
+        audit: Sequence[AuditEvent],
+    ) -> None:
+        """Keep the refused bytes with the reason (nothing is dropped silently)."""
+        with self._tx() as c:
+            if dedupe is not None:
+                self._remember(c, dedupe)
+            c.execute(
+                'INSERT INTO quarantine (received_at, reason, detail, raw, topic, partition, "offset",'
+                " sender, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _ts(quarantine.received_at),
+                    quarantine.reason,
+                    quarantine.detail,
+                    quarantine.raw,
+                    quarantine.topic,
+                    quarantine.partition,
+                    quarantine.offset,
+                    quarantine.sender,
+                    quarantine.message_id,
+                ),
+            )
+            self._append(c, audit)
+
+    def _inbox_row(self, r: sqlite3.Row) -> InboxMessage:
+        return InboxMessage(
+            seq=r["seq"],
+            message_id=r["message_id"],
+            sender=r["sender"],
+            kind=r["kind"],
+            thread_id=r["thread_id"],
+            in_reply_to=r["in_reply_to"],
+            schema_name=r["schema_name"],
+            handling_code=r["handling_code"],
+            envelope=r["envelope"],
+            envelope_sha256=r["envelope_sha256"],
+            created_at=_dt_req(r["created_at"]),
+            expires_at=_dt_req(r["expires_at"]),
+            received_at=_dt_req(r["received_at"]),
+            state=r["state"],
+        )
+
+    def inbox(self, after: int, kind: str | None, limit: int) -> list[InboxMessage]:
+        query = "SELECT * FROM inbox WHERE seq > ?"
+        args: list[object] = [after]
+        if kind is not None:
+            query += " AND kind = ?"
+            args.append(kind)
+        rows = self._conn.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        return [self._inbox_row(r) for r in rows]
+
+    def inbox_message(self, message_id: str) -> InboxMessage | None:
+        r = self._conn.execute("SELECT * FROM inbox WHERE message_id = ?", (message_id,)).fetchone()
+        return None if r is None else self._inbox_row(r)
+
+    def ack(self, message_id: str, now: dt.datetime) -> bool:
+        with self._tx() as c:
+            cursor = c.execute(
+                "UPDATE inbox SET state = 'acked' WHERE message_id = ?", (message_id,)
+            )
+            return cursor.rowcount > 0
+
+    def quarantined(self, limit: int) -> list[QuarantineEntry]:
+        rows = self._conn.execute(
+            "SELECT * FROM quarantine ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [
+            QuarantineEntry(
+                received_at=_dt_req(r["received_at"]),
+                reason=r["reason"],
+                detail=r["detail"],
+                raw=r["raw"],
+                topic=r["topic"],
+                partition=r["partition"],
+                offset=r["offset"],
+                sender=r["sender"],
+                message_id=r["message_id"],
+                id=r["id"],
+            )
+            for r in rows
+        ]

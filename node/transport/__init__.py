@@ -1,0 +1,1 @@
+"""Moving bytes: the Kafka producer/consumer wrappers and the embedded development broker."""

@@ -1,0 +1,187 @@
+"""SQLite store: transactions, state transitions, dedupe, quarantine, audit chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import stat
+
+import pytest
+
+from node import audit
+from node.audit import AuditEvent
+from node.store.base import DedupeEntry, InboxMessage, OutboundMessage, QuarantineEntry, StoreError
+from node.store.sqlite import MIGRATIONS, SqliteStore
+
+T0 = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore.open(tmp_path / "node.db")
+    yield s
+    s.close()
+
+
+def outbound(message_id="m1", recipients=("zw-police", "mw-police"), key=None, priority="normal",
+             expires=3600, expects_receipt=True) -> OutboundMessage:  # fmt: skip
+    return OutboundMessage(
+        message_id=message_id, kind="alert", thread_id="t1", schema_name="xnode.payload.Alert",
+        priority=priority, envelope=b"sealed-" + message_id.encode(), envelope_sha256="ab" * 32,
+        created_at=T0, expires_at=at(expires), recipients=recipients,
+        expects_receipt=expects_receipt, idempotency_key=key,
+    )  # fmt: skip
+
+
+def ev(event: str, seconds: float = 0, **kw) -> AuditEvent:
+    return AuditEvent(event, at(seconds), **kw)
+
+
+def test_file_mode_and_migrations_are_idempotent(tmp_path):
+    path = tmp_path / "node.db"
+    SqliteStore.open(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    store = SqliteStore.open(path)
+    assert store.schema_version == len(MIGRATIONS)
+    store.close()
+
+
+def test_refuses_a_newer_store(tmp_path):
+    path = tmp_path / "node.db"
+    SqliteStore.open(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this xnode understands"):
+        SqliteStore.open(path)
+
+
+def test_submit_and_idempotency_key(store):
+    assert store.submit(outbound("m1", key="req-7"), ev("submitted", message_id="m1")) == "m1"
+    assert store.submit(outbound("m2", key="req-7"), ev("submitted", message_id="m2")) == "m1"
+    assert store.find_by_idempotency_key("req-7") == "m1"
+    assert [s.state for s in store.message_status("m1")] == ["queued", "queued"]
+    assert store.message_status("m2") == []
+    assert store.outbox_depth() == {"zw-police": 1, "mw-police": 1}
+
+
+def test_delivery_lifecycle(store):
+    store.submit(outbound("m1"), ev("submitted"))
+    due = store.due_deliveries(at(0), 10)
+    assert {(d.message_id, d.recipient) for d in due} == {("m1", "zw-police"), ("m1", "mw-police")}
+    store.record_attempt("m1", "zw-police", published=True, now=at(1), next_attempt_at=at(31),
+                         audit=ev("published", 1))  # fmt: skip
+    store.record_attempt("m1", "mw-police", published=False, now=at(1), next_attempt_at=at(6),
+                         audit=ev("publish-failed", 1))  # fmt: skip
+    states = {s.recipient: (s.state, s.attempts) for s in store.message_status("m1")}
+    assert states == {"zw-police": ("sent", 1), "mw-police": ("queued", 1)}
+    assert [d.recipient for d in store.due_deliveries(at(10), 10)] == ["mw-police"]
+    assert {d.recipient for d in store.due_deliveries(at(40), 10)} == {"zw-police", "mw-police"}
+
+    assert not store.apply_receipt("m1", "zw-police", "cd" * 32, delivered=True, reason=None,
+                                   detail=None, now=at(2), audit=ev("receipted", 2))  # fmt: skip
+    assert store.apply_receipt("m1", "zw-police", "ab" * 32, delivered=True, reason=None,
+                               detail=None, now=at(2), audit=ev("receipted", 2))  # fmt: skip
+    assert store.apply_receipt("m1", "mw-police", "ab" * 32, delivered=False,
+                               reason="policy-denied", detail="no", now=at(3),
+                               audit=ev("rejected", 3))  # fmt: skip
+    # a late publication attempt never reopens a receipted delivery
+    store.record_attempt("m1", "zw-police", published=True, now=at(4), next_attempt_at=at(9),
+                         audit=ev("published", 4))  # fmt: skip
+    status = {s.recipient: s for s in store.message_status("m1")}
+    assert status["zw-police"].state == "delivered"
+    assert (status["mw-police"].state, status["mw-police"].reason) == ("rejected", "policy-denied")
+    assert store.due_deliveries(at(100), 10) == []
+    assert store.outbox_depth() == {}
+
+
+def test_priority_order_and_expiry(store):
+    store.submit(outbound("slow", priority="low"), ev("submitted"))
+    store.submit(outbound("fast", priority="urgent", expires=60), ev("submitted"))
+    assert store.due_deliveries(at(0), 10)[0].message_id == "fast"
+    assert store.expire_due(at(59)) == []
+    assert sorted(store.expire_due(at(60))) == [("fast", "mw-police"), ("fast", "zw-police")]
+    assert {s.state for s in store.message_status("fast")} == {"expired"}
+    assert {d.message_id for d in store.due_deliveries(at(61), 10)} == {"slow"}
+
+
+def test_fire_and_forget_closes_after_publication(store):
+    store.submit(outbound("r1", recipients=("zm-police",), expects_receipt=False), ev("submitted"))
+    store.record_attempt("r1", "zm-police", published=True, now=at(1), next_attempt_at=None,
+                         audit=ev("receipt-sent", 1))  # fmt: skip
+    assert store.message_status("r1")[0].state == "delivered"
+
+
+def inbox_message(message_id="in1", kind="mla") -> InboxMessage:
+    return InboxMessage(
+        seq=0, message_id=message_id, sender="zw-police", kind=kind, thread_id="t9",
+        in_reply_to=None, schema_name="xnode.payload.MlaRequest", handling_code="H1",
+        envelope=b"sealed", envelope_sha256="ef" * 32, created_at=T0, expires_at=at(3600),
+        received_at=at(1), state="received",
+    )  # fmt: skip
+
+
+def dedupe(message_id="in1", outcome="delivered", reason=None) -> DedupeEntry:
+    return DedupeEntry(message_id, "zw-police", outcome, reason, "ef" * 32, at(1), at(86400))
+
+
+def test_inbound_dedupe_inbox_and_ack(store):
+    assert store.seen("in1") is None
+    seq = store.record_inbound(inbox_message(), dedupe(), [ev("received", message_id="in1")])
+    assert store.seen("in1").outcome == "delivered"
+    with pytest.raises(sqlite3.IntegrityError):  # a second insert of the same id is impossible
+        store.record_inbound(inbox_message(), dedupe(), [ev("received")])
+    store.record_inbound(inbox_message("in2", kind="alert"), dedupe("in2"), [ev("received")])
+    assert [m.message_id for m in store.inbox(0, None, 10)] == ["in1", "in2"]
+    assert [m.message_id for m in store.inbox(seq, None, 10)] == ["in2"]
+    assert [m.message_id for m in store.inbox(0, "alert", 10)] == ["in2"]
+    assert store.ack("in1", at(5)) and not store.ack("nothing", at(5))
+    assert store.inbox_message("in1").state == "acked"
+
+
+def test_rejection_is_quarantined_and_remembered(store):
+    entry = QuarantineEntry(at(1), "expired", "expired at ...", b"\x00raw", topic="xchg.zm-police.mla",
+                            partition=0, offset=7, sender="zw-police", message_id="in3")  # fmt: skip
+    store.record_rejection(dedupe("in3", "rejected", "expired"), entry, [ev("quarantined")])
+    store.record_rejection(None, QuarantineEntry(at(2), "malformed", "garbage", b"junk"), [])
+    assert [q.reason for q in store.quarantined(10)] == ["malformed", "expired"]
+    assert store.quarantined(10)[1].raw == b"\x00raw"
+    assert store.seen("in3").reason == "expired"
+
+
+def test_audit_chain_verifies_and_detects_tampering(store, tmp_path):
+    store.submit(outbound("m1"), ev("submitted", message_id="m1", detail={"kind": "alert"}))
+    store.append_audit(
+        [ev("peer-added", 1, peer="zw-police"), ev("peer-added", 2, peer="mw-police")]
+    )
+    entries = store.audit_entries()
+    assert [e.seq for e in entries] == [1, 2, 3]
+    assert audit.verify(entries).ok
+    assert [e.event.event for e in store.audit_entries("m1")] == ["submitted"]
+
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE audit SET peer = 'bw-police' WHERE seq = 2")
+    conn.commit()
+    report = audit.verify(store.audit_entries())
+    assert (report.broken_at, report.problem) == (2, "content does not match its hash (altered)")
+    conn.execute("UPDATE audit SET peer = 'zw-police' WHERE seq = 2")
+    conn.execute("DELETE FROM audit WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    report = audit.verify(store.audit_entries())
+    assert report.broken_at == 3 and "entry 2 is missing" in report.problem
+
+
+def test_two_writers_keep_one_chain(tmp_path):
+    a, b = SqliteStore.open(tmp_path / "node.db"), SqliteStore.open(tmp_path / "node.db")
+    for i in range(20):
+        (a if i % 2 else b).append_audit([ev("peer-added", i, peer=f"zz-node{i}")])
+    assert audit.verify(a.audit_entries()).ok
+    assert len(b.audit_entries()) == 20
+    a.close()
+    b.close()
