@@ -196,8 +196,8 @@ class SqliteStore:
             seq += 1
             entry = link(seq, event, prev)
             c.execute(
-                "INSERT INTO audit (seq, at, at_text, event, message_id, peer, detail, prev_hash, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit (seq, at, at_text, event, message_id, peer, detail, prev_hash,"
+                " hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     seq,
                     _ts(event.at),
@@ -510,8 +510,8 @@ class SqliteStore:
             if dedupe is not None:
                 self._remember(c, dedupe)
             c.execute(
-                'INSERT INTO quarantine (received_at, reason, detail, raw, topic, partition, "offset",'
-                " sender, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO quarantine (received_at, reason, detail, raw, topic, partition,"
+                ' "offset", sender, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
                 (
                     _ts(quarantine.received_at),
                     quarantine.reason,

@@ -118,9 +118,9 @@ class EmbeddedBroker:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if not self.running:
+                status = self._process.returncode if self._process else None
                 raise BrokerUnavailable(
-                    f"the broker exited at start (status {self._process and self._process.returncode});"
-                    f" is port {self.port} free?"
+                    f"the broker exited at start (status {status}); is port {self.port} free?"
                 )
             try:
                 _, writer = await asyncio.open_connection(self.host, self.port)
