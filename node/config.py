@@ -33,6 +33,9 @@ class NodeSettings:
     id: str = field(metadata={"doc": "Node id <country>-<agency>, e.g. zm-police."})
     name: str = field(metadata={"doc": "Display name shown to peers."})
     roles: tuple[str, ...] = field(metadata={"doc": "Roles from DESIGN section 3."})
+    neighbours: tuple[str, ...] = field(
+        default=(), metadata={"doc": 'Node ids addressed by to = "neighbours".'}
+    )
 
 
 def _setting(default: Any, doc: str) -> Any:
@@ -64,17 +67,61 @@ class EnvelopeSettings:
 
 
 @dataclass(frozen=True)
+class KafkaConfig:
+    """How this node reaches the broker (deploy/ shows a TLS + SASL/SCRAM cluster)."""
+
+    bootstrap_servers: str = _setting("127.0.0.1:9092", "host:port[,host:port...] of the brokers.")
+    topic_prefix: str = _setting("xchg", "Prefix of every topic: <prefix>.<node>.<kind>.")
+    security_protocol: str = _setting(
+        "PLAINTEXT", "PLAINTEXT (development only), SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: str = _setting("SCRAM-SHA-512", "SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN.")
+    sasl_username: str = _setting("", "SASL user, usually the node id.")
+    sasl_password_file: str = _setting("", "File whose first line is the SASL password.")
+    ssl_cafile: str = _setting("", "CA certificate(s) that signed the brokers' certificates.")
+    ssl_certfile: str = _setting("", "Client certificate, for mutual TLS.")
+    ssl_keyfile: str = _setting("", "Client key, for mutual TLS.")
+    partitions: int = _setting(3, "Partitions of topics this node creates.")
+    replication_factor: int = _setting(
+        1, "Replication of topics this node creates (3 in production)."
+    )
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """Re-publication until every recipient has receipted."""
+
+    retry_initial_seconds: int = _setting(5, "Wait for a receipt before the first re-publication.")
+    retry_max_seconds: int = _setting(600, "Longest wait between re-publications.")
+    poll_interval_ms: int = _setting(500, "How often the outbox is checked for due messages.")
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where the node keeps its outbox, inbox, dedupe table, quarantine and audit log."""
+
+    path: str = _setting("node.db", "SQLite file, relative to the node directory.")
+
+
+@dataclass(frozen=True)
 class Config:
     node: NodeSettings
     keys: KeySettings = field(default_factory=KeySettings)
     envelope: EnvelopeSettings = field(default_factory=EnvelopeSettings)
+    kafka: KafkaConfig = field(default_factory=KafkaConfig)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
     "node": NodeSettings,
     "keys": KeySettings,
     "envelope": EnvelopeSettings,
+    "kafka": KafkaConfig,
+    "delivery": DeliverySettings,
+    "store": StoreSettings,
 }
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 
 def _coerce(setting: str, declared: Any, value: Any, from_env: bool) -> Any:
@@ -147,6 +194,8 @@ def _validate(config: Config, source: str) -> None:
     try:
         validate_node_id(config.node.id)
         validate_roles(config.node.roles)
+        for neighbour in config.node.neighbours:
+            validate_node_id(neighbour)
     except InvalidIdentifier as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     for setting, value, low in (
@@ -154,9 +203,24 @@ def _validate(config: Config, source: str) -> None:
         ("envelope.max_bytes", config.envelope.max_bytes, 1024),
         ("envelope.clock_skew_seconds", config.envelope.clock_skew_seconds, 0),
         ("envelope.default_ttl_days", config.envelope.default_ttl_days, 1),
+        ("kafka.partitions", config.kafka.partitions, 1),
+        ("kafka.replication_factor", config.kafka.replication_factor, 1),
+        ("delivery.retry_initial_seconds", config.delivery.retry_initial_seconds, 1),
+        ("delivery.retry_max_seconds", config.delivery.retry_max_seconds, 1),
+        ("delivery.poll_interval_ms", config.delivery.poll_interval_ms, 10),
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")
+    _validate_kafka(config, source)
+
+
+def _validate_kafka(config: Config, source: str) -> None:
+    if config.kafka.security_protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"{source}: kafka.security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}"
+        )
+    if config.kafka.security_protocol.startswith("SASL") and not config.kafka.sasl_username:
+        raise ConfigError(f"{source}: kafka.sasl_username is required with SASL")
 
 
 def render_config(config: Config) -> str:

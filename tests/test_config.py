@@ -33,7 +33,7 @@ def test_environment_overrides():
     ("text", "env", "message"),
     [
         ("[node\n", {}, "not valid TOML"),
-        (BASE + "[kafka]\nx = 1\n", {}, r"unknown section \[kafka\]"),
+        (BASE + "[kafak]\nx = 1\n", {}, r"unknown section \[kafak\]"),
         (BASE + "[envelope]\nmax_byte = 1\n", {}, "unknown setting envelope.max_byte"),
         (BASE + '[envelope]\nmax_bytes = "big"\n', {}, "envelope.max_bytes: expected an integer"),
         (

@@ -147,6 +147,7 @@ class Store(Protocol):
     def record_inbound(
         self, message: InboxMessage, dedupe: DedupeEntry, audit: Sequence[AuditEvent]
     ) -> int: ...
+    def record_receipt_seen(self, dedupe: DedupeEntry) -> None: ...
     def record_rejection(
         self,
         dedupe: DedupeEntry | None,

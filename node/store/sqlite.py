@@ -499,6 +499,15 @@ class SqliteStore:
             self._append(c, audit)
             return int(cursor.lastrowid or 0)
 
+    def record_receipt_seen(self, dedupe: DedupeEntry) -> None:
+        """Remember a receipt's own id, so a re-published copy is recognised."""
+        with self._tx() as c:
+            if c.execute(
+                "SELECT 1 FROM dedupe WHERE message_id = ?", (dedupe.message_id,)
+            ).fetchone():
+                return
+            self._remember(c, dedupe)
+
     def record_rejection(
         self,
         dedupe: DedupeEntry | None,

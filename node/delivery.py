@@ -1,0 +1,178 @@
+"""Delivery decisions (DESIGN §6), free of I/O: when to re-publish, and what to do with bytes
+read from an inbox topic.
+
+The receive path is one pure function, :func:`classify`, that turns raw bytes into exactly one
+:class:`Outcome`. The shell stores the outcome, answers with a receipt where one is due, and
+only then commits the Kafka offset — so a crash at any point re-reads the record and reaches
+the same decision, and dedupe keeps the local system from seeing it twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from node import codes, envelope
+from node.codec import SchemaRegistry
+from node.crypto.keys import EncryptionKey
+from node.envelope import EnvelopeError, Header, ParsedEnvelope
+from node.store.base import DedupeEntry
+from node.trust import PeerDirectory
+
+RECEIPT_SCHEMA = "xnode.payload.Receipt"
+# Reasons that may change with time or an upgrade: not remembered, so a re-publication is
+# judged afresh. Everything else an authenticated sender is told is final.
+TRANSIENT_REASONS = frozenset({"clock-skew", "schema-unsupported"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for re-publishing until a receipt arrives."""
+
+    initial: dt.timedelta = dt.timedelta(seconds=5)
+    factor: float = 2.0
+    maximum: dt.timedelta = dt.timedelta(minutes=10)
+    jitter: float = 0.2
+
+    def delay(self, attempts: int, rand: float) -> dt.timedelta:
+        """Wait after the ``attempts``-th attempt; ``rand`` in [0, 1) spreads retries out."""
+        base = self.initial.total_seconds() * self.factor ** max(attempts - 1, 0)
+        base = min(base, self.maximum.total_seconds())
+        spread = 1 + self.jitter * (2 * rand - 1)
+        return dt.timedelta(seconds=base * spread)
+
+    def next_attempt(
+        self, attempts: int, now: dt.datetime, rand: Callable[[], float] = random.random
+    ) -> dt.datetime:
+        return now + self.delay(attempts, rand())
+
+
+# -- receive ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A new, verified, decrypted and valid message for this node."""
+
+    opened: envelope.Opened
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Seen before: answer as before, hand nothing to the local side again."""
+
+    header: Header
+    previous: DedupeEntry
+    envelope_sha256: str
+
+
+@dataclass(frozen=True)
+class ReceiptReceived:
+    """A recipient's answer to one of our messages."""
+
+    header: Header
+    receipt: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Refused. ``header`` is set when the sender is authenticated: it gets a negative receipt
+    (unless the refused message was itself a receipt)."""
+
+    reason: str
+    detail: str
+    header: Header | None
+    envelope_sha256: str
+    remember: bool
+
+    @property
+    def answer_sender(self) -> bool:
+        return self.header is not None and self.header.kind != "receipt"
+
+
+Outcome = Accepted | Duplicate | ReceiptReceived | Rejected
+
+
+@dataclass(frozen=True)
+class ReceiveContext:
+    registry: SchemaRegistry
+    own_id: str
+    own_keys: Mapping[str, EncryptionKey]
+    peers: PeerDirectory
+    max_skew: dt.timedelta
+    max_bytes: int
+
+
+def classify(
+    ctx: ReceiveContext,
+    raw: bytes,
+    now: dt.datetime,
+    seen: Callable[[str], DedupeEntry | None],
+) -> Outcome:
+    """Verify -> dedupe -> age -> decrypt -> decode -> validate, stopping at the first failure."""
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        parsed: ParsedEnvelope = envelope.parse(ctx.registry, raw, ctx.max_bytes)
+        envelope.verify_sender(parsed, ctx.peers)
+    except EnvelopeError as exc:
+        return Rejected(exc.reason, exc.detail, None, digest, remember=False)
+    header = parsed.header
+    previous = seen(header.message_id)
+    if previous is not None:
+        if previous.sender != header.sender:
+            return Rejected(
+                "replay", "message id already used by another sender", header, digest, False
+            )
+        return Duplicate(header, previous, digest)
+    try:
+        envelope.check_age(header, now, ctx.max_skew)
+        plaintext = envelope.decrypt(parsed, ctx.own_id, ctx.own_keys)
+        schema, payload = envelope.decode_payload(ctx.registry, header, plaintext)
+    except EnvelopeError as exc:
+        return Rejected(exc.reason, exc.detail, header, digest, exc.reason not in TRANSIENT_REASONS)
+    if header.kind == "receipt":
+        return ReceiptReceived(header, payload)
+    opened = envelope.Opened(header, ctx.peers.peers[header.sender], schema, payload, parsed.sha256)
+    return Accepted(opened, raw)
+
+
+def receipt_payload(
+    message_id: str,
+    envelope_sha256: str,
+    now: dt.datetime,
+    reason: str | None = None,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    """The Receipt record answering one envelope (delivered when ``reason`` is None)."""
+    return {
+        "handling": {
+            "code": "H0",
+            "conditions": None,
+            "legal_basis": "xnode delivery receipt",
+            "legal_instrument": None,
+            "language": "en",
+            "retention_days": 365,
+            "sender_reference": None,
+        },
+        "message_id": message_id,
+        "envelope_sha256": envelope_sha256,
+        "status": "delivered" if reason is None else "rejected",
+        "reason": None if reason is None else reason_symbol(reason),
+        "detail": None if detail is None else detail[:500],
+        "received_at": now,
+    }
+
+
+def reason_symbol(reason: str) -> str:
+    """``bad-signature`` -> ``bad_signature``: Avro symbols cannot hold '-'. Unknown -> unknown."""
+    symbol = reason.replace("-", "_")
+    return symbol if symbol in codes.get("receipt_reason").codes else "unknown"
+
+
+def reason_code(symbol: str | None) -> str | None:
+    return None if symbol is None else symbol.replace("_", "-")

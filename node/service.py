@@ -1,0 +1,460 @@
+"""The running node: store + transport + loops (DESIGN §6). The imperative shell.
+
+Three loops share one store (on its own thread, so the event loop never waits on the disk):
+
+* **publisher** — re-reads due deliveries from the outbox and publishes each envelope to the
+  recipient's inbox topic; re-publishes with backoff until a receipt arrives or it expires;
+* **consumer** — reads this node's topics, lets :func:`node.delivery.classify` decide, stores
+  the outcome (inbox, quarantine, receipt), queues the receipt it owes, and only then commits
+  the offsets;
+* **maintenance** — reconnects the broker, recreates topics after a broker lost its state,
+  expires old deliveries, reloads peers added with the CLI.
+
+Everything durable happens in the store before anything is acknowledged to anyone, so the
+process can be killed at any instant and resume without loss or duplicate hand-over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import hashlib
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from node import delivery, envelope, submit
+from node.audit import AuditEvent
+from node.codec import SchemaRegistry, default_registry
+from node.config import Config
+from node.crypto.keys import IdentityKey
+from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
+from node.nodedir import NodeDir, read_passphrase
+from node.routing.topics import inbox_topic, own_topics
+from node.store.base import DedupeEntry, InboxMessage, QuarantineEntry
+from node.store.sqlite import SqliteStore
+from node.transport.kafka import InboundRecord, KafkaSettings, KafkaTransport, TransportUnavailable
+from node.trust import Descriptor, PeerDirectory
+
+log = structlog.get_logger("xnode")
+T = TypeVar("T")
+Clock = Callable[[], dt.datetime]
+MessageHandler = Callable[[envelope.Opened, InboxMessage], Awaitable[None]]
+DEDUPE_MARGIN = dt.timedelta(days=2)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def kafka_settings(config: Config) -> KafkaSettings:
+    k = config.kafka
+    return KafkaSettings(
+        bootstrap_servers=k.bootstrap_servers,
+        topic_prefix=k.topic_prefix,
+        security_protocol=k.security_protocol,
+        sasl_mechanism=k.sasl_mechanism or None,
+        sasl_username=k.sasl_username or None,
+        sasl_password=(read_passphrase(k.sasl_password_file) or b"").decode() or None
+        if k.sasl_password_file
+        else None,
+        ssl_cafile=k.ssl_cafile or None,
+        ssl_certfile=k.ssl_certfile or None,
+        ssl_keyfile=k.ssl_keyfile or None,
+        partitions=k.partitions,
+        replication_factor=k.replication_factor,
+        max_request_bytes=max(config.envelope.max_bytes * 2, 1024 * 1024),
+    )
+
+
+def open_store(node_dir: NodeDir, config: Config) -> SqliteStore:
+    path = Path(config.store.path)
+    return SqliteStore.open(path if path.is_absolute() else node_dir.path / path)
+
+
+class Node:
+    """One node. ``start()`` brings it up (the broker may still be down); ``stop()`` drains."""
+
+    def __init__(
+        self,
+        node_dir: NodeDir,
+        *,
+        registry: SchemaRegistry | None = None,
+        env: dict[str, str] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.node_dir = node_dir
+        self.registry = registry or default_registry()
+        self._env = env
+        self.clock = clock
+        self._handlers: list[MessageHandler] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._wake_publisher = asyncio.Event()
+        self._db: ThreadPoolExecutor | None = None
+        self.connected = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.config: Config = self.node_dir.load_config(self._env)
+        self.node_id = self.config.node.id
+        keys = self.node_dir.load_keys(
+            self.registry, self.node_dir.passphrase(self.config, self._env)
+        )
+        self.identity: IdentityKey = keys.identity
+        self._encryption = keys.encryption
+        self._reload_peers()
+        self.retry = RetryPolicy(
+            initial=dt.timedelta(seconds=self.config.delivery.retry_initial_seconds),
+            maximum=dt.timedelta(seconds=self.config.delivery.retry_max_seconds),
+        )
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{self.node_id}")
+        self.store = await self._run(open_store, self.node_dir, self.config)
+        settings = kafka_settings(self.config)
+        self.prefix = settings.topic_prefix
+        self.transport = KafkaTransport(
+            settings, self.node_id, own_topics(self.prefix, self.node_id)
+        )
+        self._stopping.clear()
+        self._tasks = [
+            asyncio.create_task(self._maintenance_loop(), name=f"{self.node_id}-maintenance"),
+            asyncio.create_task(self._publish_loop(), name=f"{self.node_id}-publish"),
+            asyncio.create_task(self._consume_loop(), name=f"{self.node_id}-consume"),
+        ]
+        log.info("node_started", node=self.node_id, broker=settings.bootstrap_servers)
+
+    async def stop(self) -> None:
+        """Finish the record or publication in hand, then close the broker and the store."""
+        self._stopping.set()
+        self._wake_publisher.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 30)
+        self._tasks = []
+        await self.transport.stop()
+        self.connected.clear()
+        await self._run(self.store.close)
+        if self._db is not None:
+            self._db.shutdown(wait=True)
+            self._db = None
+        log.info("node_stopped", node=self.node_id)
+
+    async def kill(self) -> None:
+        """Stop abruptly, as a crash would: cancel loops mid-work, commit nothing more.
+
+        For fault tests; whatever was committed to the store survives, everything else is lost.
+        """
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self.transport.stop()
+        if self._db is not None:
+            self._db.shutdown(wait=True)
+            self._db = None
+        self.store.close()
+
+    def on_message(self, handler: MessageHandler) -> None:
+        """Call ``handler`` for each new message, after it is safely stored (adapters)."""
+        self._handlers.append(handler)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
+
+    def _reload_peers(self) -> None:
+        signed = self.node_dir.peers(self.registry)
+        self.peers: dict[str, Descriptor] = {n: s.descriptor for n, s in signed.items()}
+        self.peer_directory = PeerDirectory.of(self.peers.values())
+        self._receive_ctx = delivery.ReceiveContext(
+            registry=self.registry,
+            own_id=self.node_id,
+            own_keys=self._encryption,
+            peers=self.peer_directory,
+            max_skew=dt.timedelta(seconds=self.config.envelope.clock_skew_seconds),
+            max_bytes=self.config.envelope.max_bytes,
+        )
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    async def submit(self, request: submit.Request) -> str:
+        """Validate, seal and store in the outbox; return the message id. The broker may be down."""
+        if request.idempotency_key is not None:
+            existing = await self._run(self.store.find_by_idempotency_key, request.idempotency_key)
+            if existing is not None:
+                return existing
+        message, event = submit.prepare(
+            self.registry, request, config=self.config, identity=self.identity,
+            peers=self.peers, now=self.clock(),
+        )  # fmt: skip
+        message_id = await self._run(self.store.submit, message, event)
+        self._wake_publisher.set()
+        log.info("message_submitted", node=self.node_id, message_id=message_id,
+                 thread_id=message.thread_id, kind=message.kind)  # fmt: skip
+        return message_id
+
+    async def _queue_receipt(
+        self, header: envelope.Header, envelope_sha256: str, reason: str | None, detail: str | None
+    ) -> None:
+        sender = self.peers.get(header.sender)
+        if sender is None:
+            return
+        now = self.clock()
+        payload = delivery.receipt_payload(header.message_id, envelope_sha256, now, reason, detail)
+        sealed = envelope.seal(
+            self.registry, identity=self.identity, sender_id=self.node_id, kind="receipt",
+            schema_name=delivery.RECEIPT_SCHEMA, payload=payload, recipients=[sender], now=now,
+            expires_at=max(header.expires_at, now + dt.timedelta(days=1)),
+            thread_id=header.thread_id, in_reply_to=header.message_id,
+        )  # fmt: skip
+        message = submit.outbound(sealed, delivery.RECEIPT_SCHEMA, expects_receipt=False)
+        event = AuditEvent(
+            "receipt-sent", now, message_id=header.message_id, peer=header.sender,
+            detail={"status": "delivered" if reason is None else "rejected", "reason": reason},
+        )  # fmt: skip
+        await self._run(self.store.submit, message, event)
+        self._wake_publisher.set()
+
+    # -- loops ----------------------------------------------------------------------------------
+
+    async def _sleep(self, seconds: float, event: asyncio.Event | None = None) -> None:
+        waiter = event or self._stopping
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter.wait(), seconds)
+
+    async def _maintenance_loop(self) -> None:
+        backoff, last_topics, last_peers = 0.2, 0.0, 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            if not self.transport.started:
+                try:
+                    await self.transport.start()
+                except TransportUnavailable as exc:
+                    log.warning("broker_unavailable", node=self.node_id, error=str(exc))
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff, last_topics = 0.2, loop.time()
+                self.connected.set()
+                self._wake_publisher.set()
+                log.info("broker_connected", node=self.node_id)
+            now = loop.time()
+            if now - last_topics > 5:  # an empty broker (restart) has lost our topics
+                await self.transport.ensure_topics(self.transport.topics)
+                with contextlib.suppress(Exception):
+                    await self.transport.refresh_assignment()
+                last_topics = now
+            if now - last_peers > 5:
+                await self._run(self._reload_peers)
+                last_peers = now
+            expired = await self._run(self.store.expire_due, self.clock())
+            for message_id, recipient in expired:
+                log.warning(
+                    "message_expired", node=self.node_id, message_id=message_id, peer=recipient
+                )
+            await self._sleep(1.0)
+
+    async def _publish_loop(self) -> None:
+        interval = self.config.delivery.poll_interval_ms / 1000
+        while not self._stopping.is_set():
+            if not self.transport.started:
+                await self._sleep(interval)
+                continue
+            self._wake_publisher.clear()
+            due = await self._run(self.store.due_deliveries, self.clock(), 200)
+            if due:
+                await asyncio.gather(*(self._publish(d) for d in due))
+            else:
+                await self._sleep(interval, self._wake_publisher)
+
+    async def _publish(self, d: Any) -> None:
+        topic = inbox_topic(self.prefix, d.recipient, d.kind)
+        try:
+            await self.transport.publish(topic, d.thread_id, d.envelope)
+            published, error = True, None
+        except TransportUnavailable as exc:
+            published, error = False, str(exc)
+        now = self.clock()
+        attempts = d.attempts + 1
+        if published and not d.expects_receipt:
+            next_at = None
+            event = AuditEvent("published", now, message_id=d.message_id, peer=d.recipient,
+                               detail={"attempt": attempts, "topic": topic})  # fmt: skip
+        else:
+            next_at = self.retry.next_attempt(attempts, now)
+            name = "published" if published else "publish-failed"
+            detail: dict[str, Any] = {"attempt": attempts, "topic": topic}
+            if error:
+                detail["error"] = error[:200]
+            event = AuditEvent(name, now, message_id=d.message_id, peer=d.recipient, detail=detail)
+        await self._run(
+            self.store.record_attempt, d.message_id, d.recipient,
+            published=published, now=now, next_attempt_at=next_at, audit=event,
+        )  # fmt: skip
+        if not published:
+            log.warning("publish_failed", node=self.node_id, message_id=d.message_id,
+                        peer=d.recipient, error=error)  # fmt: skip
+
+    async def _consume_loop(self) -> None:
+        while not self._stopping.is_set():
+            if not self.transport.started:
+                await self._sleep(0.2)
+                continue
+            try:
+                records = await self.transport.fetch(timeout_ms=300, max_records=100)
+            except TransportUnavailable as exc:
+                log.warning("fetch_failed", node=self.node_id, error=str(exc))
+                await self._sleep(0.5)
+                continue
+            offsets: dict[tuple[str, int], int] = {}
+            failed: dict[tuple[str, int], int] = {}
+            for record in records:
+                partition = (record.topic, record.partition)
+                if partition in failed:
+                    continue
+                try:
+                    await self._handle(record)
+                except Exception:  # the store failed (disk full...): retry this record later
+                    log.exception("record_not_stored", node=self.node_id, topic=record.topic,
+                                  offset=record.offset)  # fmt: skip
+                    failed[partition] = record.offset
+                    continue
+                offsets[partition] = record.offset + 1
+            with contextlib.suppress(TransportUnavailable):
+                await self.transport.commit(offsets)
+                for (topic, part), offset in failed.items():
+                    await self.transport.seek(topic, part, offset)
+            if failed:
+                await self._sleep(1.0)
+
+    async def _handle(self, record: InboundRecord) -> None:
+        """Decide and store the outcome of one record; never raises for bad input."""
+        now = self.clock()
+        outcome = await self._run(
+            delivery.classify, self._receive_ctx, record.value, now, self.store.seen
+        )
+        if isinstance(outcome, Accepted):
+            await self._accept(outcome, record, now)
+        elif isinstance(outcome, Duplicate):
+            await self._duplicate(outcome, record, now)
+        elif isinstance(outcome, ReceiptReceived):
+            await self._receipt(outcome, record, now)
+        else:
+            await self._reject(outcome, record, now)
+
+    async def _accept(self, outcome: Accepted, record: InboundRecord, now: dt.datetime) -> None:
+        header = outcome.opened.header
+        sha = outcome.opened.envelope_sha256.hex()
+        message = InboxMessage(
+            seq=0, message_id=header.message_id, sender=header.sender, kind=header.kind,
+            thread_id=header.thread_id, in_reply_to=header.in_reply_to,
+            schema_name=outcome.opened.payload_schema.name,
+            handling_code=outcome.opened.payload["handling"]["code"], envelope=outcome.raw,
+            envelope_sha256=sha, created_at=header.created_at, expires_at=header.expires_at,
+            received_at=now, state="received",
+        )  # fmt: skip
+        remembered = self._dedupe(header, sha, now, "delivered", None)
+        event = AuditEvent("received", now, message_id=header.message_id, peer=header.sender,
+                           detail={"kind": header.kind, "envelope_sha256": sha})  # fmt: skip
+        seq = await self._run(self.store.record_inbound, message, remembered, [event])
+        await self._queue_receipt(header, sha, None, None)
+        log.info("message_received", node=self.node_id, message_id=header.message_id,
+                 thread_id=header.thread_id, peer=header.sender, kind=header.kind)  # fmt: skip
+        stored = InboxMessage(**{**message.__dict__, "seq": seq})
+        for handler in self._handlers:
+            try:
+                await handler(outcome.opened, stored)
+            except Exception:  # an adapter's failure must not stop the node
+                log.exception("handler_failed", node=self.node_id, message_id=header.message_id)
+
+    def _dedupe(
+        self, header: envelope.Header, sha: str, now: dt.datetime, outcome: str, reason: str | None
+    ) -> DedupeEntry:
+        return DedupeEntry(
+            message_id=header.message_id, sender=header.sender, outcome=outcome, reason=reason,
+            envelope_sha256=sha, seen_at=now, keep_until=header.expires_at + DEDUPE_MARGIN,
+        )  # fmt: skip
+
+    async def _duplicate(self, outcome: Duplicate, record: InboundRecord, now: dt.datetime) -> None:
+        header, previous = outcome.header, outcome.previous
+        quarantine = self._quarantine_entry(
+            record, now, "replay", f"message id seen at {previous.seen_at:%Y-%m-%dT%H:%M:%SZ}",
+            header.sender, header.message_id,
+        )  # fmt: skip
+        event = AuditEvent("duplicate", now, message_id=header.message_id, peer=header.sender)
+        await self._run(self.store.record_rejection, None, quarantine, [event])
+        if header.kind != "receipt":  # answer as before, so a sender whose receipt was lost stops
+            await self._queue_receipt(header, previous.envelope_sha256, previous.reason, None)
+
+    async def _receipt(
+        self, outcome: ReceiptReceived, record: InboundRecord, now: dt.datetime
+    ) -> None:
+        header, receipt = outcome.header, outcome.receipt
+        sha = hashlib.sha256(record.value).hexdigest()
+        delivered = receipt["status"] == "delivered"
+        reason = delivery.reason_code(receipt.get("reason"))
+        event = AuditEvent(
+            "receipted" if delivered else "rejected", now, message_id=str(receipt["message_id"]),
+            peer=header.sender, detail={"reason": reason} if reason else {},
+        )  # fmt: skip
+        matched = await self._run(
+            self.store.apply_receipt, str(receipt["message_id"]), header.sender,
+            receipt["envelope_sha256"], delivered=delivered, reason=reason,
+            detail=receipt.get("detail"), now=now, audit=event,
+        )  # fmt: skip
+        remembered = self._dedupe(header, sha, now, "delivered", None)
+        if matched:
+            await self._run(self.store.record_receipt_seen, remembered)
+        else:
+            quarantine = self._quarantine_entry(
+                record, now, "invalid-payload", "receipt for a message this node did not send",
+                header.sender, header.message_id,
+            )  # fmt: skip
+            q_event = AuditEvent(
+                "quarantined", now, message_id=header.message_id, peer=header.sender,
+                detail={"reason": "invalid-payload"},
+            )  # fmt: skip
+            await self._run(self.store.record_rejection, remembered, quarantine, [q_event])
+
+    async def _reject(self, outcome: Rejected, record: InboundRecord, now: dt.datetime) -> None:
+        header = outcome.header
+        remembered = (
+            self._dedupe(header, outcome.envelope_sha256, now, "rejected", outcome.reason)
+            if header is not None and outcome.remember
+            else None
+        )
+        quarantine = self._quarantine_entry(
+            record, now, outcome.reason, outcome.detail,
+            header.sender if header else None, header.message_id if header else None,
+        )  # fmt: skip
+        event = AuditEvent(
+            "quarantined", now, message_id=header.message_id if header else None,
+            peer=header.sender if header else None,
+            detail={"reason": outcome.reason, "topic": record.topic, "offset": record.offset},
+        )  # fmt: skip
+        await self._run(self.store.record_rejection, remembered, quarantine, [event])
+        log.warning("message_quarantined", node=self.node_id, reason=outcome.reason,
+                    message_id=header.message_id if header else None, topic=record.topic,
+                    offset=record.offset)  # fmt: skip
+        if header is not None and outcome.answer_sender:
+            await self._queue_receipt(
+                header, outcome.envelope_sha256, outcome.reason, outcome.detail
+            )
+
+    def _quarantine_entry(
+        self, record: InboundRecord, now: dt.datetime, reason: str, detail: str,
+        sender: str | None, message_id: str | None,
+    ) -> QuarantineEntry:  # fmt: skip
+        return QuarantineEntry(
+            received_at=now, reason=reason, detail=detail, raw=record.value, topic=record.topic,
+            partition=record.partition, offset=record.offset, sender=sender, message_id=message_id,
+        )  # fmt: skip

@@ -1,0 +1,138 @@
+"""Turning a local system's request into a sealed outbox entry (pure; the shell stores it).
+
+Used identically by the running node, ``xnode send`` (which writes the store directly) and the
+HTTP API, so every way in applies the same checks in the same order: recipients known ->
+schema -> business rules -> seal. Each failure raises an exception the caller maps to its own
+way of saying no (exit status, HTTP 4xx), always naming the field or the recipient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from node import envelope, payloads
+from node.audit import AuditEvent
+from node.codec import SchemaRegistry
+from node.config import Config
+from node.crypto.keys import IdentityKey
+from node.store.base import OutboundMessage
+from node.trust import Descriptor
+
+
+class UnknownRecipient(ValueError):
+    """A recipient that is not a known peer (or no recipients at all)."""
+
+    def __init__(self, message: str, recipient: str | None = None) -> None:
+        super().__init__(message)
+        self.recipient = recipient
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a local system asks to send."""
+
+    kind: str
+    to: Sequence[str] | str  # node ids, or "neighbours"
+    payload: Mapping[str, Any]  # plain JSON
+    schema: str | None = None
+    thread_id: str | None = None
+    in_reply_to: str | None = None
+    priority: str = "normal"
+    ttl: dt.timedelta | None = None
+    idempotency_key: str | None = None
+
+
+def resolve_recipients(
+    to: Sequence[str] | str, config: Config, peers: Mapping[str, Descriptor]
+) -> list[Descriptor]:
+    """Explicit node ids or ``"neighbours"`` -> known peer descriptors; refuse the unknown."""
+    if isinstance(to, str):
+        if to != "neighbours":
+            raise UnknownRecipient('"to" must be a list of node ids or "neighbours"')
+        ids = list(config.node.neighbours)
+        if not ids:
+            raise UnknownRecipient("this node has no neighbours configured (node.neighbours)")
+    else:
+        ids = list(to)
+    if not ids:
+        raise UnknownRecipient("at least one recipient is required")
+    resolved = []
+    for node_id in ids:
+        if node_id not in peers:
+            known = ", ".join(sorted(peers)) or "none"
+            raise UnknownRecipient(f"unknown recipient {node_id}; known peers: {known}", node_id)
+        resolved.append(peers[node_id])
+    return resolved
+
+
+def prepare(
+    registry: SchemaRegistry,
+    request: Request,
+    *,
+    config: Config,
+    identity: IdentityKey,
+    peers: Mapping[str, Descriptor],
+    now: dt.datetime,
+) -> tuple[OutboundMessage, AuditEvent]:
+    """Validate, seal and describe one submission; nothing is stored here."""
+    if request.kind not in payloads.KINDS or request.kind == "receipt":
+        allowed = ", ".join(k for k in payloads.KINDS if k != "receipt")
+        raise envelope.SealError(f"unknown kind {request.kind!r}; expected one of {allowed}")
+    recipients = resolve_recipients(request.to, config, peers)
+    schema_name = envelope.payload_schema_name(
+        registry, request.schema or payloads.DEFAULT_PAYLOAD[request.kind], request.kind
+    )
+    payload = registry.from_json(schema_name, request.payload, "payload")
+    ttl = request.ttl or dt.timedelta(days=config.envelope.default_ttl_days)
+    sealed = envelope.seal(
+        registry,
+        identity=identity,
+        sender_id=config.node.id,
+        kind=request.kind,
+        schema_name=schema_name,
+        payload=payload,
+        recipients=recipients,
+        now=now,
+        expires_at=now + ttl,
+        thread_id=request.thread_id,
+        in_reply_to=request.in_reply_to,
+        priority=request.priority,
+        max_bytes=config.envelope.max_bytes,
+    )
+    return outbound(sealed, schema_name, request.idempotency_key), AuditEvent(
+        "submitted",
+        now,
+        message_id=sealed.message_id,
+        detail={
+            "kind": request.kind,
+            "schema": schema_name,
+            "recipients": [r.node_id for r in recipients],
+            "envelope_sha256": sealed.sha256.hex(),
+        },
+    )
+
+
+def outbound(
+    sealed: envelope.Sealed,
+    schema_name: str,
+    idempotency_key: str | None = None,
+    expects_receipt: bool = True,
+) -> OutboundMessage:
+    header = sealed.header
+    return OutboundMessage(
+        message_id=header.message_id,
+        kind=header.kind,
+        thread_id=header.thread_id,
+        schema_name=schema_name,
+        priority=header.priority,
+        envelope=sealed.data,
+        envelope_sha256=sealed.sha256.hex(),
+        created_at=header.created_at,
+        expires_at=header.expires_at,
+        recipients=header.recipient_ids,
+        expects_receipt=expects_receipt,
+        idempotency_key=idempotency_key,
+    )
