@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from node import codes, envelope, schema_docs
+from node import audit, codes, envelope, schema_docs, submit
 from node.codec import (
     CodecError,
     SchemaError,
@@ -24,11 +24,14 @@ from node.codec import (
     default_registry,
     format_timestamp,
 )
-from node.config import ConfigError
+from node.config import Config, ConfigError
 from node.crypto.keyfile import KeyFileError
+from node.logging import configure as configure_logging
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
-from node.payloads import DEFAULT_PAYLOAD, KINDS, kinds_of, short_name
+from node.payloads import KINDS, kinds_of, short_name
 from node.routing.ids import ROLES, InvalidIdentifier, parse_id_list
+from node.service import open_store
+from node.store.base import StoreError
 from node.trust import (
     PeerChange,
     PeerDirectory,
@@ -225,42 +228,227 @@ def cmd_peers_remove(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 # -- envelopes -------------------------------------------------------------------------------
 
 
-def cmd_envelope_seal(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+def _submission(args: argparse.Namespace, registry: SchemaRegistry, to: list[str] | str) -> Any:
+    """Validate and seal ``args.input`` for ``to`` with the node in ``args.dir``."""
     node_dir = NodeDir(args.dir)
     config = node_dir.load_config()
-    peers = node_dir.peers(registry)
-    recipients = []
-    for node_id in parse_id_list(args.to):
-        if node_id not in peers:
-            known = ", ".join(sorted(peers)) or "none"
-            raise CommandFailed(f"unknown recipient {node_id}; known peers: {known}")
-        recipients.append(peers[node_id].descriptor)
-    schema_name = envelope.payload_schema_name(
-        registry, args.schema or DEFAULT_PAYLOAD[args.kind], args.kind
-    )
-    payload = registry.from_json(schema_name, _read_json_file(args.input), "payload")
-    keys = node_dir.load_keys(registry, node_dir.passphrase(config))
-    now = _now()
-    ttl = dt.timedelta(days=args.ttl_days or config.envelope.default_ttl_days)
-    sealed = envelope.seal(
-        registry,
-        identity=keys.identity,
-        sender_id=config.node.id,
+    peers = {n: s.descriptor for n, s in node_dir.peers(registry).items()}
+    request = submit.Request(
         kind=args.kind,
-        schema_name=schema_name,
-        payload=payload,
-        recipients=recipients,
-        now=now,
-        expires_at=now + ttl,
+        to=to,
+        payload=_read_json_file(args.input),
+        schema=args.schema,
         thread_id=args.thread,
         in_reply_to=args.reply_to,
         priority=args.priority,
-        max_bytes=config.envelope.max_bytes,
+        ttl=dt.timedelta(days=args.ttl_days) if args.ttl_days else None,
     )
-    args.out.write_bytes(sealed.data)
-    print(f"Sealed {sealed.message_id} ({len(sealed.data)} bytes) to {args.out}")
-    print(f"  kind {args.kind}, to {', '.join(r.node_id for r in recipients)}")
-    print(f"  sha256 {sealed.sha256.hex()}")
+    submit.resolve_recipients(request.to, config, peers)  # before asking for the passphrase
+    keys = node_dir.load_keys(registry, node_dir.passphrase(config))
+    return (
+        node_dir,
+        config,
+        submit.prepare(
+            registry, request, config=config, identity=keys.identity, peers=peers, now=_now()
+        ),
+    )
+
+
+def _recipients_arg(text: str) -> list[str] | str:
+    return "neighbours" if text == "neighbours" else parse_id_list(text)
+
+
+def cmd_envelope_seal(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    _, _, (message, _event) = _submission(args, registry, parse_id_list(args.to))
+    args.out.write_bytes(message.envelope)
+    print(f"Sealed {message.message_id} ({len(message.envelope)} bytes) to {args.out}")
+    print(f"  kind {message.kind}, to {', '.join(message.recipients)}")
+    print(f"  sha256 {message.envelope_sha256}")
+    return EXIT_OK
+
+
+def cmd_send(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir, config, (message, event) = _submission(args, registry, _recipients_arg(args.to))
+    store = open_store(node_dir, config)
+    try:
+        message_id = store.submit(message, event)
+    finally:
+        store.close()
+    print(message_id)
+    return EXIT_OK
+
+
+def _open_store(args: argparse.Namespace) -> tuple[NodeDir, Config, Any]:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    return node_dir, config, open_store(node_dir, config)
+
+
+def cmd_status(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    _, _, store = _open_store(args)
+    try:
+        statuses = store.message_status(args.message_id)
+    finally:
+        store.close()
+    if not statuses:
+        raise CommandFailed(f"no message {args.message_id} in this node's outbox")
+    rows = [
+        {
+            "recipient": s.recipient,
+            "state": s.state,
+            "attempts": s.attempts,
+            "updated_at": format_timestamp(s.updated_at),
+            "reason": s.reason,
+            "detail": s.detail,
+        }
+        for s in statuses
+    ]
+    if args.json:
+        _print_json({"message_id": args.message_id, "recipients": rows})
+        return EXIT_OK
+    for row in rows:
+        reason = f"  {row['reason']}: {row['detail'] or ''}" if row["reason"] else ""
+        print(f"{row['recipient']:<32} {row['state']:<10} attempts {row['attempts']:<3} "
+              f"{row['updated_at']}{reason}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir, config, store = _open_store(args)
+    try:
+        messages = store.inbox(args.after, args.kind, args.limit)
+    finally:
+        store.close()
+    keys = node_dir.load_keys(registry, node_dir.passphrase(config)) if messages else None
+    peers = node_dir.peer_directory(registry)
+    items = []
+    for m in messages:
+        assert keys is not None
+        opened = envelope.reopen(
+            registry, m.envelope, own_id=config.node.id, own_keys=keys.encryption, peers=peers
+        )
+        items.append(
+            {
+                "cursor": m.seq,
+                "message_id": m.message_id,
+                "sender": m.sender,
+                "kind": m.kind,
+                "thread_id": m.thread_id,
+                "in_reply_to": m.in_reply_to,
+                "payload_schema": short_name(m.schema_name),
+                "handling_code": m.handling_code,
+                "received_at": format_timestamp(m.received_at),
+                "state": m.state,
+                "payload": registry.to_json(opened.payload_schema.name, opened.payload),
+            }
+        )
+    if args.json:
+        _print_json(items)
+        return EXIT_OK
+    if not items:
+        print("Inbox empty." if args.after == 0 else "No messages after that cursor.")
+    for item in items:
+        print(
+            f"[{item['cursor']}] {item['received_at']}  {item['kind']:<12} "
+            f"from {item['sender']:<26} {item['payload_schema']:<28} {item['handling_code']}  "
+            f"{item['message_id']}"
+        )
+    return EXIT_OK
+
+
+def cmd_quarantine(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    _, _, store = _open_store(args)
+    try:
+        entries = store.quarantined(args.limit)
+    finally:
+        store.close()
+    rows = [
+        {
+            "id": q.id,
+            "received_at": format_timestamp(q.received_at),
+            "reason": q.reason,
+            "detail": q.detail,
+            "sender": q.sender,
+            "message_id": q.message_id,
+            "topic": q.topic,
+            "offset": q.offset,
+            "size": len(q.raw),
+        }
+        for q in entries
+    ]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("Quarantine empty.")
+    for r in rows:
+        print(f"#{r['id']} {r['received_at']}  {r['reason']:<18} {r['size']:>8} B  "
+              f"{r['sender'] or '-':<24} {r['detail']}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_audit_verify(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    _, _, store = _open_store(args)
+    try:
+        report = audit.verify(store.audit_entries())
+    finally:
+        store.close()
+    if not report.ok:
+        raise CommandFailed(
+            f"audit chain broken at entry {report.broken_at}: {report.problem} "
+            f"({report.length} entries read)"
+        )
+    print(f"Audit chain intact: {report.length} entries.")
+    return EXIT_OK
+
+
+def cmd_audit_show(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    _, _, store = _open_store(args)
+    try:
+        entries = store.audit_entries(args.message)
+    finally:
+        store.close()
+    rows = [
+        {
+            "seq": e.seq,
+            "at": format_timestamp(e.event.at),
+            "event": e.event.event,
+            "message_id": e.event.message_id,
+            "peer": e.event.peer,
+            "detail": dict(e.event.detail),
+            "hash": e.hash,
+        }
+        for e in entries
+    ]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    for r in rows:
+        detail = " ".join(f"{k}={v}" for k, v in r["detail"].items())
+        print(f"{r['seq']:>6} {r['at']} {r['event']:<15} {r['message_id'] or '-':<36} "
+              f"{r['peer'] or '-':<24} {detail}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    import asyncio
+    import signal
+
+    from node.service import Node
+
+    configure_logging(args.log_format, args.log_level)
+
+    async def serve() -> None:
+        node = Node(NodeDir(args.dir), registry=registry)
+        await node.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        await node.stop()
+
+    asyncio.run(serve())
     return EXIT_OK
 
 
@@ -445,6 +633,20 @@ def _version() -> str:
         return "unknown"
 
 
+def _message_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", required=True, choices=[k for k in KINDS if k != "receipt"])
+    p.add_argument("--in", dest="input", type=Path, required=True, help="payload JSON file")
+    p.add_argument(
+        "--schema",
+        help="payload record, e.g. MlaResponse (default: the kind's main record; "
+        "see xnode schemas list)",
+    )
+    p.add_argument("--thread", help="thread (case) id; default: a new thread")
+    p.add_argument("--reply-to", help="message id this answers")
+    p.add_argument("--priority", default="normal", choices=envelope.PRIORITIES)
+    p.add_argument("--ttl-days", type=int, help="days until expiry (default from node.toml)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xnode",
@@ -503,19 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
     env_sub = env.add_subparsers(dest="envelope_command", required=True, metavar="ACTION")
     p = env_sub.add_parser("seal", help="sign and encrypt a JSON payload into an envelope file")
     node_dir_arg(p)
-    p.add_argument("--kind", required=True, choices=KINDS, help="message family")
     p.add_argument("--to", required=True, help="recipient node ids, comma-separated")
-    p.add_argument("--in", dest="input", type=Path, required=True, help="payload JSON file")
     p.add_argument("--out", type=Path, required=True, help="envelope file to write")
-    p.add_argument(
-        "--schema",
-        help="payload record, e.g. MlaResponse (default: the kind's main record; "
-        "see xnode schemas list)",
-    )
-    p.add_argument("--thread", help="thread (case) id; default: a new thread")
-    p.add_argument("--reply-to", help="message id this answers")
-    p.add_argument("--priority", default="normal", choices=envelope.PRIORITIES)
-    p.add_argument("--ttl-days", type=int, help="days until expiry (default from node.toml)")
+    _message_args(p)
     p.set_defaults(handler=cmd_envelope_seal)
     p = env_sub.add_parser(
         "inspect", help="print the header and check the signature; no decryption"
@@ -547,6 +739,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_schemas_codes)
 
+    p = sub.add_parser("run", help="run the node until SIGINT or SIGTERM")
+    node_dir_arg(p)
+    p.add_argument("--log-format", default="json", choices=("json", "console"))
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.set_defaults(handler=cmd_run)
+    p = sub.add_parser("send", help="queue a message in the outbox (the running node publishes it)")
+    node_dir_arg(p)
+    p.add_argument(
+        "--to", required=True, help='recipient node ids, comma-separated, or "neighbours"'
+    )
+    _message_args(p)
+    p.set_defaults(handler=cmd_send)
+    p = sub.add_parser("status", help="delivery state of a sent message, per recipient")
+    node_dir_arg(p)
+    p.add_argument("message_id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_status)
+    p = sub.add_parser("inbox", help="received messages, decrypted for display")
+    node_dir_arg(p)
+    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--after", type=int, default=0, help="cursor: show messages after this one")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="machine-readable output, with payloads")
+    p.set_defaults(handler=cmd_inbox)
+    p = sub.add_parser("quarantine", help="refused inbound records and why")
+    node_dir_arg(p)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_quarantine)
+    audit_parser = sub.add_parser("audit", help="the hash-chained audit log")
+    audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    p = audit_sub.add_parser("verify", help="check every link of the chain")
+    node_dir_arg(p)
+    p.set_defaults(handler=cmd_audit_verify)
+    p = audit_sub.add_parser("show", help="print audit events")
+    node_dir_arg(p)
+    p.add_argument("--message", help="only events of this message id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_audit_show)
+
     p = sub.add_parser("broker", help="run the embedded development broker (in memory)")
     p.add_argument("--port", type=int, default=9092, help="port to listen on (default 9092)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -559,6 +791,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _EXPECTED_FAILURES = (
+    submit.UnknownRecipient,
+    StoreError,
     PayloadInvalid,
     CommandFailed,
     NodeDirError,

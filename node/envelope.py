@@ -388,6 +388,23 @@ def decode_payload(
     return writer, payload
 
 
+def reopen(
+    registry: SchemaRegistry,
+    data: bytes,
+    *,
+    own_id: str,
+    own_keys: Mapping[str, EncryptionKey],
+    peers: PeerDirectory,
+) -> Opened:
+    """Open an envelope this node accepted earlier (its inbox copy): verified and decrypted
+    again, but not judged by age — it was in time when it arrived."""
+    parsed = parse(registry, data, max(len(data), 1))
+    sender = verify_sender(parsed, peers)
+    plaintext = decrypt(parsed, own_id, own_keys)
+    schema, payload = decode_payload(registry, parsed.header, plaintext)
+    return Opened(parsed.header, sender, schema, payload, parsed.sha256)
+
+
 def open_envelope(
     registry: SchemaRegistry,
     data: bytes,
