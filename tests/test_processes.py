@@ -1,0 +1,136 @@
+"""Two nodes in two processes, created and driven only through the `xnode` command line.
+
+The broker runs as `xnode broker`, each node as `xnode run`; messages go in with `xnode send`
+and are checked with `xnode status` and `xnode inbox`. A plain aiokafka consumer (no xnode
+code) then reads the raw topics and finds only ciphertext.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from node.transport.broker import free_port
+from tests.runtime_helpers import EXAMPLES
+
+XNODE = [str(Path(sys.executable).parent / "xnode")]
+
+
+def xnode(*args, env=None, check=True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [*XNODE, *map(str, args)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def spawn(*args, env=None, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*XNODE, *map(str, args)], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(30)
+
+
+@pytest.fixture
+def broker_process(tmp_path):
+    port = free_port()
+    process = spawn("broker", "--port", port, log=tmp_path / "broker.log")
+    wait_for(lambda: "listening on" in (tmp_path / "broker.log").read_text(), 15, "the broker")
+    yield f"127.0.0.1:{port}"
+    stop(process)
+
+
+def test_two_node_processes_exchange_through_the_cli(tmp_path, broker_process):
+    zm, zw = tmp_path / "zm-police", tmp_path / "zw-police"
+    xnode("init", "--dir", zm, "--id", "zm-police", "--roles", "law-enforcement")
+    xnode("init", "--dir", zw, "--id", "zw-police", "--roles", "law-enforcement")
+    xnode("peers", "export", "--dir", zm, "--out", tmp_path / "zm.xnd")
+    xnode("peers", "export", "--dir", zw, "--out", tmp_path / "zw.xnd")
+    xnode("peers", "add", "--dir", zm, tmp_path / "zw.xnd", "--yes")
+    xnode("peers", "add", "--dir", zw, tmp_path / "zm.xnd", "--yes")
+    env = {"XNODE_KAFKA_BOOTSTRAP_SERVERS": broker_process,
+           "XNODE_DELIVERY_RETRY_INITIAL_SECONDS": "1"}  # fmt: skip
+
+    sender = spawn("run", "--dir", zm, env=env, log=tmp_path / "zm.log")
+    receiver = spawn("run", "--dir", zw, env=env, log=tmp_path / "zw.log")
+    try:
+        sent = xnode("send", "--dir", zm, "--kind", "alert", "--to", "zw-police",
+                     "--in", EXAMPLES / "alert.json", env=env)  # fmt: skip
+        message_id = sent.stdout.strip()
+
+        def delivered() -> bool:
+            out = xnode("status", "--dir", zm, message_id, "--json").stdout
+            return json.loads(out)["recipients"][0]["state"] == "delivered"
+
+        wait_for(delivered, 60, "delivery and receipt")
+        inbox = json.loads(xnode("inbox", "--dir", zw, "--json").stdout)
+        assert [m["message_id"] for m in inbox] == [message_id]
+        assert inbox[0]["sender"] == "zm-police"
+        assert (
+            inbox[0]["payload"]["title"]
+            == json.loads((EXAMPLES / "alert.json").read_text())["title"]
+        )
+        assert "Audit chain intact" in xnode("audit", "verify", "--dir", zw).stdout
+        events = [
+            e["event"]
+            for e in json.loads(
+                xnode("audit", "show", "--dir", zm, "--message", message_id, "--json").stdout
+            )
+        ]
+        assert events[0] == "submitted" and "published" in events and "receipted" in events
+    finally:
+        assert stop(sender) == 0
+        assert stop(receiver) == 0
+    assert "Traceback" not in (tmp_path / "zm.log").read_text()
+
+    raw = asyncio.run(read_all_topics(broker_process))
+    assert set(raw) >= {"xchg.zw-police.alert", "xchg.zm-police.receipt"}
+    plaintexts = [b"Beitbridge", b"Chipo", b"Mwale", b"minibus", b"ALZ 4471", b"Kelvin"]
+    for topic, values in raw.items():
+        for value in values:
+            assert not any(p in value for p in plaintexts), topic
+
+
+async def read_all_topics(bootstrap: str) -> dict[str, list[bytes]]:
+    """An independent reader: plain aiokafka, no xnode code, every xchg topic from the start."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        topics = [t for t in await consumer.topics() if t.startswith("xchg.")]
+        consumer.subscribe(topics)
+        found: dict[str, list[bytes]] = {}
+        idle = 0
+        while idle < 5:
+            batch = await consumer.getmany(timeout_ms=300)
+            idle = 0 if batch else idle + 1
+            for tp, messages in batch.items():
+                found.setdefault(tp.topic, []).extend(m.value for m in messages)
+        return found
+    finally:
+        await consumer.stop()
