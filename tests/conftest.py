@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from node import logging as logging_config
 from node.codec import SchemaRegistry, default_registry
 from node.crypto.keys import EncryptionKey, IdentityKey
 from node.trust import Descriptor, EncryptionKeyInfo, PeerDirectory
+
+logging_config.configure("console", "warning")
 
 NOW = dt.datetime(2026, 11, 22, 8, 30, tzinfo=dt.UTC)
 

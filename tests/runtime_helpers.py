@@ -29,7 +29,7 @@ def node_env(bootstrap: str, **extra: str) -> dict[str, str]:
 def create_nodes(root: Path, specs: dict[str, str]) -> dict[str, NodeDir]:
     """Create node directories and make every node a peer of every other."""
     registry = default_registry()
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)  # keys valid for backdated tests
     dirs, signed = {}, {}
     for node_id, role in specs.items():
         dirs[node_id] = NodeDir(root / node_id)
