@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from node.store.sqlite import SqliteStore
 from node.transport.broker import free_port
 from tests.runtime_helpers import EXAMPLES
 
@@ -134,3 +135,51 @@ async def read_all_topics(bootstrap: str) -> dict[str, list[bytes]]:
         return found
     finally:
         await consumer.stop()
+
+
+def test_receiver_process_killed_with_sigkill_loses_and_duplicates_nothing(
+    tmp_path, broker_process
+):
+    zm, zw = tmp_path / "zm-police", tmp_path / "zw-police"
+    for node, node_id in ((zm, "zm-police"), (zw, "zw-police")):
+        xnode("init", "--dir", node, "--id", node_id, "--roles", "law-enforcement")
+        xnode("peers", "export", "--dir", node, "--out", tmp_path / f"{node_id}.xnd")
+    xnode("peers", "add", "--dir", zm, tmp_path / "zw-police.xnd", "--yes")
+    xnode("peers", "add", "--dir", zw, tmp_path / "zm-police.xnd", "--yes")
+    env = {"XNODE_KAFKA_BOOTSTRAP_SERVERS": broker_process,
+           "XNODE_DELIVERY_RETRY_INITIAL_SECONDS": "1", "XNODE_DELIVERY_RETRY_MAX_SECONDS": "3"}  # fmt: skip
+    payload = tmp_path / "update.json"
+    payload.write_text((EXAMPLES / "case-update.json").read_text())
+    ids = [
+        xnode("send", "--dir", zm, "--kind", "mla", "--schema", "CaseUpdate", "--to", "zw-police",
+              "--in", payload, env=env).stdout.strip()
+        for _ in range(25)
+    ]  # fmt: skip
+    sender = spawn("run", "--dir", zm, env=env, log=tmp_path / "zm.log")
+    receiver = spawn("run", "--dir", zw, env=env, log=tmp_path / "zw.log")
+    try:
+
+        def received(n: int) -> bool:
+            return len(json.loads(xnode("inbox", "--dir", zw, "--json").stdout)) >= n
+
+        wait_for(lambda: received(5), 60, "the first messages")
+        receiver.send_signal(signal.SIGKILL)
+        receiver.wait(10)
+        receiver = spawn("run", "--dir", zw, env=env, log=tmp_path / "zw-2.log")
+
+        def all_delivered() -> bool:  # read the sender's store file from outside its process
+            store = SqliteStore.open(zm / "node.db")
+            try:
+                return all(store.message_status(i)[0].state == "delivered" for i in ids)
+            finally:
+                store.close()
+
+        wait_for(all_delivered, 120, "all 25 receipts")
+        last = json.loads(xnode("status", "--dir", zm, ids[-1], "--json").stdout)
+        assert last["recipients"][0]["state"] == "delivered"
+        inbox = json.loads(xnode("inbox", "--dir", zw, "--json").stdout)
+        assert sorted(m["message_id"] for m in inbox) == sorted(ids)
+    finally:
+        stop(sender)
+        stop(receiver)
+    assert "Audit chain intact" in xnode("audit", "verify", "--dir", zw).stdout
