@@ -620,7 +620,20 @@ def cmd_demo(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 
     if args.dir is not None and args.dir.exists() and any(args.dir.iterdir()):
         raise CommandFailed(f"{args.dir} is not empty; give a new directory for the demo")
-    return run_demo(registry, _now(), args.dir)
+    if args.offline:
+        return run_demo(registry, _now(), args.dir)
+    import asyncio
+
+    from node.demo_network import run_network_demo
+    from node.transport.broker import BrokerUnavailable
+
+    configure_logging("console", "warning")
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(run_network_demo(registry, args.dir))
+    except BrokerUnavailable as exc:
+        raise CommandFailed(str(exc)) from exc
 
 
 # -- parser ----------------------------------------------------------------------------------
@@ -786,6 +799,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="play a short scripted exchange between four agencies")
     p.add_argument("--dir", type=Path, help="keep the demo's nodes here (default: a temp dir)")
+    p.add_argument(
+        "--offline", action="store_true", help="the file-based variant: no broker, one alert"
+    )
     p.set_defaults(handler=cmd_demo)
     return parser
 

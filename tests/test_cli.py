@@ -342,13 +342,21 @@ def test_missing_node_directory(tmp_path, capsys):
     assert code == 1 and "no node here" in err and "xnode init" in err
 
 
-def test_demo_runs_and_succeeds(tmp_path, capsys):
-    code, out, _ = run(capsys, "demo", "--dir", tmp_path / "demo")
+def test_offline_demo_runs_and_succeeds(tmp_path, capsys):
+    code, out, _ = run(capsys, "demo", "--offline", "--dir", tmp_path / "demo")
     assert code == 0, out
     assert "not-a-recipient" in out and "bad-signature" in out
     assert "plaintext visible: no" in out
     code, _, err = run(capsys, "demo", "--dir", tmp_path / "demo")
     assert code == 1 and "is not empty" in err
+
+
+def test_network_demo_as_the_readme_runs_it():
+    result = subprocess.run([XNODE or "xnode", "demo"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo finished: every message delivered and receipted" in result.stdout
+    assert result.stdout.count("signed receipt back: delivered") == 11  # 1 + 2 + 2 + 6
+    assert "chain intact" in result.stdout
 
 
 # -- domain payloads through the CLI -----------------------------------------------------------
