@@ -74,6 +74,11 @@ class SchemaInfo:
     def fingerprint_hex(self) -> str:
         return self.fingerprint.hex()
 
+    @functools.cached_property
+    def named(self) -> dict[str, Any]:
+        """Every named type defined in the standalone schema (computed once)."""
+        return named_definitions(self.standalone)
+
 
 def fingerprint_of(canonical_form: str) -> bytes:
     """SHA-256 over the UTF-8 Parsing Canonical Form (the documented fingerprint algorithm)."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import pycountry
 
-from node.codec import SchemaRegistry, named_definitions
+from node.codec import SchemaRegistry
 from node.routing.ids import NODE_ID_PATTERN
 
 ADULT_AGE = 18
@@ -90,7 +90,8 @@ def validate(
 ) -> list[Problem]:
     """Every rule broken by ``payload``, in document order, type rules before record rules."""
     problems: list[Problem] = []
-    for name, value, path in _records(registry.schema(schema_name).parsed, payload, root):
+    info = registry.schema(schema_name)
+    for name, value, path in _records(info.parsed, info.named, payload, root):
         for rule in TYPE_RULES.get(name, ()):
             problems.extend(rule(value, path, ctx))
     for rule in PAYLOAD_RULES.get(schema_name, ()):
@@ -98,9 +99,10 @@ def validate(
     return problems
 
 
-def _records(schema: Any, value: Any, path: str) -> Iterator[tuple[str, Any, str]]:
+def _records(
+    schema: Any, named: Mapping[str, Any], value: Any, path: str
+) -> Iterator[tuple[str, Any, str]]:
     """Each (record name, value, path) inside ``value``, walking the standalone schema."""
-    named = named_definitions(schema)
 
     def walk(node: Any, v: Any, p: str) -> Iterator[tuple[str, Any, str]]:
         if v is None:

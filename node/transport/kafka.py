@@ -42,6 +42,7 @@ class KafkaSettings:
     replication_factor: int = 1
     request_timeout_ms: int = 10_000
     max_request_bytes: int = 2 * 1024 * 1024
+    fetch_max_wait_ms: int = 50
 
     def client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {
@@ -106,6 +107,9 @@ class KafkaTransport:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=5_000,
+            # Some brokers (the development one among them) hold a fetch for the full wait
+            # even when records arrive; a short wait bounds the latency this adds.
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
             max_partition_fetch_bytes=self.settings.max_request_bytes,
             fetch_max_bytes=4 * self.settings.max_request_bytes,
         )
