@@ -25,9 +25,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check node tests bench tools
 	$(BIN)/mypy
 
-## bench: cryptographic floor benchmark
+## bench: cryptographic floor and end-to-end throughput benchmarks
 bench: $(VENV)/.installed
 	$(BIN)/python bench/crypto_floor.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
