@@ -119,6 +119,10 @@ def cmd_init(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         key_valid_days=args.key_valid_days,
     )
     d = signed.descriptor
+    _audit(node_dir, node_dir.load_config(), "key-changed", d.node_id, {
+        "identity_key_id": d.identity_key_id,
+        "encryption_key_ids": [k.key_id for k in d.encryption_keys],
+        "reason": "node created"})  # fmt: skip
     print(f"Created node {d.node_id} ({name}) in {args.dir}")
     print(f"  roles:       {', '.join(d.roles)}")
     print(f"  identity:    {d.identity_key_id}")
@@ -192,9 +196,23 @@ def cmd_peers_add(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         return EXIT_OK
     _confirm("Does this fingerprint match the one the peer gave you?", args.yes)
     node_dir.add_peer(registry, config.node.id, incoming)
+    event = "peer-added" if change is PeerChange.NEW else "peer-updated"
+    _audit(node_dir, config, event, d.node_id, {
+        "fingerprint": d.fingerprint, "descriptor_version": d.descriptor_version})  # fmt: skip
     verb = "Added" if change is PeerChange.NEW else "Updated"
     print(f"{verb} peer {d.node_id}.")
     return EXIT_OK
+
+
+def _audit(
+    node_dir: NodeDir, config: Config, event: str, peer: str | None, detail: dict[str, Any]
+) -> None:
+    """Record a trust or key change in the node's audit log."""
+    store = open_store(node_dir, config)
+    try:
+        store.append_audit([audit.AuditEvent(event, _now(), peer=peer, detail=detail)])
+    finally:
+        store.close()
 
 
 def cmd_peers_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
@@ -221,6 +239,8 @@ def cmd_peers_remove(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         raise CommandFailed(f"{args.node_id} is not a known peer")
     _confirm(f"Remove peer {args.node_id} ({known.descriptor.fingerprint})?", args.yes)
     node_dir.remove_peer(args.node_id)
+    _audit(node_dir, node_dir.load_config(), "peer-removed", args.node_id,
+           {"fingerprint": known.descriptor.fingerprint})  # fmt: skip
     print(f"Removed peer {args.node_id}.")
     return EXIT_OK
 

@@ -449,3 +449,12 @@ def test_schemas_commands(capsys):
     assert code == 1 and "unknown code list 'colours'" in err
     code, _, err = run(capsys, "schemas", "show", "gossip")
     assert code == 1 and "unknown kind or payload 'gossip'" in err
+
+
+def test_peer_changes_and_key_creation_are_audited(network, capsys):
+    code, out, _ = run(capsys, "audit", "show", "--dir", network / "zm-police", "--json")
+    events = [(e["event"], e["peer"]) for e in json.loads(out)]
+    assert events[0] == ("key-changed", "zm-police")
+    assert ("peer-added", "zw-police") in events
+    code, out, _ = run(capsys, "audit", "verify", "--dir", network / "zm-police")
+    assert code == 0 and "intact" in out

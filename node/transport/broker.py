@@ -63,6 +63,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (so a new listener can bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 class EmbeddedBroker:
     """One Tansu broker process on a loopback port."""
 
@@ -96,6 +107,9 @@ class EmbeddedBroker:
         binary = self._binary or find_broker_binary()
         if self.port is None:
             self.port = free_port(self.host)
+        elif not port_is_free(self.host, self.port):
+            # Checked first: otherwise the readiness probe would find the other listener.
+            raise BrokerUnavailable(f"{self.host}:{self.port} is in use; is port {self.port} free?")
         url = f"tcp://{self.host}:{self.port}"
         self._log = (
             os.open(self._log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
