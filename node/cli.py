@@ -29,6 +29,7 @@ from node.crypto.keyfile import KeyFileError
 from node.logging import configure as configure_logging
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
 from node.payloads import KINDS, kinds_of, short_name
+from node.policy import PolicyRefused
 from node.routing.ids import ROLES, InvalidIdentifier, parse_id_list
 from node.service import open_store
 from node.store.base import StoreError
@@ -850,6 +851,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, default_registry())
     except envelope.EnvelopeError as exc:
         print(f"xnode: refused: {exc.reason}: {exc.detail}", file=sys.stderr)
+    except PolicyRefused as exc:
+        print(f"xnode: refused: policy-denied: {exc}", file=sys.stderr)
     except _EXPECTED_FAILURES as exc:
         print(f"xnode: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.policy import Policy, PolicyError
 from node.routing.ids import InvalidIdentifier, validate_node_id, validate_roles
 
 ENV_PREFIX = "XNODE_"
@@ -104,6 +105,53 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class PolicySettings:
+    """Which roles may send which kind to which roles (node/policy.py has the defaults)."""
+
+    rules: tuple[str, ...] = _setting(
+        (),
+        'Rules "<kind>: <roles> -> <roles>" (roles comma-separated or *) replacing the defaults'
+        " for the kinds they name; in the environment separate rules with ';'.",
+    )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The local HTTP API for case-management systems (README: HTTP API)."""
+
+    enabled: bool = _setting(True, "Serve the API while the node runs.")
+    host: str = _setting("127.0.0.1", "Address to listen on; keep loopback unless behind TLS.")
+    port: int = _setting(8470, "TCP port of the API, /metrics and health checks.")
+    max_body_bytes: int = _setting(
+        1024 * 1024, "Largest request body accepted (413 above); envelope.max_bytes still applies."
+    )
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """POST every received message to a local system (README: webhook adapter)."""
+
+    url: str = _setting("", "Where to POST received messages; empty: no webhook.")
+    secret_file: str = _setting(
+        "", "File whose first line is the HMAC-SHA256 secret shared with the receiver."
+    )
+    max_attempts: int = _setting(10, "Attempts before a message is marked webhook-failed.")
+    retry_initial_seconds: int = _setting(2, "Wait after the first failed attempt (doubles).")
+    retry_max_seconds: int = _setting(300, "Longest wait between attempts.")
+    timeout_seconds: int = _setting(10, "Time the receiver has to answer one POST.")
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    """Exchange JSON files through a folder (README: folder adapter)."""
+
+    path: str = _setting(
+        "", "Folder with outbox/, sent/, failed/ and inbox/ (relative to the node dir); empty: off."
+    )
+    poll_interval_ms: int = _setting(1000, "How often outbox/ is scanned for new files.")
+
+
+@dataclass(frozen=True)
 class Config:
     node: NodeSettings
     keys: KeySettings = field(default_factory=KeySettings)
@@ -111,6 +159,10 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    folder: FolderSettings = field(default_factory=FolderSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -120,6 +172,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "kafka": KafkaConfig,
     "delivery": DeliverySettings,
     "store": StoreSettings,
+    "policy": PolicySettings,
+    "api": ApiSettings,
+    "webhook": WebhookSettings,
+    "folder": FolderSettings,
 }
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
@@ -128,10 +184,20 @@ def _coerce(setting: str, declared: Any, value: Any, from_env: bool) -> Any:
     kind = str(declared)
     if "tuple" in kind:
         if from_env:
-            value = [v.strip() for v in str(value).split(",") if v.strip()]
+            sep = ";" if ";" in str(value) else ","
+            value = [v.strip() for v in str(value).split(sep) if v.strip()]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{setting}: expected a list of strings")
         return tuple(value)
+    if kind == "bool":
+        if from_env:
+            text = str(value).strip().lower()
+            if text not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{setting}: expected true or false, got {value!r}")
+            value = text in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise ConfigError(f"{setting}: expected true or false")
+        return value
     if kind == "int":
         if from_env:
             try:
@@ -208,10 +274,26 @@ def _validate(config: Config, source: str) -> None:
         ("delivery.retry_initial_seconds", config.delivery.retry_initial_seconds, 1),
         ("delivery.retry_max_seconds", config.delivery.retry_max_seconds, 1),
         ("delivery.poll_interval_ms", config.delivery.poll_interval_ms, 10),
+        ("api.port", config.api.port, 0),
+        ("api.max_body_bytes", config.api.max_body_bytes, 1024),
+        ("webhook.max_attempts", config.webhook.max_attempts, 1),
+        ("webhook.retry_initial_seconds", config.webhook.retry_initial_seconds, 1),
+        ("webhook.retry_max_seconds", config.webhook.retry_max_seconds, 1),
+        ("webhook.timeout_seconds", config.webhook.timeout_seconds, 1),
+        ("folder.poll_interval_ms", config.folder.poll_interval_ms, 10),
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")
     _validate_kafka(config, source)
+    if config.webhook.url:
+        if not config.webhook.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: webhook.url must start with http:// or https://")
+        if not config.webhook.secret_file:
+            raise ConfigError(f"{source}: webhook.secret_file is required with webhook.url")
+    try:
+        Policy.from_config(config.policy.rules)
+    except PolicyError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
 
 
 def _validate_kafka(config: Config, source: str) -> None:
@@ -242,6 +324,8 @@ def render_config(config: Config) -> str:
 def _toml_value(value: Any) -> str:
     if isinstance(value, tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)  # JSON string escapes are valid TOML basic strings
     return str(value)

@@ -13,13 +13,14 @@ import datetime as dt
 import hashlib
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from node import codes, envelope
 from node.codec import SchemaRegistry
 from node.crypto.keys import EncryptionKey
 from node.envelope import EnvelopeError, Header, ParsedEnvelope
+from node.policy import Policy
 from node.store.base import DedupeEntry
 from node.trust import PeerDirectory
 
@@ -106,6 +107,8 @@ class ReceiveContext:
     peers: PeerDirectory
     max_skew: dt.timedelta
     max_bytes: int
+    own_roles: tuple[str, ...] = ()
+    policy: Policy = field(default_factory=Policy.from_config)
 
 
 def classify(
@@ -114,7 +117,7 @@ def classify(
     now: dt.datetime,
     seen: Callable[[str], DedupeEntry | None],
 ) -> Outcome:
-    """Verify -> dedupe -> age -> decrypt -> decode -> validate, stopping at the first failure."""
+    """Verify -> dedupe -> policy -> age -> decrypt -> decode -> validate; first failure wins."""
     digest = hashlib.sha256(raw).hexdigest()
     try:
         parsed: ParsedEnvelope = envelope.parse(ctx.registry, raw, ctx.max_bytes)
@@ -129,6 +132,12 @@ def classify(
                 "replay", "message id already used by another sender", header, digest, False
             )
         return Duplicate(header, previous, digest)
+    sender_roles = ctx.peers.peers[header.sender].roles
+    if not ctx.policy.allows(header.kind, sender_roles, ctx.own_roles):
+        detail = f"this node's policy does not accept {header.kind} from role(s) " + ", ".join(
+            sender_roles
+        )
+        return Rejected("policy-denied", detail, header, digest, remember=True)
     try:
         envelope.check_age(header, now, ctx.max_skew)
         plaintext = envelope.decrypt(parsed, ctx.own_id, ctx.own_keys)

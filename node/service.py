@@ -35,6 +35,7 @@ from node.config import Config
 from node.crypto.keys import IdentityKey
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
 from node.nodedir import NodeDir, read_passphrase
+from node.policy import Policy
 from node.routing.topics import inbox_topic, own_topics
 from node.store.base import DedupeEntry, InboxMessage, QuarantineEntry
 from node.store.sqlite import SqliteStore
@@ -182,6 +183,8 @@ class Node:
             peers=self.peer_directory,
             max_skew=dt.timedelta(seconds=self.config.envelope.clock_skew_seconds),
             max_bytes=self.config.envelope.max_bytes,
+            own_roles=self.config.node.roles,
+            policy=Policy.from_config(self.config.policy.rules),
         )
 
     # -- submitting -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Turning a local system's request into a sealed outbox entry (pure; the shell stores it).
 
 Used identically by the running node, ``xnode send`` (which writes the store directly) and the
-HTTP API, so every way in applies the same checks in the same order: recipients known ->
+HTTP API, so every way in applies the same checks in the same order: recipients known -> policy ->
 schema -> business rules -> seal. Each failure raises an exception the caller maps to its own
 way of saying no (exit status, HTTP 4xx), always naming the field or the recipient.
 """
@@ -18,6 +18,7 @@ from node.audit import AuditEvent
 from node.codec import SchemaRegistry
 from node.config import Config
 from node.crypto.keys import IdentityKey
+from node.policy import Policy
 from node.store.base import OutboundMessage
 from node.trust import Descriptor
 
@@ -82,6 +83,9 @@ def prepare(
         allowed = ", ".join(k for k in payloads.KINDS if k != "receipt")
         raise envelope.SealError(f"unknown kind {request.kind!r}; expected one of {allowed}")
     recipients = resolve_recipients(request.to, config, peers)
+    Policy.from_config(config.policy.rules).check_send(
+        request.kind, config.node.roles, {r.node_id: r.roles for r in recipients}
+    )
     schema_name = envelope.payload_schema_name(
         registry, request.schema or payloads.DEFAULT_PAYLOAD[request.kind], request.kind
     )

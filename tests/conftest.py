@@ -13,6 +13,7 @@ import pytest
 from node import logging as logging_config
 from node.codec import SchemaRegistry, default_registry
 from node.crypto.keys import EncryptionKey, IdentityKey
+from node.transport.broker import EmbeddedBroker
 from node.trust import Descriptor, EncryptionKeyInfo, PeerDirectory
 
 logging_config.configure("console", "warning")
@@ -95,3 +96,12 @@ def payload_file(tmp_path: Path) -> Path:
 
 def peers_of(*nodes: MemNode) -> PeerDirectory:
     return PeerDirectory.of(n.descriptor for n in nodes)
+
+
+@pytest.fixture
+async def broker():
+    """A real Tansu broker on a free loopback port, for one test (some tests restart it)."""
+    b = EmbeddedBroker()
+    await b.start()
+    yield b
+    await b.stop()

@@ -77,7 +77,7 @@ def payload_json(tmp_path: Path) -> Path:
 def test_round_trip_to_three_recipients_in_separate_processes(network, payload_json, tmp_path):
     out = tmp_path / "alert.xenv"
     sealed = xnode(
-        "envelope", "seal", "--dir", network / "zm-police", "--kind", "alert",
+        "envelope", "seal", "--dir", network / "zm-police", "--kind", "referral",
         "--to", "zw-police,za-shelter-johannesburg,mw-social-welfare",
         "--schema", "CaseUpdate", "--in", payload_json, "--out", out, "--priority", "urgent",
     )  # fmt: skip
@@ -185,7 +185,7 @@ def test_open_from_unknown_sender_and_expired(network, payload_json, tmp_path, c
 def test_seal_errors(network, tmp_path, capsys):
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"status": "open",')
-    base = ["envelope", "seal", "--dir", network / "zm-police", "--kind", "alert",
+    base = ["envelope", "seal", "--dir", network / "zm-police", "--kind", "referral",
             "--out", tmp_path / "x.xenv"]  # fmt: skip
     code, _, err = run(
         capsys, *base, "--to", "zw-police", "--schema", "CaseUpdate", "--in", bad_json

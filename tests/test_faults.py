@@ -7,7 +7,6 @@ import collections
 import datetime as dt
 import os
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from node import envelope, submit
@@ -18,14 +17,6 @@ from node.transport.broker import EmbeddedBroker
 from tests.runtime_helpers import case_update, create_nodes, eventually, node_env, states
 
 SPECS = {"zm-police": "law-enforcement", "zw-police": "law-enforcement"}
-
-
-@pytest.fixture
-async def broker():
-    b = EmbeddedBroker()
-    await b.start()
-    yield b
-    await b.stop()
 
 
 class LocalSide:

@@ -10,14 +10,6 @@ from node.transport.broker import EmbeddedBroker
 from tests.runtime_helpers import case_update, create_nodes, eventually, node_env, states
 
 
-@pytest.fixture
-async def broker():
-    b = EmbeddedBroker()
-    await b.start()
-    yield b
-    await b.stop()
-
-
 async def test_message_delivered_and_receipted(tmp_path, broker):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
     env = node_env(broker.bootstrap_servers)
