@@ -52,7 +52,18 @@ SIGNATURE_FIELD_BYTES = 2 + primitives.SIGNATURE_BYTES
 
 
 class SealError(ValueError):
-    """The sender asked for something that cannot be sealed; nothing was produced."""
+    """The sender asked for something that cannot be sealed; nothing was produced.
+
+    ``field`` names the request field at fault (``kind``, ``to``, ``schema``...), for APIs.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class EnvelopeTooLarge(SealError):
+    """The sealed envelope exceeds the configured limit (HTTP 413)."""
 
 
 class EnvelopeError(Exception):
@@ -177,10 +188,12 @@ def payload_schema_name(registry: SchemaRegistry, name: str, kind: str | None = 
     full = full_name(name)
     if full not in all_payloads() or full not in registry.names():
         known = ", ".join(short_name(n) for n in all_payloads())
-        raise SealError(f"unknown payload schema {name!r}; known: {known}")
+        raise SealError(f"unknown payload schema {name!r}; known: {known}", "schema")
     if kind is not None and full not in payloads_of(kind):
         allowed = ", ".join(short_name(n) for n in payloads_of(kind))
-        raise SealError(f"a {kind} message cannot carry {short_name(full)}; it carries {allowed}")
+        raise SealError(
+            f"a {kind} message cannot carry {short_name(full)}; it carries {allowed}", "schema"
+        )
     return full
 
 
@@ -203,16 +216,18 @@ def seal(
 ) -> Sealed:
     """Encrypt ``payload`` (already Avro-ready, e.g. from :meth:`SchemaRegistry.from_json`)."""
     if kind not in KINDS:
-        raise SealError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+        raise SealError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", "kind")
     if priority not in PRIORITIES:
-        raise SealError(f"unknown priority {priority!r}; expected one of {', '.join(PRIORITIES)}")
+        raise SealError(
+            f"unknown priority {priority!r}; expected one of {', '.join(PRIORITIES)}", "priority"
+        )
     if not recipients:
-        raise SealError("at least one recipient is required")
+        raise SealError("at least one recipient is required", "to")
     ids = [r.node_id for r in recipients]
     if len(set(ids)) != len(ids):
-        raise SealError("a recipient is listed twice")
+        raise SealError("a recipient is listed twice", "to")
     if sender_id in ids:
-        raise SealError("a node does not send to itself")
+        raise SealError("a node does not send to itself", "to")
     if expires_at <= now:
         raise SealError("expiry must be after the creation time")
     schema = registry.schema(payload_schema_name(registry, schema_name, kind))
@@ -224,7 +239,9 @@ def seal(
     for recipient in recipients:
         key = recipient.encryption_key_at(now)
         if key is None:
-            raise SealError(f"{recipient.node_id} has no encryption key valid at {now:%Y-%m-%d}")
+            raise SealError(
+                f"{recipient.node_id} has no encryption key valid at {now:%Y-%m-%d}", "to"
+            )
         wrapped.append(
             {
                 "node_id": recipient.node_id,
@@ -258,7 +275,7 @@ def seal(
     signature = primitives.sign(identity, ENVELOPE_DOMAIN, signed_bytes)
     data = signed_bytes + avro_bytes(signature)
     if len(data) > max_bytes:
-        raise SealError(f"sealed envelope is {len(data)} bytes; the limit is {max_bytes}")
+        raise EnvelopeTooLarge(f"sealed envelope is {len(data)} bytes; the limit is {max_bytes}")
     return Sealed(header, data)
 
 

@@ -81,7 +81,9 @@ def prepare(
     """Validate, seal and describe one submission; nothing is stored here."""
     if request.kind not in payloads.KINDS or request.kind == "receipt":
         allowed = ", ".join(k for k in payloads.KINDS if k != "receipt")
-        raise envelope.SealError(f"unknown kind {request.kind!r}; expected one of {allowed}")
+        raise envelope.SealError(
+            f"unknown kind {request.kind!r}; expected one of {allowed}", "kind"
+        )
     recipients = resolve_recipients(request.to, config, peers)
     Policy.from_config(config.policy.rules).check_send(
         request.kind, config.node.roles, {r.node_id: r.roles for r in recipients}

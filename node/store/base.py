@@ -107,6 +107,31 @@ class QuarantineEntry:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token of the local API. Only a hash of its secret is kept."""
+
+    token_id: str
+    name: str
+    scopes: tuple[str, ...]
+    secret_sha256: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class AdapterDelivery:
+    """One received message on its way to a local system through an adapter (the webhook)."""
+
+    seq: int
+    message_id: str
+    thread_id: str
+    state: str  # pending | done | failed
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    last_error: str | None
+
+
 class Store(Protocol):
     """Everything the node persists. Each method is one transaction."""
 
@@ -158,6 +183,26 @@ class Store(Protocol):
     def inbox_message(self, message_id: str) -> InboxMessage | None: ...
     def ack(self, message_id: str, now: dt.datetime) -> bool: ...
     def quarantined(self, limit: int) -> list[QuarantineEntry]: ...
+
+    def thread(self, thread_id: str) -> tuple[list[OutboundMessage], list[InboxMessage]]: ...
+    def set_inbox_state(self, message_id: str, state: str) -> None: ...
+
+    # adapters
+    def adapter_cursor(self, adapter: str) -> int: ...
+    def set_adapter_cursor(self, adapter: str, seq: int) -> None: ...
+    def enqueue_adapter(self, adapter: str, limit: int) -> int: ...
+    def adapter_pending(self, adapter: str, limit: int) -> list[AdapterDelivery]: ...
+    def record_adapter_attempt(
+        self, adapter: str, seq: int, *, state: str, now: dt.datetime,
+        next_attempt_at: dt.datetime | None, error: str | None, audit: Sequence[AuditEvent],
+    ) -> None: ...  # fmt: skip
+    def adapter_failures(self, adapter: str) -> int: ...
+
+    # API tokens
+    def add_token(self, token: ApiToken) -> None: ...
+    def token(self, token_id: str) -> ApiToken | None: ...
+    def tokens(self) -> list[ApiToken]: ...
+    def revoke_token(self, name_or_id: str, now: dt.datetime) -> ApiToken | None: ...
 
     # audit
     def append_audit(self, events: Sequence[AuditEvent]) -> None: ...

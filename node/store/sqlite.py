@@ -23,6 +23,8 @@ from node.store.base import (
     QUEUED,
     REJECTED,
     SENT,
+    AdapterDelivery,
+    ApiToken,
     DedupeEntry,
     Delivery,
     InboxMessage,
@@ -111,6 +113,35 @@ MIGRATIONS: tuple[str, ...] = (
         hash TEXT NOT NULL
     );
     CREATE INDEX audit_message ON audit (message_id);
+    """,
+    # 2: local API tokens and adapter progress
+    """
+    CREATE TABLE api_tokens (
+        token_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        secret_sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE adapter_cursors (
+        adapter TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    );
+    CREATE TABLE adapter_deliveries (
+        adapter TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        message_id TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL,
+        last_error TEXT,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (adapter, seq)
+    );
+    CREATE INDEX adapter_open ON adapter_deliveries (adapter, state, seq);
+    CREATE INDEX outbox_thread ON outbox (thread_id, created_at)
     """,
 )
 
@@ -592,3 +623,195 @@ class SqliteStore:
             )
             for r in rows
         ]
+
+    def thread(self, thread_id: str) -> tuple[list[OutboundMessage], list[InboxMessage]]:
+        """Everything of one case this node sent (receipts excluded) and received, in order."""
+        sent = self._conn.execute(
+            "SELECT * FROM outbox WHERE thread_id = ? AND expects_receipt = 1 ORDER BY created_at",
+            (thread_id,),
+        ).fetchall()
+        recipients: dict[str, list[str]] = {}
+        for r in self._conn.execute(
+            "SELECT r.message_id, r.recipient FROM outbox_recipients r JOIN outbox o"
+            " USING (message_id) WHERE o.thread_id = ? ORDER BY r.recipient",
+            (thread_id,),
+        ):
+            recipients.setdefault(r["message_id"], []).append(r["recipient"])
+        outbound = [
+            OutboundMessage(
+                message_id=r["message_id"],
+                kind=r["kind"],
+                thread_id=r["thread_id"],
+                schema_name=r["schema_name"],
+                priority=r["priority"],
+                envelope=r["envelope"],
+                envelope_sha256=r["envelope_sha256"],
+                created_at=_dt_req(r["created_at"]),
+                expires_at=_dt_req(r["expires_at"]),
+                recipients=tuple(recipients.get(r["message_id"], ())),
+                expects_receipt=bool(r["expects_receipt"]),
+                idempotency_key=r["idempotency_key"],
+            )
+            for r in sent
+        ]
+        received = self._conn.execute(
+            "SELECT * FROM inbox WHERE thread_id = ? ORDER BY seq", (thread_id,)
+        ).fetchall()
+        return outbound, [self._inbox_row(r) for r in received]
+
+    def set_inbox_state(self, message_id: str, state: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE inbox SET state = ? WHERE message_id = ?", (state, message_id))
+
+    # -- adapters ------------------------------------------------------------------------------
+
+    def adapter_cursor(self, adapter: str) -> int:
+        row = self._conn.execute(
+            "SELECT seq FROM adapter_cursors WHERE adapter = ?", (adapter,)
+        ).fetchone()
+        return 0 if row is None else int(row["seq"])
+
+    def set_adapter_cursor(self, adapter: str, seq: int) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO adapter_cursors (adapter, seq) VALUES (?, ?)"
+                " ON CONFLICT (adapter) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+                (adapter, seq),
+            )
+
+    def enqueue_adapter(self, adapter: str, limit: int) -> int:
+        """Queue inbox messages the adapter has not seen yet; return how many were queued."""
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT COALESCE(MAX(seq), 0) AS seq FROM adapter_deliveries WHERE adapter = ?",
+                (adapter,),
+            ).fetchone()
+            rows = c.execute(
+                "SELECT seq, message_id, thread_id, received_at FROM inbox WHERE seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (row["seq"], limit),
+            ).fetchall()
+            c.executemany(
+                "INSERT INTO adapter_deliveries (adapter, seq, message_id, thread_id, state,"
+                " next_attempt_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                [
+                    (adapter, r["seq"], r["message_id"], r["thread_id"], r["received_at"],
+                     r["received_at"])
+                    for r in rows
+                ],
+            )  # fmt: skip
+            return len(rows)
+
+    def adapter_pending(self, adapter: str, limit: int) -> list[AdapterDelivery]:
+        rows = self._conn.execute(
+            "SELECT * FROM adapter_deliveries WHERE adapter = ? AND state = 'pending'"
+            " ORDER BY seq LIMIT ?",
+            (adapter, limit),
+        ).fetchall()
+        return [
+            AdapterDelivery(
+                seq=r["seq"],
+                message_id=r["message_id"],
+                thread_id=r["thread_id"],
+                state=r["state"],
+                attempts=r["attempts"],
+                next_attempt_at=_dt(r["next_attempt_at"]),
+                last_error=r["last_error"],
+            )
+            for r in rows
+        ]
+
+    def record_adapter_attempt(
+        self,
+        adapter: str,
+        seq: int,
+        *,
+        state: str,
+        now: dt.datetime,
+        next_attempt_at: dt.datetime | None,
+        error: str | None,
+        audit: Sequence[AuditEvent],
+    ) -> None:
+        """Count an attempt; ``failed`` also marks the inbox message ``<adapter>-failed``."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE adapter_deliveries SET state = ?, attempts = attempts + 1,"
+                " next_attempt_at = ?, last_error = ?, updated_at = ?"
+                " WHERE adapter = ? AND seq = ?",
+                (
+                    state,
+                    None if next_attempt_at is None else _ts(next_attempt_at),
+                    error,
+                    _ts(now),
+                    adapter,
+                    seq,
+                ),
+            )
+            if state == "failed":
+                c.execute(
+                    "UPDATE inbox SET state = ? WHERE seq = ? AND state = 'received'",
+                    (f"{adapter}-failed", seq),
+                )
+            self._append(c, audit)
+
+    def adapter_failures(self, adapter: str) -> int:
+        row = self._conn.execute(
+            "SELECT COUNT(*) AS n FROM adapter_deliveries WHERE adapter = ? AND state = 'failed'",
+            (adapter,),
+        ).fetchone()
+        return int(row["n"])
+
+    # -- API tokens ----------------------------------------------------------------------------
+
+    def add_token(self, token: ApiToken) -> None:
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM api_tokens WHERE name = ?", (token.name,)).fetchone():
+                raise StoreError(f"a token named {token.name!r} exists; revoke it or pick another")
+            c.execute(
+                "INSERT INTO api_tokens (token_id, name, scopes, secret_sha256, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    token.token_id,
+                    token.name,
+                    " ".join(token.scopes),
+                    token.secret_sha256,
+                    _ts(token.created_at),
+                ),
+            )
+
+    def _token_row(self, r: sqlite3.Row) -> ApiToken:
+        return ApiToken(
+            token_id=r["token_id"],
+            name=r["name"],
+            scopes=tuple(r["scopes"].split()),
+            secret_sha256=r["secret_sha256"],
+            created_at=_dt_req(r["created_at"]),
+            revoked_at=_dt(r["revoked_at"]),
+        )
+
+    def token(self, token_id: str) -> ApiToken | None:
+        r = self._conn.execute(
+            "SELECT * FROM api_tokens WHERE token_id = ?", (token_id,)
+        ).fetchone()
+        return None if r is None else self._token_row(r)
+
+    def tokens(self) -> list[ApiToken]:
+        rows = self._conn.execute("SELECT * FROM api_tokens ORDER BY created_at").fetchall()
+        return [self._token_row(r) for r in rows]
+
+    def revoke_token(self, name_or_id: str, now: dt.datetime) -> ApiToken | None:
+        with self._tx() as c:
+            r = c.execute(
+                "SELECT * FROM api_tokens WHERE name = ? OR token_id = ?", (name_or_id, name_or_id)
+            ).fetchone()
+            if r is None:
+                return None
+            if r["revoked_at"] is None:
+                c.execute(
+                    "UPDATE api_tokens SET revoked_at = ? WHERE token_id = ?",
+                    (_ts(now), r["token_id"]),
+                )
+            r = c.execute(
+                "SELECT * FROM api_tokens WHERE token_id = ?", (r["token_id"],)
+            ).fetchone()
+            return self._token_row(r)

@@ -1,0 +1,124 @@
+"""How messages look to local systems: the one JSON shape shared by the HTTP API, the
+webhook, the folder adapter and ``xnode inbox --json``. Pure.
+
+Received payloads are decrypted on demand from the stored envelope (nothing is stored in
+plaintext); sent messages show metadata and per-recipient state only — the sender cannot read
+its own envelope, which is sealed for the recipients alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from node import envelope
+from node.codec import SchemaRegistry
+from node.crypto.keys import EncryptionKey
+from node.payloads import short_name
+from node.store.base import FINAL_STATES, InboxMessage, OutboundMessage, RecipientStatus
+from node.trust import Descriptor, PeerDirectory
+
+
+def timestamp(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def inbox_item(
+    registry: SchemaRegistry,
+    message: InboxMessage,
+    *,
+    own_id: str,
+    own_keys: Mapping[str, EncryptionKey],
+    peers: PeerDirectory,
+) -> dict[str, Any]:
+    """A received message with its decoded payload (``payload_error`` if it no longer opens,
+    e.g. after the sender was removed from the peers)."""
+    item: dict[str, Any] = {
+        "cursor": message.seq,
+        "id": message.message_id,
+        "sender": message.sender,
+        "kind": message.kind,
+        "thread_id": message.thread_id,
+        "in_reply_to": message.in_reply_to,
+        "payload_schema": short_name(message.schema_name),
+        "handling_code": message.handling_code,
+        "created_at": timestamp(message.created_at),
+        "expires_at": timestamp(message.expires_at),
+        "received_at": timestamp(message.received_at),
+        "state": message.state,
+    }
+    try:
+        opened = envelope.reopen(
+            registry, message.envelope, own_id=own_id, own_keys=own_keys, peers=peers
+        )
+    except envelope.EnvelopeError as exc:
+        item["payload"] = None
+        item["payload_error"] = exc.reason
+        return item
+    item["payload"] = registry.to_json(opened.payload_schema.name, opened.payload)
+    return item
+
+
+def overall_state(statuses: Sequence[RecipientStatus]) -> str:
+    """One word for a message: the least advanced recipient's state, ``delivered`` only when all
+    are; ``rejected``/``expired`` as soon as every recipient is final and one of them is."""
+    states = {s.state for s in statuses}
+    for state in ("queued", "sent"):
+        if state in states:
+            return state
+    if states <= set(FINAL_STATES):
+        for state in ("rejected", "expired"):
+            if state in states:
+                return state
+    return "delivered"
+
+
+def recipient_status(s: RecipientStatus) -> dict[str, Any]:
+    return {
+        "node_id": s.recipient,
+        "state": s.state,
+        "attempts": s.attempts,
+        "updated_at": timestamp(s.updated_at),
+        "last_attempt_at": timestamp(s.last_attempt_at),
+        "next_attempt_at": timestamp(s.next_attempt_at) if s.state in ("queued", "sent") else None,
+        "reason": s.reason,
+        "detail": s.detail,
+    }
+
+
+def sent_item(message: OutboundMessage, statuses: Sequence[RecipientStatus]) -> dict[str, Any]:
+    return {
+        "id": message.message_id,
+        "direction": "sent",
+        "kind": message.kind,
+        "thread_id": message.thread_id,
+        "payload_schema": short_name(message.schema_name),
+        "priority": message.priority,
+        "created_at": timestamp(message.created_at),
+        "expires_at": timestamp(message.expires_at),
+        "status": overall_state(statuses),
+        "recipients": [recipient_status(s) for s in statuses],
+    }
+
+
+def peer_item(descriptor: Descriptor) -> dict[str, Any]:
+    return {
+        "node_id": descriptor.node_id,
+        "name": descriptor.display_name,
+        "country": descriptor.country,
+        "roles": list(descriptor.roles),
+        "fingerprint": descriptor.fingerprint,
+        "descriptor_version": descriptor.descriptor_version,
+        "encryption_keys": [
+            {"key_id": k.key_id, "valid_from": timestamp(k.valid_from),
+             "valid_until": timestamp(k.valid_until)}
+            for k in descriptor.encryption_keys
+        ],  # fmt: skip
+    }
+
+
+def by_time(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(items, key=lambda item: (item["created_at"] or "", item["id"]))
