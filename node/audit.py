@@ -34,6 +34,11 @@ EVENTS = (
     "peer-removed",
     "key-changed",
     "purged",
+    "acked",
+    "webhook-delivered",
+    "webhook-failed",
+    "token-created",
+    "token-revoked",
 )
 
 

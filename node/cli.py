@@ -16,7 +16,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from node import audit, codes, envelope, schema_docs, submit
+from node import audit, codes, envelope, schema_docs, submit, tokens, views
+from node.adapters import AdapterError
 from node.codec import (
     CodecError,
     SchemaError,
@@ -342,27 +343,11 @@ def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         store.close()
     keys = node_dir.load_keys(registry, node_dir.passphrase(config)) if messages else None
     peers = node_dir.peer_directory(registry)
-    items = []
-    for m in messages:
-        assert keys is not None
-        opened = envelope.reopen(
-            registry, m.envelope, own_id=config.node.id, own_keys=keys.encryption, peers=peers
-        )
-        items.append(
-            {
-                "cursor": m.seq,
-                "message_id": m.message_id,
-                "sender": m.sender,
-                "kind": m.kind,
-                "thread_id": m.thread_id,
-                "in_reply_to": m.in_reply_to,
-                "payload_schema": short_name(m.schema_name),
-                "handling_code": m.handling_code,
-                "received_at": format_timestamp(m.received_at),
-                "state": m.state,
-                "payload": registry.to_json(opened.payload_schema.name, opened.payload),
-            }
-        )
+    items = [
+        views.inbox_item(registry, m, own_id=config.node.id, own_keys=keys.encryption, peers=peers)
+        for m in messages
+        if keys is not None
+    ]
     if args.json:
         _print_json(items)
         return EXIT_OK
@@ -372,8 +357,68 @@ def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         print(
             f"[{item['cursor']}] {item['received_at']}  {item['kind']:<12} "
             f"from {item['sender']:<26} {item['payload_schema']:<28} {item['handling_code']}  "
-            f"{item['message_id']}"
+            f"{item['id']}"
         )
+    return EXIT_OK
+
+
+def cmd_token_create(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    _, _, store = _open_store(args)
+    try:
+        record, secret = tokens.new_token(args.name, tokens.parse_scopes(args.scopes), _now())
+        store.add_token(record)
+        detail = {"token_id": record.token_id, "name": record.name, "scopes": list(record.scopes)}
+        store.append_audit([audit.AuditEvent("token-created", _now(), detail=detail)])
+    finally:
+        store.close()
+    print(secret)
+    print(
+        f"Token {record.name} ({record.token_id}) with scopes {' '.join(record.scopes)}. "
+        "This is the only time it is shown; only its hash is kept.",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_token_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    _, _, store = _open_store(args)
+    try:
+        records = store.tokens()
+    finally:
+        store.close()
+    rows = [
+        {
+            "id": t.token_id,
+            "name": t.name,
+            "scopes": list(t.scopes),
+            "created_at": format_timestamp(t.created_at),
+            "revoked_at": format_timestamp(t.revoked_at) if t.revoked_at else None,
+        }
+        for t in records
+    ]
+    if args.json:
+        _print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("No tokens. Create one with: xnode token create --dir DIR --name NAME --scopes S")
+    for r in rows:
+        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
+        print(f"{r['id']}  {r['name']:<24} {' '.join(r['scopes']):<40} {state}")
+    return EXIT_OK
+
+
+def cmd_token_revoke(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    _, _, store = _open_store(args)
+    try:
+        record = store.revoke_token(args.token, _now())
+        if record is not None:
+            store.append_audit([audit.AuditEvent("token-revoked", _now(), detail={
+                "token_id": record.token_id, "name": record.name})])  # fmt: skip
+    finally:
+        store.close()
+    if record is None:
+        raise CommandFailed(f"no token named or with id {args.token!r}")
+    print(f"Revoked token {record.name} ({record.token_id}).")
     return EXIT_OK
 
 
@@ -802,6 +847,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_quarantine)
+    token_sub = sub.add_parser("token", help="bearer tokens of the local HTTP API").add_subparsers(
+        dest="token_command", required=True, metavar="ACTION"
+    )
+    p = token_sub.add_parser("create", help="create a token; prints it once")
+    node_dir_arg(p)
+    p.add_argument("--name", required=True, help="who uses it, e.g. case-system")
+    p.add_argument(
+        "--scopes",
+        required=True,
+        help="comma-separated: send:<kind>, send:*, read:<kind>, read:*, admin",
+    )
+    p.set_defaults(handler=cmd_token_create)
+    p = token_sub.add_parser("list", help="tokens with their scopes (never the secrets)")
+    node_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_token_list)
+    p = token_sub.add_parser("revoke", help="revoke a token by name or id; effective at once")
+    node_dir_arg(p)
+    p.add_argument("token", help="token name or id")
+    p.set_defaults(handler=cmd_token_revoke)
     audit_parser = sub.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = audit_sub.add_parser("verify", help="check every link of the chain")
@@ -832,6 +897,8 @@ _EXPECTED_FAILURES = (
     StoreError,
     PayloadInvalid,
     CommandFailed,
+    tokens.TokenError,
+    AdapterError,
     NodeDirError,
     KeyFileError,
     TrustError,

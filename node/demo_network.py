@@ -95,12 +95,15 @@ async def run_network_demo(
             state = "intact" if report.ok else f"BROKEN at {report.broken_at}"
             say(f"  audit log of {node_id:<24} {report.length:>3} entries, chain {state}")
             ok &= report.ok
+        say("\nWhile it ran, each node served its local API, health checks and Prometheus metrics:")
+        for node_id, node in nodes.items():
+            say(f"  {node_id:<24} {node.api_url}/metrics   {node.api_url}/readyz")
+        say("(a node you run with `xnode run` serves them on [api] host:port, 127.0.0.1:8470)")
     finally:
         for node in nodes.values():
             await node.stop()
         await broker.stop()
-    say("\nMetrics: Prometheus endpoints come with the observability work; node state is in each")
-    say("node directory's node.db (xnode status / inbox / audit show --dir DIR).")
+    say("Node state stays in each node directory: xnode status / inbox / audit show --dir DIR.")
     say(f"\n{'demo finished: every message delivered and receipted' if ok else 'demo FAILED'}")
     return 0 if ok else 1
 
@@ -128,6 +131,7 @@ async def _start_nodes(
             "XNODE_DELIVERY_POLL_INTERVAL_MS": "50",
             "XNODE_DELIVERY_RETRY_INITIAL_SECONDS": "2",
             "XNODE_NODE_NEIGHBOURS": ",".join(NEIGHBOURS.get(node_id, ())),
+            "XNODE_API_PORT": "0",  # a free port each; printed at the end
         }
         nodes[node_id] = Node(node_dir, registry=registry, env=env)
         await nodes[node_id].start()

@@ -21,19 +21,20 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from node import delivery, envelope, submit
+from node import delivery, envelope, submit, views
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry, default_registry
 from node.config import Config
 from node.crypto.keys import IdentityKey
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
+from node.metrics import Metrics
 from node.nodedir import NodeDir, read_passphrase
 from node.policy import Policy
 from node.routing.topics import inbox_topic, own_topics
@@ -47,6 +48,33 @@ T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
 MessageHandler = Callable[[envelope.Opened, InboxMessage], Awaitable[None]]
 DEDUPE_MARGIN = dt.timedelta(days=2)
+
+
+class Adapter(Protocol):
+    """A bridge to a local system that the node runs (HTTP API, webhook, folder)."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Pulse:
+    """Wakes every waiter when something happened (new inbox message); no payload, no queue."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """True if notified within ``timeout`` seconds."""
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 def utc_now() -> dt.datetime:
@@ -99,6 +127,8 @@ class Node:
         self._wake_publisher = asyncio.Event()
         self._db: ThreadPoolExecutor | None = None
         self.connected = asyncio.Event()
+        self.inbox_changed = Pulse()
+        self.adapters: list[Adapter] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -110,7 +140,9 @@ class Node:
         )
         self.identity: IdentityKey = keys.identity
         self._encryption = keys.encryption
+        self.own_descriptor: Descriptor = self.node_dir.own_descriptor(self.registry).descriptor
         self._reload_peers()
+        self.metrics = Metrics(self.node_id)
         self.retry = RetryPolicy(
             initial=dt.timedelta(seconds=self.config.delivery.retry_initial_seconds),
             maximum=dt.timedelta(seconds=self.config.delivery.retry_max_seconds),
@@ -129,9 +161,21 @@ class Node:
             asyncio.create_task(self._consume_loop(), name=f"{self.node_id}-consume"),
         ]
         log.info("node_started", node=self.node_id, broker=settings.bootstrap_servers)
+        from node.adapters import from_config  # the adapters import the node: import late
+
+        try:
+            for adapter in from_config(self):
+                await adapter.start()
+                self.adapters.append(adapter)
+        except Exception:
+            await self.stop()
+            raise
 
     async def stop(self) -> None:
-        """Finish the record or publication in hand, then close the broker and the store."""
+        """Stop the adapters, finish the record or publication in hand, close broker and store."""
+        for adapter in reversed(self.adapters):
+            await adapter.stop()
+        self.adapters = []
         self._stopping.set()
         self._wake_publisher.set()
         for task in self._tasks:
@@ -152,6 +196,9 @@ class Node:
         For fault tests; whatever was committed to the store survives, everything else is lost.
         """
         self._stopping.set()
+        for adapter in reversed(self.adapters):
+            await adapter.stop()
+        self.adapters = []
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -163,6 +210,15 @@ class Node:
             self._db.shutdown(wait=True)
             self._db = None
         self.store.close()
+
+    @property
+    def api_url(self) -> str | None:
+        """Where this node's local API (and /metrics) listens, once started; None if disabled."""
+        for adapter in self.adapters:
+            url = getattr(adapter, "url", None)
+            if isinstance(url, str) and url.startswith("http://") and hasattr(adapter, "port"):
+                return url
+        return None
 
     def on_message(self, handler: MessageHandler) -> None:
         """Call ``handler`` for each new message, after it is safely stored (adapters)."""
@@ -226,6 +282,68 @@ class Node:
         )  # fmt: skip
         await self._run(self.store.submit, message, event)
         self._wake_publisher.set()
+
+    # -- views for local systems (API, adapters) ---------------------------------------------------
+
+    def inbox_item(self, message: InboxMessage) -> dict[str, Any]:
+        return views.inbox_item(
+            self.registry, message, own_id=self.node_id, own_keys=self._encryption,
+            peers=self.peer_directory,
+        )  # fmt: skip
+
+    async def inbox_items(
+        self, after: int, kinds: Sequence[str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        messages = await self._run(self.store.inbox, after, kinds, limit)
+        return [self.inbox_item(m) for m in messages]
+
+    async def sent_item(self, message_id: str) -> dict[str, Any] | None:
+        message = await self._run(self.store.outbox_message, message_id)
+        if message is None:
+            return None
+        statuses = await self._run(self.store.message_status, message_id)
+        return views.sent_item(message, statuses)
+
+    async def thread(self, thread_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(sent, received) views of one case."""
+        sent, received = await self._run(self.store.thread, thread_id)
+        sent_items = []
+        for message in sent:
+            statuses = await self._run(self.store.message_status, message.message_id)
+            sent_items.append(views.sent_item(message, statuses))
+        received_items = []
+        for m in received:
+            item = self.inbox_item(m)
+            item["direction"] = "received"
+            received_items.append(item)
+        return sent_items, received_items
+
+    # -- operations -----------------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        """What ``/readyz`` reports: store answering, broker connected, a usable own key."""
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            version = await self._run(lambda: self.store.schema_version)
+            checks["store"] = {"ok": True, "detail": f"schema version {version}"}
+        except Exception as exc:
+            checks["store"] = {"ok": False, "detail": str(exc)[:200]}
+        connected = self.transport.started
+        checks["broker"] = {
+            "ok": connected,
+            "detail": ("connected to " if connected else "not connected to ")
+            + self.transport.settings.bootstrap_servers,
+        }
+        now = self.clock()
+        valid = [k for k in self.own_descriptor.encryption_keys if k.valid_at(now)]
+        checks["keys"] = {
+            "ok": bool(valid) and bool(self._encryption),
+            "detail": f"{len(valid)} valid encryption key(s), identity {self.identity.key_id}",
+        }
+        return checks
+
+    async def render_metrics(self) -> bytes:
+        return self.metrics.render()
 
     # -- loops ----------------------------------------------------------------------------------
 
@@ -373,6 +491,7 @@ class Node:
         log.info("message_received", node=self.node_id, message_id=header.message_id,
                  thread_id=header.thread_id, peer=header.sender, kind=header.kind)  # fmt: skip
         stored = InboxMessage(**{**message.__dict__, "seq": seq})
+        self.inbox_changed.notify()
         for handler in self._handlers:
             try:
                 await handler(outcome.opened, stored)

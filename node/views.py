@@ -113,10 +113,13 @@ def peer_item(descriptor: Descriptor) -> dict[str, Any]:
         "fingerprint": descriptor.fingerprint,
         "descriptor_version": descriptor.descriptor_version,
         "encryption_keys": [
-            {"key_id": k.key_id, "valid_from": timestamp(k.valid_from),
-             "valid_until": timestamp(k.valid_until)}
+            {
+                "key_id": k.key_id,
+                "valid_from": timestamp(k.valid_from),
+                "valid_until": timestamp(k.valid_until),
+            }
             for k in descriptor.encryption_keys
-        ],  # fmt: skip
+        ],
     }
 
 

@@ -21,6 +21,7 @@ def node_env(bootstrap: str, **extra: str) -> dict[str, str]:
         "XNODE_DELIVERY_RETRY_INITIAL_SECONDS": "1",
         "XNODE_DELIVERY_RETRY_MAX_SECONDS": "3",
         "XNODE_DELIVERY_POLL_INTERVAL_MS": "100",
+        "XNODE_API_PORT": "0",  # the OS picks a free port: several nodes share this machine
     }
     env.update(extra)
     return env

@@ -74,7 +74,7 @@ def test_two_node_processes_exchange_through_the_cli(tmp_path, broker_process):
     xnode("peers", "export", "--dir", zw, "--out", tmp_path / "zw.xnd")
     xnode("peers", "add", "--dir", zm, tmp_path / "zw.xnd", "--yes")
     xnode("peers", "add", "--dir", zw, tmp_path / "zm.xnd", "--yes")
-    env = {"XNODE_KAFKA_BOOTSTRAP_SERVERS": broker_process,
+    env = {"XNODE_KAFKA_BOOTSTRAP_SERVERS": broker_process, "XNODE_API_PORT": "0",
            "XNODE_DELIVERY_RETRY_INITIAL_SECONDS": "1"}  # fmt: skip
 
     sender = spawn("run", "--dir", zm, env=env, log=tmp_path / "zm.log")
@@ -90,7 +90,7 @@ def test_two_node_processes_exchange_through_the_cli(tmp_path, broker_process):
 
         wait_for(delivered, 60, "delivery and receipt")
         inbox = json.loads(xnode("inbox", "--dir", zw, "--json").stdout)
-        assert [m["message_id"] for m in inbox] == [message_id]
+        assert [m["id"] for m in inbox] == [message_id]
         assert inbox[0]["sender"] == "zm-police"
         assert (
             inbox[0]["payload"]["title"]
@@ -146,7 +146,7 @@ def test_receiver_process_killed_with_sigkill_loses_and_duplicates_nothing(
         xnode("peers", "export", "--dir", node, "--out", tmp_path / f"{node_id}.xnd")
     xnode("peers", "add", "--dir", zm, tmp_path / "zw-police.xnd", "--yes")
     xnode("peers", "add", "--dir", zw, tmp_path / "zm-police.xnd", "--yes")
-    env = {"XNODE_KAFKA_BOOTSTRAP_SERVERS": broker_process,
+    env = {"XNODE_KAFKA_BOOTSTRAP_SERVERS": broker_process, "XNODE_API_PORT": "0",
            "XNODE_DELIVERY_RETRY_INITIAL_SECONDS": "1", "XNODE_DELIVERY_RETRY_MAX_SECONDS": "3"}  # fmt: skip
     payload = tmp_path / "update.json"
     payload.write_text((EXAMPLES / "case-update.json").read_text())
@@ -178,7 +178,7 @@ def test_receiver_process_killed_with_sigkill_loses_and_duplicates_nothing(
         last = json.loads(xnode("status", "--dir", zm, ids[-1], "--json").stdout)
         assert last["recipients"][0]["state"] == "delivered"
         inbox = json.loads(xnode("inbox", "--dir", zw, "--json").stdout)
-        assert sorted(m["message_id"] for m in inbox) == sorted(ids)
+        assert sorted(m["id"] for m in inbox) == sorted(ids)
     finally:
         stop(sender)
         stop(receiver)

@@ -310,6 +310,31 @@ class SqliteStore:
             self._append(c, [audit])
         return message.message_id
 
+    def outbox_message(self, message_id: str) -> OutboundMessage | None:
+        """A message this node sent (receipts excluded), with its recipients."""
+        r = self._conn.execute(
+            "SELECT * FROM outbox WHERE message_id = ? AND expects_receipt = 1", (message_id,)
+        ).fetchone()
+        if r is None:
+            return None
+        return self._outbound_row(r, tuple(s.recipient for s in self.message_status(message_id)))
+
+    def _outbound_row(self, r: sqlite3.Row, recipients: tuple[str, ...]) -> OutboundMessage:
+        return OutboundMessage(
+            message_id=r["message_id"],
+            kind=r["kind"],
+            thread_id=r["thread_id"],
+            schema_name=r["schema_name"],
+            priority=r["priority"],
+            envelope=r["envelope"],
+            envelope_sha256=r["envelope_sha256"],
+            created_at=_dt_req(r["created_at"]),
+            expires_at=_dt_req(r["expires_at"]),
+            recipients=recipients,
+            expects_receipt=bool(r["expects_receipt"]),
+            idempotency_key=r["idempotency_key"],
+        )
+
     def find_by_idempotency_key(self, key: str) -> str | None:
         row = self._conn.execute(
             "SELECT message_id FROM outbox WHERE idempotency_key = ?", (key,)
@@ -584,12 +609,14 @@ class SqliteStore:
             state=r["state"],
         )
 
-    def inbox(self, after: int, kind: str | None, limit: int) -> list[InboxMessage]:
+    def inbox(self, after: int, kind: str | Sequence[str] | None, limit: int) -> list[InboxMessage]:
+        """Received messages after cursor ``after``, of one kind or any of several."""
         query = "SELECT * FROM inbox WHERE seq > ?"
         args: list[object] = [after]
         if kind is not None:
-            query += " AND kind = ?"
-            args.append(kind)
+            kinds = [kind] if isinstance(kind, str) else list(kind)
+            query += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            args.extend(kinds)
         rows = self._conn.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
         return [self._inbox_row(r) for r in rows]
 
@@ -598,10 +625,13 @@ class SqliteStore:
         return None if r is None else self._inbox_row(r)
 
     def ack(self, message_id: str, now: dt.datetime) -> bool:
+        """Mark a received message processed by the local system (audited)."""
         with self._tx() as c:
             cursor = c.execute(
                 "UPDATE inbox SET state = 'acked' WHERE message_id = ?", (message_id,)
             )
+            if cursor.rowcount:
+                self._append(c, [AuditEvent("acked", now, message_id=message_id)])
             return cursor.rowcount > 0
 
     def quarantined(self, limit: int) -> list[QuarantineEntry]:
@@ -637,23 +667,7 @@ class SqliteStore:
             (thread_id,),
         ):
             recipients.setdefault(r["message_id"], []).append(r["recipient"])
-        outbound = [
-            OutboundMessage(
-                message_id=r["message_id"],
-                kind=r["kind"],
-                thread_id=r["thread_id"],
-                schema_name=r["schema_name"],
-                priority=r["priority"],
-                envelope=r["envelope"],
-                envelope_sha256=r["envelope_sha256"],
-                created_at=_dt_req(r["created_at"]),
-                expires_at=_dt_req(r["expires_at"]),
-                recipients=tuple(recipients.get(r["message_id"], ())),
-                expects_receipt=bool(r["expects_receipt"]),
-                idempotency_key=r["idempotency_key"],
-            )
-            for r in sent
-        ]
+        outbound = [self._outbound_row(r, tuple(recipients.get(r["message_id"], ()))) for r in sent]
         received = self._conn.execute(
             "SELECT * FROM inbox WHERE thread_id = ? ORDER BY seq", (thread_id,)
         ).fetchall()
