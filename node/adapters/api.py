@@ -36,6 +36,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOKEN_KEY = web.RequestKey("token", ApiToken)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
 MAX_LIMIT = 500
+MAX_CURSOR = 2**63 - 1  # SQLite integers are 64-bit
 SSE_KEEPALIVE_SECONDS = 15.0
 
 
@@ -67,7 +68,11 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
             raise
         if exc.status < 400:
             raise
-        raise _http(exc.status, {"error": exc.reason, "field": None}) from None
+        replacement = _http(exc.status, {"error": exc.reason, "field": None})
+        for name in ("Allow", "WWW-Authenticate"):
+            if name in exc.headers:
+                replacement.headers[name] = exc.headers[name]
+        raise replacement from None
     except Exception:
         log.exception("api_error", method=request.method, path=request.path)
         raise _http(500, {"error": "internal error; see the node's log", "field": None}) from None
@@ -206,8 +211,8 @@ class ApiServer:
     def _kinds(self, request: web.Request) -> tuple[str, ...]:
         """Kinds this request may read: the ``kind`` parameter (checked) or all readable."""
         token = request[TOKEN_KEY]
-        kind = request.query.get("kind")
-        if kind:
+        kind = _query(request, "kind")
+        if kind is not None:
             if kind not in tokens.SENDABLE_KINDS:
                 allowed = ", ".join(tokens.SENDABLE_KINDS)
                 problem(422, f"unknown kind {kind!r}; expected one of {allowed}", "kind")
@@ -220,7 +225,7 @@ class ApiServer:
 
     async def get_inbox(self, request: web.Request) -> web.Response:
         kinds = self._kinds(request)
-        after = _int_param(request, "after", 0, 0, None)
+        after = _int_param(request, "after", 0, 0, MAX_CURSOR)
         limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
         items = await self.node.inbox_items(after, kinds, limit)
         next_cursor = items[-1]["cursor"] if items else after
@@ -229,7 +234,7 @@ class ApiServer:
     async def stream_inbox(self, request: web.Request) -> web.StreamResponse:
         """Server-Sent Events: every message after the cursor, then new ones as they arrive."""
         kinds = self._kinds(request)
-        after = _int_param(request, "after", 0, 0, None)
+        after = _int_param(request, "after", 0, 0, MAX_CURSOR)
         last_event = request.headers.get("Last-Event-ID", "")
         if last_event.isdigit():
             after = max(after, int(last_event))
@@ -297,7 +302,7 @@ class ApiServer:
     async def get_codes(self, request: web.Request) -> web.Response:
         self._require_any(request)
         name = request.match_info["list"]
-        lang = request.query.get("lang", "en")
+        lang = _query(request, "lang") or "en"
         if lang not in codes.LANGUAGES:
             problem(422, f"unknown language {lang!r}; one of {', '.join(codes.LANGUAGES)}", "lang")
         try:
@@ -379,9 +384,21 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+def _query(request: web.Request, name: str) -> str | None:
+    """A query parameter given at most once and not empty (else 422), or None if absent."""
+    values = request.query.getall(name, [])
+    if not values:
+        return None
+    if len(values) > 1:
+        problem(422, f"{name} is given more than once", name)
+    if values[0] == "":
+        problem(422, f"{name} is empty", name)
+    return values[0]
+
+
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int | None) -> int:
-    text = request.query.get(name)
-    if text is None or text == "":
+    text = _query(request, name)
+    if text is None:
         return default
     try:
         value = int(text)

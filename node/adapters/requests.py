@@ -72,6 +72,8 @@ def from_json(body: Any, idempotency_key: str | None = None) -> core.Request:
             optional[name] = value
     ttl = body.get("ttl_seconds")
     if ttl is not None:
+        if isinstance(ttl, float) and ttl.is_integer():
+            ttl = int(ttl)  # JSON has one number type: 274.0 is the integer 274
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= 366 * 86400:
             _refuse("ttl_seconds must be an integer from 60 to 31622400", "ttl_seconds")
         optional["ttl"] = dt.timedelta(seconds=ttl)
