@@ -183,3 +183,130 @@ def test_receiver_process_killed_with_sigkill_loses_and_duplicates_nothing(
         stop(sender)
         stop(receiver)
     assert "Audit chain intact" in xnode("audit", "verify", "--dir", zw).stdout
+
+
+class WebhookSink:
+    """The local system's webhook endpoint, on the standard library's HTTP server (a thread)."""
+
+    def __init__(self, secret: bytes) -> None:
+        import http.server
+        import threading
+
+        sink = self
+        self.secret, self.received, self.bad_signatures = secret, [], 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import hashlib
+                import hmac
+
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                good = "sha256=" + hmac.new(sink.secret, body, hashlib.sha256).hexdigest()
+                if not hmac.compare_digest(good, self.headers["X-Xnode-Signature"]):
+                    sink.bad_signatures += 1
+                sink.received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def http_json(method: str, url: str, token: str | None = None, body: object = None):
+    """A plain urllib client: (status, JSON body)."""
+    import urllib.error
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_api_webhook_and_folder_between_two_node_processes(tmp_path, broker_process):
+    zm, zw = tmp_path / "zm-police", tmp_path / "zw-police"
+    for path, node_id in ((zm, "zm-police"), (zw, "zw-police")):
+        xnode("init", "--dir", path, "--id", node_id, "--roles", "law-enforcement")
+        xnode("peers", "export", "--dir", path, "--out", tmp_path / f"{node_id}.xnd")
+    xnode("peers", "add", "--dir", zm, tmp_path / "zw-police.xnd", "--yes")
+    xnode("peers", "add", "--dir", zw, tmp_path / "zm-police.xnd", "--yes")
+    send_token = xnode("token", "create", "--dir", zm, "--name", "case-system",
+                       "--scopes", "send:mla,send:alert").stdout.strip()  # fmt: skip
+    read_token = xnode("token", "create", "--dir", zw, "--name", "desk",
+                       "--scopes", "read:*").stdout.strip()  # fmt: skip
+    listed = json.loads(xnode("token", "list", "--dir", zm, "--json").stdout)
+    assert [t["name"] for t in listed] == ["case-system"] and send_token not in json.dumps(listed)
+    secret = b"hmac-secret-of-the-zw-desk"
+    (zw / "webhook.secret").write_bytes(secret + b"\n")
+    sink = WebhookSink(secret)
+    port_a, port_b = free_port(), free_port()
+    common = {
+        "XNODE_KAFKA_BOOTSTRAP_SERVERS": broker_process,
+        "XNODE_FOLDER_PATH": "exchange",
+        "XNODE_FOLDER_POLL_INTERVAL_MS": "200",
+        "XNODE_DELIVERY_RETRY_INITIAL_SECONDS": "1",
+    }
+    env_a = {**common, "XNODE_API_PORT": str(port_a)}
+    env_b = {**common, "XNODE_API_PORT": str(port_b), "XNODE_WEBHOOK_URL": sink.url,
+             "XNODE_WEBHOOK_SECRET_FILE": "webhook.secret"}  # fmt: skip
+    a = spawn("run", "--dir", zm, env=env_a, log=tmp_path / "zm.log")
+    b = spawn("run", "--dir", zw, env=env_b, log=tmp_path / "zw.log")
+    api_a, api_b = f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
+    try:
+
+        def ready(api: str) -> bool:
+            try:
+                return http_json("GET", f"{api}/readyz")[0] == 200
+            except OSError:
+                return False
+
+        wait_for(lambda: ready(api_a) and ready(api_b), 30, "both nodes ready")
+        payload = json.loads((EXAMPLES / "case-update.json").read_text())
+        status, body = http_json("POST", f"{api_a}/v1/messages", send_token, {
+            "kind": "mla", "to": ["zw-police"], "schema": "CaseUpdate", "payload": payload})  # fmt: skip
+        assert status == 202, body
+        message_id = body["id"]
+        wait_for(lambda: http_json("GET", f"{api_a}/v1/messages/{message_id}", send_token)[1]
+                 ["status"] == "delivered", 60, "delivered")  # fmt: skip
+        _, page = http_json("GET", f"{api_b}/v1/inbox", read_token)
+        assert [m["id"] for m in page["messages"]] == [message_id]
+        assert page["messages"][0]["payload"]["note"] == payload["note"]
+        wait_for(lambda: len(sink.received) == 1, 30, "the webhook")
+        assert sink.received[0]["id"] == message_id and sink.bad_signatures == 0
+        in_folder = zw / "exchange" / "inbox" / "mla" / f"{message_id}.json"
+        wait_for(in_folder.exists, 30, "the inbox folder")
+
+        # a file dropped into A's outbox folder arrives on B, in all three places
+        request = {"kind": "alert", "to": ["zw-police"],
+                   "payload": json.loads((EXAMPLES / "alert.json").read_text())}  # fmt: skip
+        staging = zm / "exchange" / "outbox" / ".alert-0007.json"
+        staging.write_text(json.dumps(request))
+        os.replace(staging, zm / "exchange" / "outbox" / "alert-0007.json")
+        wait_for(lambda: any((zm / "exchange" / "sent").glob("*.json")), 30, "sent/")
+        [sent] = list((zm / "exchange" / "sent").glob("*.json"))
+        wait_for((zw / "exchange" / "inbox" / "alert" / sent.name).exists, 60, "alert on B")
+        wait_for(lambda: len(sink.received) == 2, 30, "second webhook")
+        _, page = http_json("GET", f"{api_b}/v1/inbox?kind=alert", read_token)
+        assert [m["id"] for m in page["messages"]] == [sent.stem]
+    finally:
+        assert stop(a) == 0
+        assert stop(b) == 0
+        sink.close()
+    for log in ("zm.log", "zw.log"):
+        text = (tmp_path / log).read_text()
+        assert "Traceback" not in text
+        assert payload["note"] not in text and send_token not in text and read_token not in text
