@@ -95,6 +95,9 @@ class DeliverySettings:
     retry_initial_seconds: int = _setting(5, "Wait for a receipt before the first re-publication.")
     retry_max_seconds: int = _setting(600, "Longest wait between re-publications.")
     poll_interval_ms: int = _setting(500, "How often the outbox is checked for due messages.")
+    heartbeat_seconds: int = _setting(
+        30, "How often this node announces itself on the control topic (peer last-seen)."
+    )
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,7 @@ def _validate(config: Config, source: str) -> None:
         ("delivery.retry_initial_seconds", config.delivery.retry_initial_seconds, 1),
         ("delivery.retry_max_seconds", config.delivery.retry_max_seconds, 1),
         ("delivery.poll_interval_ms", config.delivery.poll_interval_ms, 10),
+        ("delivery.heartbeat_seconds", config.delivery.heartbeat_seconds, 1),
         ("api.port", config.api.port, 0),
         ("api.max_body_bytes", config.api.max_body_bytes, 1024),
         ("webhook.max_attempts", config.webhook.max_attempts, 1),

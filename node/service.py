@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from node import delivery, envelope, submit, views
+from node import control, delivery, envelope, submit, views
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry, default_registry
 from node.config import Config
@@ -37,7 +38,7 @@ from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryP
 from node.metrics import Metrics
 from node.nodedir import NodeDir, read_passphrase
 from node.policy import Policy
-from node.routing.topics import inbox_topic, own_topics
+from node.routing.topics import control_topic, inbox_topic, own_topics
 from node.store.base import DedupeEntry, InboxMessage, QuarantineEntry
 from node.store.sqlite import SqliteStore
 from node.transport.kafka import InboundRecord, KafkaSettings, KafkaTransport, TransportUnavailable
@@ -128,6 +129,7 @@ class Node:
         self._db: ThreadPoolExecutor | None = None
         self.connected = asyncio.Event()
         self.inbox_changed = Pulse()
+        self.last_seen: dict[str, float] = {}  # peer -> unix time of its latest heartbeat
         self.adapters: list[Adapter] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -143,6 +145,8 @@ class Node:
         self.own_descriptor: Descriptor = self.node_dir.own_descriptor(self.registry).descriptor
         self._reload_peers()
         self.metrics = Metrics(self.node_id)
+        self.metrics.up_since.set(time.time())
+        self.metrics.known_peers(self.peers)
         self.retry = RetryPolicy(
             initial=dt.timedelta(seconds=self.config.delivery.retry_initial_seconds),
             maximum=dt.timedelta(seconds=self.config.delivery.retry_max_seconds),
@@ -151,8 +155,9 @@ class Node:
         self.store = await self._run(open_store, self.node_dir, self.config)
         settings = kafka_settings(self.config)
         self.prefix = settings.topic_prefix
+        self.control = control_topic(self.prefix)
         self.transport = KafkaTransport(
-            settings, self.node_id, own_topics(self.prefix, self.node_id)
+            settings, self.node_id, [*own_topics(self.prefix, self.node_id), self.control]
         )
         self._stopping.clear()
         self._tasks = [
@@ -251,11 +256,15 @@ class Node:
             existing = await self._run(self.store.find_by_idempotency_key, request.idempotency_key)
             if existing is not None:
                 return existing
+        started = time.perf_counter()
         message, event = submit.prepare(
             self.registry, request, config=self.config, identity=self.identity,
             peers=self.peers, now=self.clock(),
         )  # fmt: skip
+        self.metrics.seal_seconds.observe(time.perf_counter() - started)
         message_id = await self._run(self.store.submit, message, event)
+        if message_id == message.message_id:
+            self.metrics.submitted.labels(message.kind).inc()
         self._wake_publisher.set()
         log.info("message_submitted", node=self.node_id, message_id=message_id,
                  thread_id=message.thread_id, kind=message.kind)  # fmt: skip
@@ -343,7 +352,36 @@ class Node:
         return checks
 
     async def render_metrics(self) -> bytes:
+        """Refresh the gauges read from the store and the keys, then expose everything."""
+        now = self.clock()
+        snapshot = await self._run(self.store.snapshot)
+        self.metrics.observe_store(snapshot, self.peers, now)
+        self.metrics.observe_keys(self.own_descriptor, self.peers, now)
+        self.metrics.broker_connected.set(1 if self.transport.started else 0)
         return self.metrics.render()
+
+    def _control(self, record: InboundRecord) -> None:
+        """A heartbeat (or other control record) from the shared control topic."""
+        try:
+            heartbeat = control.read_heartbeat(self.registry, record.value, self.peer_directory)
+        except control.ControlRejected as exc:
+            if not (exc.reason == "unknown-sender" and record.key == self.node_id.encode()):
+                self.metrics.control_ignored.labels(exc.reason).inc()
+            return
+        seen = max(self.last_seen.get(heartbeat.node_id, 0.0), heartbeat.sent_at.timestamp())
+        self.last_seen[heartbeat.node_id] = seen
+        self.metrics.peer_last_seen.labels(heartbeat.node_id).set(seen)
+
+    async def _heartbeat(self) -> None:
+        beat = control.Heartbeat(
+            self.node_id, self.clock(), self.own_descriptor.descriptor_version,
+            self.identity.key_id,
+        )  # fmt: skip
+        with contextlib.suppress(TransportUnavailable):
+            await self.transport.publish(
+                self.control, self.node_id, control.issue_heartbeat(self.registry, self.identity,
+                                                                    beat)
+            )  # fmt: skip
 
     # -- loops ----------------------------------------------------------------------------------
 
@@ -353,7 +391,7 @@ class Node:
             await asyncio.wait_for(waiter.wait(), seconds)
 
     async def _maintenance_loop(self) -> None:
-        backoff, last_topics, last_peers = 0.2, 0.0, 0.0
+        backoff, last_topics, last_peers, last_beat, last_lag = 0.2, 0.0, 0.0, -1e9, 0.0
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             if not self.transport.started:
@@ -376,9 +414,19 @@ class Node:
                 last_topics = now
             if now - last_peers > 5:
                 await self._run(self._reload_peers)
+                self.metrics.known_peers(self.peers)
                 last_peers = now
+            if now - last_beat >= self.config.delivery.heartbeat_seconds:
+                await self._heartbeat()
+                last_beat = now
+            if now - last_lag > 5:
+                with contextlib.suppress(TransportUnavailable):
+                    for topic, lag in (await self.transport.lag()).items():
+                        self.metrics.consumer_lag.labels(topic).set(lag)
+                last_lag = now
             expired = await self._run(self.store.expire_due, self.clock())
             for message_id, recipient in expired:
+                self.metrics.expired.labels(recipient).inc()
                 log.warning(
                     "message_expired", node=self.node_id, message_id=message_id, peer=recipient
                 )
@@ -421,6 +469,12 @@ class Node:
             self.store.record_attempt, d.message_id, d.recipient,
             published=published, now=now, next_attempt_at=next_at, audit=event,
         )  # fmt: skip
+        if published:
+            self.metrics.published.labels(d.kind, d.recipient).inc()
+            if attempts > 1:
+                self.metrics.retries.labels(d.kind, d.recipient).inc()
+        else:
+            self.metrics.publish_failures.labels(d.recipient).inc()
         if not published:
             log.warning("publish_failed", node=self.node_id, message_id=d.message_id,
                         peer=d.recipient, error=error)  # fmt: skip
@@ -460,9 +514,14 @@ class Node:
     async def _handle(self, record: InboundRecord) -> None:
         """Decide and store the outcome of one record; never raises for bad input."""
         now = self.clock()
+        if record.topic == self.control:
+            self._control(record)
+            return
+        started = time.perf_counter()
         outcome = await self._run(
             delivery.classify, self._receive_ctx, record.value, now, self.store.seen
         )
+        self.metrics.open_seconds.observe(time.perf_counter() - started)
         if isinstance(outcome, Accepted):
             await self._accept(outcome, record, now)
         elif isinstance(outcome, Duplicate):
@@ -491,6 +550,7 @@ class Node:
         log.info("message_received", node=self.node_id, message_id=header.message_id,
                  thread_id=header.thread_id, peer=header.sender, kind=header.kind)  # fmt: skip
         stored = InboxMessage(**{**message.__dict__, "seq": seq})
+        self.metrics.received.labels(header.kind, header.sender).inc()
         self.inbox_changed.notify()
         for handler in self._handlers:
             try:
@@ -513,6 +573,7 @@ class Node:
             header.sender, header.message_id,
         )  # fmt: skip
         event = AuditEvent("duplicate", now, message_id=header.message_id, peer=header.sender)
+        self.metrics.duplicates.labels(header.sender).inc()
         await self._run(self.store.record_rejection, None, quarantine, [event])
         if header.kind != "receipt":  # answer as before, so a sender whose receipt was lost stops
             await self._queue_receipt(header, previous.envelope_sha256, previous.reason, None)
@@ -536,6 +597,15 @@ class Node:
         remembered = self._dedupe(header, sha, now, "delivered", None)
         if matched:
             await self._run(self.store.record_receipt_seen, remembered)
+            original = await self._run(self.store.outbox_message, str(receipt["message_id"]))
+            if original is not None:
+                kind = original.kind
+                if delivered:
+                    self.metrics.delivered.labels(kind, header.sender).inc()
+                else:
+                    self.metrics.rejected.labels(kind, header.sender, reason or "unknown").inc()
+                latency = (now - original.created_at).total_seconds()
+                self.metrics.receipt_latency.labels(kind, header.sender).observe(max(latency, 0))
         else:
             quarantine = self._quarantine_entry(
                 record, now, "invalid-payload", "receipt for a message this node did not send",
@@ -564,6 +634,7 @@ class Node:
             detail={"reason": outcome.reason, "topic": record.topic, "offset": record.offset},
         )  # fmt: skip
         await self._run(self.store.record_rejection, remembered, quarantine, [event])
+        self.metrics.quarantined.labels(outcome.reason).inc()
         log.warning("message_quarantined", node=self.node_id, reason=outcome.reason,
                     message_id=header.message_id if header else None, topic=record.topic,
                     offset=record.offset)  # fmt: skip

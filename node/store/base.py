@@ -132,6 +132,16 @@ class AdapterDelivery:
     last_error: str | None
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Gauges read from the store when metrics are scraped."""
+
+    outbox_depth: dict[str, int]  # open deliveries per peer
+    oldest_open: dict[str, dt.datetime]  # creation time of the oldest unreceipted, per peer
+    audit_length: int
+    webhook_failed: int
+
+
 class Store(Protocol):
     """Everything the node persists. Each method is one transaction."""
 
@@ -167,6 +177,7 @@ class Store(Protocol):
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]: ...
     def message_status(self, message_id: str) -> list[RecipientStatus]: ...
     def outbox_depth(self) -> dict[str, int]: ...
+    def snapshot(self) -> Snapshot: ...
 
     # inbound
     def seen(self, message_id: str) -> DedupeEntry | None: ...

@@ -31,6 +31,7 @@ from node.store.base import (
     OutboundMessage,
     QuarantineEntry,
     RecipientStatus,
+    Snapshot,
     StoreError,
 )
 
@@ -492,6 +493,26 @@ class SqliteStore:
             OPEN_STATES,
         ).fetchall()
         return {r["recipient"]: r["n"] for r in rows}
+
+    def snapshot(self) -> Snapshot:
+        """Backlog per peer, age of the oldest unreceipted message, audit length, webhook
+        failures — what operators watch — in one read."""
+        rows = self._conn.execute(
+            "SELECT r.recipient, COUNT(*) AS n, MIN(o.created_at) AS oldest"
+            " FROM outbox_recipients r JOIN outbox o USING (message_id)"
+            " WHERE r.state IN (?, ?) AND o.expects_receipt = 1 GROUP BY r.recipient",
+            OPEN_STATES,
+        ).fetchall()
+        audit = self._conn.execute("SELECT COALESCE(MAX(seq), 0) AS n FROM audit").fetchone()
+        failed = self._conn.execute(
+            "SELECT COUNT(*) AS n FROM inbox WHERE state = 'webhook-failed'"
+        ).fetchone()
+        return Snapshot(
+            outbox_depth={r["recipient"]: r["n"] for r in rows},
+            oldest_open={r["recipient"]: _dt_req(r["oldest"]) for r in rows},
+            audit_length=int(audit["n"]),
+            webhook_failed=int(failed["n"]),
+        )
 
     # -- inbound -------------------------------------------------------------------------------
 

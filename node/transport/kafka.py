@@ -194,6 +194,24 @@ class KafkaTransport:
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records
 
+    async def lag(self) -> dict[str, int]:
+        """Records not yet read, per topic (end offset minus position, over its partitions)."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        assigned = sorted(consumer.assignment())
+        if not assigned:
+            return {}
+        try:
+            ends = await consumer.end_offsets(assigned)
+            lag: dict[str, int] = {}
+            for tp in assigned:
+                position = await consumer.position(tp)
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(ends.get(tp, position) - position, 0)
+        except (KafkaError, OSError) as exc:
+            raise TransportUnavailable(f"lag: {exc}") from exc
+        return lag
+
     async def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read ``offset`` again next (after a record could not be stored)."""
         if self._consumer is not None:

@@ -1,0 +1,76 @@
+"""Control records on ``<prefix>.control`` (DESIGN §3): signed, not encrypted. Pure.
+
+For now the heartbeat: every node announces itself periodically so its peers (and their
+operators, through ``xnode_peer_last_seen_timestamp_seconds``) notice a silent node. A record
+is accepted only from a known, unrevoked peer whose identity key signed it; anything else is
+counted and ignored — the control topic is shared by the whole region and carries no case data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from node.codec import CodecError, SchemaRegistry
+from node.crypto.keys import IdentityKey, load_ed25519_public
+from node.crypto.primitives import CryptoFailure, sign, verify
+from node.trust import PeerDirectory
+
+CONTROL_DOMAIN = b"xnode-control-v1\x00"
+HEARTBEAT_SCHEMA = "xnode.control.Heartbeat"
+SIGNED_SCHEMA = "xnode.control.SignedControlRecord"
+MAX_CONTROL_BYTES = 16 * 1024
+
+
+class ControlRejected(ValueError):
+    """A control record that is not accepted; ``reason`` is a metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    node_id: str
+    sent_at: dt.datetime
+    descriptor_version: int
+    identity_key_id: str
+
+
+def issue_heartbeat(registry: SchemaRegistry, identity: IdentityKey, heartbeat: Heartbeat) -> bytes:
+    record = registry.encode(HEARTBEAT_SCHEMA, {
+        "node_id": heartbeat.node_id, "sent_at": heartbeat.sent_at,
+        "descriptor_version": heartbeat.descriptor_version,
+        "identity_key_id": heartbeat.identity_key_id,
+    })  # fmt: skip
+    signature = sign(identity, CONTROL_DOMAIN, record)
+    return registry.encode(
+        SIGNED_SCHEMA, {"kind": "heartbeat", "record": record, "signature": signature}
+    )
+
+
+def read_heartbeat(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -> Heartbeat:
+    """Decode, check the sender is a known unrevoked peer, verify the signature."""
+    if len(raw) > MAX_CONTROL_BYTES:
+        raise ControlRejected("too-large", f"{len(raw)} bytes")
+    try:
+        wrapper = registry.decode(SIGNED_SCHEMA, raw)
+        if wrapper["kind"] != "heartbeat":
+            raise ControlRejected("unsupported", f"control record kind {wrapper['kind']}")
+        record = registry.decode(HEARTBEAT_SCHEMA, wrapper["record"])
+    except CodecError as exc:
+        raise ControlRejected("malformed", exc.problem) from exc
+    node_id = str(record["node_id"])
+    descriptor = peers.peers.get(node_id)
+    if descriptor is None:
+        raise ControlRejected("unknown-sender", node_id)
+    if node_id in peers.revoked:
+        raise ControlRejected("revoked-sender", node_id)
+    try:
+        verify(load_ed25519_public(descriptor.identity_key), CONTROL_DOMAIN, wrapper["record"],
+               wrapper["signature"])  # fmt: skip
+    except (CryptoFailure, ValueError) as exc:
+        raise ControlRejected("bad-signature", node_id) from exc
+    return Heartbeat(node_id, record["sent_at"], int(record["descriptor_version"]),
+                     str(record["identity_key_id"]))  # fmt: skip
