@@ -78,8 +78,12 @@ class KafkaConfig:
     )
     sasl_mechanism: str = _setting("SCRAM-SHA-512", "SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN.")
     sasl_username: str = _setting("", "SASL user, usually the node id.")
-    sasl_password_file: str = _setting("", "File whose first line is the SASL password.")
-    ssl_cafile: str = _setting("", "CA certificate(s) that signed the brokers' certificates.")
+    sasl_password_file: str = _setting(
+        "", "File whose first line is the SASL password (relative: to the node directory)."
+    )
+    ssl_cafile: str = _setting(
+        "", "CA certificate(s) that signed the brokers' certificates (relative: to the node dir)."
+    )
     ssl_certfile: str = _setting("", "Client certificate, for mutual TLS.")
     ssl_keyfile: str = _setting("", "Client key, for mutual TLS.")
     partitions: int = _setting(3, "Partitions of topics this node creates.")

@@ -82,20 +82,28 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def kafka_settings(config: Config) -> KafkaSettings:
+def kafka_settings(config: Config, base: Path | None = None) -> KafkaSettings:
+    """Transport settings from ``[kafka]``; relative file paths are taken from ``base`` (the
+    node directory), so a unit file or container need not care about the working directory."""
     k = config.kafka
+
+    def path(value: str) -> str | None:
+        if not value:
+            return None
+        p = Path(value)
+        return str(p if p.is_absolute() or base is None else base / p)
+
+    password_file = path(k.sasl_password_file)
     return KafkaSettings(
         bootstrap_servers=k.bootstrap_servers,
         topic_prefix=k.topic_prefix,
         security_protocol=k.security_protocol,
         sasl_mechanism=k.sasl_mechanism or None,
         sasl_username=k.sasl_username or None,
-        sasl_password=(read_passphrase(k.sasl_password_file) or b"").decode() or None
-        if k.sasl_password_file
-        else None,
-        ssl_cafile=k.ssl_cafile or None,
-        ssl_certfile=k.ssl_certfile or None,
-        ssl_keyfile=k.ssl_keyfile or None,
+        sasl_password=(read_passphrase(password_file) or b"").decode() if password_file else None,
+        ssl_cafile=path(k.ssl_cafile),
+        ssl_certfile=path(k.ssl_certfile),
+        ssl_keyfile=path(k.ssl_keyfile),
         partitions=k.partitions,
         replication_factor=k.replication_factor,
         max_request_bytes=max(config.envelope.max_bytes * 2, 1024 * 1024),
@@ -153,7 +161,7 @@ class Node:
         )
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{self.node_id}")
         self.store = await self._run(open_store, self.node_dir, self.config)
-        settings = kafka_settings(self.config)
+        settings = kafka_settings(self.config, self.node_dir.path)
         self.prefix = settings.topic_prefix
         self.control = control_topic(self.prefix)
         self.transport = KafkaTransport(
