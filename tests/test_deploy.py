@@ -116,3 +116,31 @@ def test_systemd_unit_is_valid(tmp_path: Path):
     problems = [line for line in result.stderr.splitlines()
                 if line.strip() and "is not executable" not in line]  # fmt: skip
     assert problems == [], result.stderr
+
+
+def test_example_node_config_gives_the_kafka_client_tls_and_scram(tmp_path: Path):
+    """What deploy/kafka/nodes/zm-police.toml hands aiokafka: a TLS context trusting the
+    cluster's CA (hostname checked) and SCRAM-SHA-512 credentials read from the node dir.
+    (No TLS + SASL Kafka can run here; this checks everything up to the socket.)"""
+    import ssl
+
+    from node.service import kafka_settings
+
+    work = tmp_path / "kafka"
+    shutil.copytree(DEPLOY / "kafka", work)
+    subprocess.run(["bash", str(work / "make-certs.sh"), "kafka.example.org"], check=True,
+                   capture_output=True)  # fmt: skip
+    node_dir = tmp_path / "zm-police"
+    node_dir.mkdir()
+    shutil.copy(work / "secrets" / "ca.pem", node_dir / "kafka-ca.pem")
+    (node_dir / "kafka.password").write_text("password-printed-by-setup-principals\n")
+    config = parse_config((DEPLOY / "kafka" / "nodes" / "zm-police.toml").read_text(), {})
+    options = kafka_settings(config, node_dir).client_options()
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "zm-police"
+    assert options["sasl_plain_password"] == "password-printed-by-setup-principals"
+    context: ssl.SSLContext = options["ssl_context"]
+    assert context.check_hostname and context.verify_mode == ssl.CERT_REQUIRED
+    assert [c["subject"] for c in context.get_ca_certs()] == [
+        ((("commonName", "xnode regional Kafka CA"),),)]  # fmt: skip
