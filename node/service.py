@@ -485,7 +485,7 @@ class Node:
             self.metrics.publish_failures.labels(d.recipient).inc()
         if not published:
             log.warning("publish_failed", node=self.node_id, message_id=d.message_id,
-                        peer=d.recipient, error=error)  # fmt: skip
+                        thread_id=d.thread_id, peer=d.recipient, error=error)  # fmt: skip
 
     async def _consume_loop(self) -> None:
         while not self._stopping.is_set():
@@ -644,7 +644,9 @@ class Node:
         await self._run(self.store.record_rejection, remembered, quarantine, [event])
         self.metrics.quarantined.labels(outcome.reason).inc()
         log.warning("message_quarantined", node=self.node_id, reason=outcome.reason,
-                    message_id=header.message_id if header else None, topic=record.topic,
+                    message_id=header.message_id if header else None,
+                    thread_id=header.thread_id if header else None,
+                    peer=header.sender if header else None, topic=record.topic,
                     offset=record.offset)  # fmt: skip
         if header is not None and outcome.answer_sender:
             await self._queue_receipt(

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("xnode.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOKEN_KEY = web.RequestKey("token", ApiToken)
+NODE_ID_KEY = web.AppKey("node_id", str)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
 MAX_LIMIT = 500
 MAX_CURSOR = 2**63 - 1  # SQLite integers are 64-bit
@@ -74,7 +75,8 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
                 replacement.headers[name] = exc.headers[name]
         raise replacement from None
     except Exception:
-        log.exception("api_error", method=request.method, path=request.path)
+        log.exception("api_error", node=request.app.get(NODE_ID_KEY), method=request.method,
+                      path=request.path)  # fmt: skip
         raise _http(500, {"error": "internal error; see the node's log", "field": None}) from None
 
 
@@ -95,6 +97,7 @@ class ApiServer:
             client_max_size=config.max_body_bytes,
             middlewares=[errors_as_json, self._authenticate],
         )
+        app[NODE_ID_KEY] = self.node.node_id
         r = app.router
         r.add_post("/v1/messages", self.post_message)
         r.add_get("/v1/messages/{id}", self.get_message)

@@ -144,8 +144,9 @@ class FolderAdapter:
         ]
         write_file_atomically(failed / f"{path.name}.error.txt", ("\n".join(lines) + "\n").encode())
         move(path, failed / path.name)
+        # the error text may quote a payload value: it goes to the .error.txt, not to the log
         log.warning("folder_refused", node=self.node.node_id, file=path.name,
-                    field=refusal.field, error=refusal.error)  # fmt: skip
+                    field=refusal.field, status=refusal.status)  # fmt: skip
 
     # -- inbound --------------------------------------------------------------------------------
 
