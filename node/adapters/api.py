@@ -97,7 +97,7 @@ class ApiServer:
             client_max_size=config.max_body_bytes,
             middlewares=[errors_as_json, self._authenticate],
         )
-        app[NODE_ID_KEY] = self.node.node_id
+        app[NODE_ID_KEY] = self.node.config.node.id
         r = app.router
         r.add_post("/v1/messages", self.post_message)
         r.add_get("/v1/messages/{id}", self.get_message)
