@@ -605,15 +605,14 @@ class Node:
         remembered = self._dedupe(header, sha, now, "delivered", None)
         if matched:
             await self._run(self.store.record_receipt_seen, remembered)
-            original = await self._run(self.store.outbox_message, str(receipt["message_id"]))
-            if original is not None:
-                kind = original.kind
+            if matched.first:
                 if delivered:
-                    self.metrics.delivered.labels(kind, header.sender).inc()
+                    self.metrics.delivered.labels(matched.kind, header.sender).inc()
                 else:
-                    self.metrics.rejected.labels(kind, header.sender, reason or "unknown").inc()
-                latency = (now - original.created_at).total_seconds()
-                self.metrics.receipt_latency.labels(kind, header.sender).observe(max(latency, 0))
+                    self.metrics.rejected.labels(matched.kind, header.sender,
+                                                 reason or "unknown").inc()  # fmt: skip
+                latency = max((now - matched.created_at).total_seconds(), 0.0)
+                self.metrics.receipt_latency.labels(matched.kind, header.sender).observe(latency)
         else:
             quarantine = self._quarantine_entry(
                 record, now, "invalid-payload", "receipt for a message this node did not send",

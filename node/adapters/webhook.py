@@ -28,6 +28,7 @@ import structlog
 
 from node.adapters import AdapterError
 from node.audit import AuditEvent
+from node.crypto.keyfile import KeyFileError
 from node.delivery import RetryPolicy
 from node.nodedir import read_passphrase
 from node.store.base import AdapterDelivery
@@ -64,7 +65,10 @@ class WebhookAdapter:
         config = self.node.config.webhook
         path = Path(config.secret_file)
         path = path if path.is_absolute() else self.node.node_dir.path / path
-        secret = read_passphrase(str(path))
+        try:
+            secret = read_passphrase(str(path))
+        except KeyFileError as exc:
+            raise AdapterError(f"webhook.secret_file {path}: cannot be read or is empty") from exc
         if not secret:
             raise AdapterError(f"webhook.secret_file {path}: missing or empty")
         self._secret = secret

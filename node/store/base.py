@@ -108,6 +108,16 @@ class QuarantineEntry:
 
 
 @dataclass(frozen=True)
+class ReceiptMatch:
+    """The sent message a receipt answers: its kind and creation time (for latency), and
+    whether this receipt changed its state (False for a repeated receipt)."""
+
+    kind: str
+    created_at: dt.datetime
+    first: bool
+
+
+@dataclass(frozen=True)
 class ApiToken:
     """A bearer token of the local API. Only a hash of its secret is kept."""
 
@@ -173,7 +183,7 @@ class Store(Protocol):
         detail: str | None,
         now: dt.datetime,
         audit: AuditEvent,
-    ) -> bool: ...
+    ) -> ReceiptMatch | None: ...
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]: ...
     def message_status(self, message_id: str) -> list[RecipientStatus]: ...
     def outbox_depth(self) -> dict[str, int]: ...

@@ -30,6 +30,7 @@ from node.store.base import (
     InboxMessage,
     OutboundMessage,
     QuarantineEntry,
+    ReceiptMatch,
     RecipientStatus,
     Snapshot,
     StoreError,
@@ -418,18 +419,19 @@ class SqliteStore:
         detail: str | None,
         now: dt.datetime,
         audit: AuditEvent,
-    ) -> bool:
-        """Record a recipient's receipt; False if it matches no open delivery of ours."""
+    ) -> ReceiptMatch | None:
+        """Record a recipient's receipt; None if it matches no delivery of ours."""
         with self._tx() as c:
             row = c.execute(
-                "SELECT r.state, o.envelope_sha256 FROM outbox_recipients r"
+                "SELECT r.state, o.envelope_sha256, o.kind, o.created_at FROM outbox_recipients r"
                 " JOIN outbox o USING (message_id) WHERE r.message_id = ? AND r.recipient = ?",
                 (message_id, recipient),
             ).fetchone()
             if row is None or row["envelope_sha256"] != envelope_sha256:
-                return False
-            if row["state"] in (DELIVERED, REJECTED):
-                return True  # a repeated receipt: already recorded
+                return None
+            created_at = _dt_req(row["created_at"])
+            if row["state"] in (DELIVERED, REJECTED):  # a repeated receipt: already recorded
+                return ReceiptMatch(row["kind"], created_at, first=False)
             c.execute(
                 "UPDATE outbox_recipients SET state = ?, reason = ?, detail = ?, updated_at = ?,"
                 " next_attempt_at = NULL WHERE message_id = ? AND recipient = ?",
@@ -443,7 +445,7 @@ class SqliteStore:
                 ),
             )
             self._append(c, [audit])
-            return True
+            return ReceiptMatch(row["kind"], created_at, first=True)
 
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]:
         """Mark open deliveries of expired messages as expired; return them."""
