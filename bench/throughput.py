@@ -132,7 +132,7 @@ async def xnode_run(bootstrap: str, burst: int, sequential: int) -> tuple[dict[s
     receipted: dict[str, float] = {}
     apply = a.store.apply_receipt
 
-    def timed_apply(message_id: str, *args: object, **kwargs: object) -> bool:  # measurement hook
+    def timed_apply(message_id: str, *args: object, **kwargs: object) -> object:  # measurement hook
         matched = apply(message_id, *args, **kwargs)  # type: ignore[arg-type]
         if matched:
             receipted.setdefault(message_id, time.perf_counter())

@@ -216,6 +216,9 @@ def test_logs_of_a_full_run_hold_no_payload_plaintext(tmp_path: Path):
             assert stop(b) == 0
     finally:
         stop(broker)
+        for name in ("zm.log", "zw.log", "broker.log"):  # shown by pytest only on failure
+            path = tmp_path / name
+            print(f"--- {name}", path.read_text()[-3000:] if path.exists() else "(none)")
     logs = (tmp_path / "zm.log").read_text() + (tmp_path / "zw.log").read_text()
     assert "message_received" in logs  # the logs are really there
     leaked = sorted(s for s in strings if s in logs)
