@@ -582,6 +582,7 @@ class Node:
         )  # fmt: skip
         event = AuditEvent("duplicate", now, message_id=header.message_id, peer=header.sender)
         self.metrics.duplicates.labels(header.sender).inc()
+        self.metrics.quarantined.labels("replay").inc()
         await self._run(self.store.record_rejection, None, quarantine, [event])
         if header.kind != "receipt":  # answer as before, so a sender whose receipt was lost stops
             await self._queue_receipt(header, previous.envelope_sha256, previous.reason, None)
@@ -623,6 +624,7 @@ class Node:
                 detail={"reason": "invalid-payload"},
             )  # fmt: skip
             await self._run(self.store.record_rejection, remembered, quarantine, [q_event])
+            self.metrics.quarantined.labels("invalid-payload").inc()
 
     async def _reject(self, outcome: Rejected, record: InboundRecord, now: dt.datetime) -> None:
         header = outcome.header

@@ -182,6 +182,16 @@ async def test_hostile_records_are_quarantined_and_the_next_good_message_arrives
         entries = {q.reason: q for q in await b._run(b.store.quarantined, 100)}
         assert entries["too-large"].raw == hostile["too-large"]  # kept whole, for inspection
         assert entries["unknown-sender"].sender is None  # unauthenticated: nothing claimed
+        # every quarantined record is counted, by reason, for the operators' alerts
+        counted = {
+            s.labels["reason"]: s.value
+            for family in b.metrics.registry.collect()
+            if family.name == "xnode_messages_quarantined"
+            for s in family.samples
+            if s.name.endswith("_total")
+        }
+        stored = [q.reason for q in await b._run(b.store.quarantined, 100)]
+        assert counted == {r: float(stored.count(r)) for r in set(stored)}
     finally:
         await producer.stop()
         await a.stop()
