@@ -39,7 +39,7 @@ from node.metrics import Metrics
 from node.nodedir import NodeDir, read_passphrase
 from node.policy import Policy
 from node.routing.topics import control_topic, inbox_topic, own_topics
-from node.store.base import DedupeEntry, InboxMessage, QuarantineEntry
+from node.store.base import DedupeEntry, InboxMessage, OutboundMessage, QuarantineEntry
 from node.store.sqlite import SqliteStore
 from node.transport.kafka import InboundRecord, KafkaSettings, KafkaTransport, TransportUnavailable
 from node.trust import Descriptor, PeerDirectory
@@ -278,12 +278,13 @@ class Node:
                  thread_id=message.thread_id, kind=message.kind)  # fmt: skip
         return message_id
 
-    async def _queue_receipt(
+    def _receipt(
         self, header: envelope.Header, envelope_sha256: str, reason: str | None, detail: str | None
-    ) -> None:
+    ) -> tuple[OutboundMessage, AuditEvent] | None:
+        """The signed receipt owed to an authenticated sender, ready for the outbox."""
         sender = self.peers.get(header.sender)
         if sender is None:
-            return
+            return None
         now = self.clock()
         payload = delivery.receipt_payload(header.message_id, envelope_sha256, now, reason, detail)
         sealed = envelope.seal(
@@ -297,8 +298,15 @@ class Node:
             "receipt-sent", now, message_id=header.message_id, peer=header.sender,
             detail={"status": "delivered" if reason is None else "rejected", "reason": reason},
         )  # fmt: skip
-        await self._run(self.store.submit, message, event)
-        self._wake_publisher.set()
+        return message, event
+
+    async def _queue_receipt(
+        self, header: envelope.Header, envelope_sha256: str, reason: str | None, detail: str | None
+    ) -> None:
+        receipt = self._receipt(header, envelope_sha256, reason, detail)
+        if receipt is not None:
+            await self._run(self.store.submit, *receipt)
+            self._wake_publisher.set()
 
     # -- views for local systems (API, adapters) ---------------------------------------------------
 
@@ -535,7 +543,7 @@ class Node:
         elif isinstance(outcome, Duplicate):
             await self._duplicate(outcome, record, now)
         elif isinstance(outcome, ReceiptReceived):
-            await self._receipt(outcome, record, now)
+            await self._receipt_received(outcome, record, now)
         else:
             await self._reject(outcome, record, now)
 
@@ -553,8 +561,9 @@ class Node:
         remembered = self._dedupe(header, sha, now, "delivered", None)
         event = AuditEvent("received", now, message_id=header.message_id, peer=header.sender,
                            detail={"kind": header.kind, "envelope_sha256": sha})  # fmt: skip
-        seq = await self._run(self.store.record_inbound, message, remembered, [event])
-        await self._queue_receipt(header, sha, None, None)
+        receipt = self._receipt(header, sha, None, None)
+        seq = await self._run(self.store.record_inbound, message, remembered, [event], receipt)
+        self._wake_publisher.set()
         log.info("message_received", node=self.node_id, message_id=header.message_id,
                  thread_id=header.thread_id, peer=header.sender, kind=header.kind)  # fmt: skip
         stored = InboxMessage(**{**message.__dict__, "seq": seq})
@@ -587,7 +596,7 @@ class Node:
         if header.kind != "receipt":  # answer as before, so a sender whose receipt was lost stops
             await self._queue_receipt(header, previous.envelope_sha256, previous.reason, None)
 
-    async def _receipt(
+    async def _receipt_received(
         self, outcome: ReceiptReceived, record: InboundRecord, now: dt.datetime
     ) -> None:
         header, receipt = outcome.header, outcome.receipt
@@ -598,14 +607,13 @@ class Node:
             "receipted" if delivered else "rejected", now, message_id=str(receipt["message_id"]),
             peer=header.sender, detail={"reason": reason} if reason else {},
         )  # fmt: skip
+        remembered = self._dedupe(header, sha, now, "delivered", None)
         matched = await self._run(
             self.store.apply_receipt, str(receipt["message_id"]), header.sender,
             receipt["envelope_sha256"], delivered=delivered, reason=reason,
-            detail=receipt.get("detail"), now=now, audit=event,
+            detail=receipt.get("detail"), now=now, audit=event, seen=remembered,
         )  # fmt: skip
-        remembered = self._dedupe(header, sha, now, "delivered", None)
         if matched:
-            await self._run(self.store.record_receipt_seen, remembered)
             if matched.first:
                 if delivered:
                     self.metrics.delivered.labels(matched.kind, header.sender).inc()

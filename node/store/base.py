@@ -183,6 +183,7 @@ class Store(Protocol):
         detail: str | None,
         now: dt.datetime,
         audit: AuditEvent,
+        seen: DedupeEntry | None = None,
     ) -> ReceiptMatch | None: ...
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]: ...
     def message_status(self, message_id: str) -> list[RecipientStatus]: ...
@@ -192,9 +193,12 @@ class Store(Protocol):
     # inbound
     def seen(self, message_id: str) -> DedupeEntry | None: ...
     def record_inbound(
-        self, message: InboxMessage, dedupe: DedupeEntry, audit: Sequence[AuditEvent]
+        self,
+        message: InboxMessage,
+        dedupe: DedupeEntry,
+        audit: Sequence[AuditEvent],
+        receipt: tuple[OutboundMessage, AuditEvent] | None = None,
     ) -> int: ...
-    def record_receipt_seen(self, dedupe: DedupeEntry) -> None: ...
     def record_rejection(
         self,
         dedupe: DedupeEntry | None,

@@ -285,32 +285,37 @@ class SqliteStore:
                 ).fetchone()
                 if row:
                     return str(row["message_id"])
-            c.execute(
-                "INSERT INTO outbox (message_id, kind, thread_id, schema_name, priority, envelope,"
-                " envelope_sha256, created_at, expires_at, expects_receipt, idempotency_key)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    message.message_id,
-                    message.kind,
-                    message.thread_id,
-                    message.schema_name,
-                    message.priority,
-                    message.envelope,
-                    message.envelope_sha256,
-                    _ts(message.created_at),
-                    _ts(message.expires_at),
-                    int(message.expects_receipt),
-                    message.idempotency_key,
-                ),
-            )
-            now = _ts(message.created_at)
-            c.executemany(
-                "INSERT INTO outbox_recipients (message_id, recipient, state, next_attempt_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?)",
-                [(message.message_id, r, QUEUED, now, now) for r in message.recipients],
-            )
-            self._append(c, [audit])
+            self._insert_outbound(c, message, audit)
         return message.message_id
+
+    def _insert_outbound(
+        self, c: sqlite3.Connection, message: OutboundMessage, audit: AuditEvent
+    ) -> None:
+        c.execute(
+            "INSERT INTO outbox (message_id, kind, thread_id, schema_name, priority, envelope,"
+            " envelope_sha256, created_at, expires_at, expects_receipt, idempotency_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                message.message_id,
+                message.kind,
+                message.thread_id,
+                message.schema_name,
+                message.priority,
+                message.envelope,
+                message.envelope_sha256,
+                _ts(message.created_at),
+                _ts(message.expires_at),
+                int(message.expects_receipt),
+                message.idempotency_key,
+            ),
+        )
+        now = _ts(message.created_at)
+        c.executemany(
+            "INSERT INTO outbox_recipients (message_id, recipient, state, next_attempt_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?)",
+            [(message.message_id, r, QUEUED, now, now) for r in message.recipients],
+        )
+        self._append(c, [audit])
 
     def outbox_message(self, message_id: str) -> OutboundMessage | None:
         """A message this node sent (receipts excluded), with its recipients."""
@@ -419,8 +424,10 @@ class SqliteStore:
         detail: str | None,
         now: dt.datetime,
         audit: AuditEvent,
+        seen: DedupeEntry | None = None,
     ) -> ReceiptMatch | None:
-        """Record a recipient's receipt; None if it matches no delivery of ours."""
+        """Record a recipient's receipt (and, with ``seen``, the receipt's own id, so a copy is
+        recognised); None if it matches no delivery of ours — then nothing is written."""
         with self._tx() as c:
             row = c.execute(
                 "SELECT r.state, o.envelope_sha256, o.kind, o.created_at FROM outbox_recipients r"
@@ -430,6 +437,13 @@ class SqliteStore:
             if row is None or row["envelope_sha256"] != envelope_sha256:
                 return None
             created_at = _dt_req(row["created_at"])
+            if (
+                seen is not None
+                and not c.execute(
+                    "SELECT 1 FROM dedupe WHERE message_id = ?", (seen.message_id,)
+                ).fetchone()
+            ):
+                self._remember(c, seen)
             if row["state"] in (DELIVERED, REJECTED):  # a repeated receipt: already recorded
                 return ReceiptMatch(row["kind"], created_at, first=False)
             c.execute(
@@ -550,11 +564,18 @@ class SqliteStore:
         )
 
     def record_inbound(
-        self, message: InboxMessage, dedupe: DedupeEntry, audit: Sequence[AuditEvent]
+        self,
+        message: InboxMessage,
+        dedupe: DedupeEntry,
+        audit: Sequence[AuditEvent],
+        receipt: tuple[OutboundMessage, AuditEvent] | None = None,
     ) -> int:
-        """Store a verified message and remember its id, atomically; return its inbox cursor."""
+        """Store a verified message, remember its id and queue its receipt, atomically (one
+        fsync); return its inbox cursor."""
         with self._tx() as c:
             self._remember(c, dedupe)
+            if receipt is not None:
+                self._insert_outbound(c, *receipt)
             cursor = c.execute(
                 "INSERT INTO inbox (message_id, sender, kind, thread_id, in_reply_to, schema_name,"
                 " handling_code, envelope, envelope_sha256, created_at, expires_at, received_at,"
@@ -577,15 +598,6 @@ class SqliteStore:
             )
             self._append(c, audit)
             return int(cursor.lastrowid or 0)
-
-    def record_receipt_seen(self, dedupe: DedupeEntry) -> None:
-        """Remember a receipt's own id, so a re-published copy is recognised."""
-        with self._tx() as c:
-            if c.execute(
-                "SELECT 1 FROM dedupe WHERE message_id = ?", (dedupe.message_id,)
-            ).fetchone():
-                return
-            self._remember(c, dedupe)
 
     def record_rejection(
         self,
