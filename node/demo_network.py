@@ -97,7 +97,13 @@ async def run_network_demo(
             ok &= report.ok
         say("\nWhile it ran, each node served its local API, health checks and Prometheus metrics:")
         for node_id, node in nodes.items():
-            say(f"  {node_id:<24} {node.api_url}/metrics   {node.api_url}/readyz")
+            totals = _metric_totals((await node.render_metrics()).decode())
+            say(
+                f"  {node_id:<24} {node.api_url}/metrics  receipted "
+                f"{totals.get('xnode_messages_delivered_total', 0):.0f}, received "
+                f"{totals.get('xnode_messages_received_total', 0):.0f}, quarantined "
+                f"{totals.get('xnode_messages_quarantined_total', 0):.0f}"
+            )
         say("(a node you run with `xnode run` serves them on [api] host:port, 127.0.0.1:8470)")
     finally:
         for node in nodes.values():
@@ -106,6 +112,18 @@ async def run_network_demo(
     say("Node state stays in each node directory: xnode status / inbox / audit show --dir DIR.")
     say(f"\n{'demo finished: every message delivered and receipted' if ok else 'demo FAILED'}")
     return 0 if ok else 1
+
+
+def _metric_totals(exposition: str) -> dict[str, float]:
+    """Sum each counter over its labels, from the text a Prometheus scrape would read."""
+    totals: dict[str, float] = {}
+    for line in exposition.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        series, _, value = line.rpartition(" ")
+        name = series.split("{", 1)[0]
+        totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
 
 
 async def _start_nodes(
