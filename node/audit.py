@@ -37,6 +37,7 @@ EVENTS = (
     "acked",
     "webhook-delivered",
     "webhook-failed",
+    "webhook-retry",
     "token-created",
     "token-revoked",
 )

@@ -362,6 +362,20 @@ def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     return EXIT_OK
 
 
+def cmd_webhook_retry(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    if not args.all_failed and not args.message_id:
+        raise CommandFailed("name a message id, or --all-failed")
+    _, _, store = _open_store(args)
+    try:
+        count = store.retry_adapter("webhook", None if args.all_failed else args.message_id, _now())
+    finally:
+        store.close()
+    if count == 0:
+        raise CommandFailed("no webhook-failed message matches")
+    print(f"Queued {count} message(s) for the webhook again; the running node posts them.")
+    return EXIT_OK
+
+
 def cmd_token_create(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     _, _, store = _open_store(args)
     try:
@@ -847,6 +861,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_quarantine)
+    webhook_sub = sub.add_parser("webhook", help="the webhook adapter").add_subparsers(
+        dest="webhook_command", required=True, metavar="ACTION"
+    )
+    p = webhook_sub.add_parser(
+        "retry", help="post webhook-failed messages again (after the receiver is fixed)"
+    )
+    node_dir_arg(p)
+    p.add_argument("message_id", nargs="?", help="one message id")
+    p.add_argument("--all-failed", action="store_true", help="every webhook-failed message")
+    p.set_defaults(handler=cmd_webhook_retry)
     token_sub = sub.add_parser("token", help="bearer tokens of the local HTTP API").add_subparsers(
         dest="token_command", required=True, metavar="ACTION"
     )

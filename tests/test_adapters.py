@@ -171,6 +171,20 @@ async def test_webhook_gives_up_after_max_attempts_and_says_so(dirs, broker, rec
         assert (
             item["state"] == "webhook-failed" and item["payload"]["note"] == "Report from Sesheke"
         )
+
+        # the operator fixes the receiver and queues the message again from the command line
+        from node.cli import main as xnode_main
+
+        receiver.answers = []
+        node_dir = str(dirs["zw-police"].path)
+        assert xnode_main(["webhook", "retry", "--dir", node_dir, "--all-failed"]) == 0
+
+        async def posted() -> bool:
+            return receiver.ids() == [message_id]
+
+        await eventually(posted, 20, "the retried post")
+        assert (await b._run(b.store.inbox_message, message_id)).state == "received"
+        assert xnode_main(["webhook", "retry", "--dir", node_dir, message_id]) == 1  # none left
     finally:
         await a.stop()
         await b.stop()

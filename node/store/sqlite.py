@@ -803,6 +803,30 @@ class SqliteStore:
                 )
             self._append(c, audit)
 
+    def retry_adapter(self, adapter: str, message_id: str | None, now: dt.datetime) -> int:
+        """Queue failed deliveries again (one message, or all): after the local system is fixed."""
+        with self._tx() as c:
+            query = "SELECT seq, message_id FROM adapter_deliveries WHERE adapter = ? AND state = ?"
+            args: list[object] = [adapter, "failed"]
+            if message_id is not None:
+                query += " AND message_id = ?"
+                args.append(message_id)
+            rows = c.execute(query, args).fetchall()
+            for r in rows:
+                c.execute(
+                    "UPDATE adapter_deliveries SET state = 'pending', attempts = 0,"
+                    " next_attempt_at = ?, last_error = NULL, updated_at = ?"
+                    " WHERE adapter = ? AND seq = ?",
+                    (_ts(now), _ts(now), adapter, r["seq"]),
+                )
+                c.execute(
+                    "UPDATE inbox SET state = 'received' WHERE seq = ? AND state = ?",
+                    (r["seq"], f"{adapter}-failed"),
+                )
+            self._append(c, [AuditEvent(f"{adapter}-retry", now, message_id=r["message_id"])
+                             for r in rows])  # fmt: skip
+            return len(rows)
+
     def adapter_failures(self, adapter: str) -> int:
         row = self._conn.execute(
             "SELECT COUNT(*) AS n FROM adapter_deliveries WHERE adapter = ? AND state = 'failed'",
