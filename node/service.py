@@ -39,7 +39,14 @@ from node.metrics import Metrics
 from node.nodedir import NodeDir, read_passphrase
 from node.policy import Policy
 from node.routing.topics import control_topic, inbox_topic, own_topics
-from node.store.base import DedupeEntry, InboxMessage, OutboundMessage, QuarantineEntry
+from node.store.base import (
+    Attempt,
+    DedupeEntry,
+    Delivery,
+    InboxMessage,
+    OutboundMessage,
+    QuarantineEntry,
+)
 from node.store.sqlite import SqliteStore
 from node.transport.kafka import InboundRecord, KafkaSettings, KafkaTransport, TransportUnavailable
 from node.trust import Descriptor, PeerDirectory
@@ -457,11 +464,13 @@ class Node:
             self._wake_publisher.clear()
             due = await self._run(self.store.due_deliveries, self.clock(), 200)
             if due:
-                await asyncio.gather(*(self._publish(d) for d in due))
+                attempts = await asyncio.gather(*(self._publish(d) for d in due))
+                await self._run(self.store.record_attempts, attempts)  # one transaction
             else:
                 await self._sleep(interval, self._wake_publisher)
 
-    async def _publish(self, d: Any) -> None:
+    async def _publish(self, d: Delivery) -> Attempt:
+        """Publish one delivery; return the attempt for the caller to record."""
         topic = inbox_topic(self.prefix, d.recipient, d.kind)
         try:
             await self.transport.publish(topic, d.thread_id, d.envelope)
@@ -481,19 +490,15 @@ class Node:
             if error:
                 detail["error"] = error[:200]
             event = AuditEvent(name, now, message_id=d.message_id, peer=d.recipient, detail=detail)
-        await self._run(
-            self.store.record_attempt, d.message_id, d.recipient,
-            published=published, now=now, next_attempt_at=next_at, audit=event,
-        )  # fmt: skip
         if published:
             self.metrics.published.labels(d.kind, d.recipient).inc()
             if attempts > 1:
                 self.metrics.retries.labels(d.kind, d.recipient).inc()
         else:
             self.metrics.publish_failures.labels(d.recipient).inc()
-        if not published:
             log.warning("publish_failed", node=self.node_id, message_id=d.message_id,
                         thread_id=d.thread_id, peer=d.recipient, error=error)  # fmt: skip
+        return Attempt(d.message_id, d.recipient, published, now, next_at, event)
 
     async def _consume_loop(self) -> None:
         while not self._stopping.is_set():

@@ -51,6 +51,18 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """The outcome of one publication attempt, to be recorded."""
+
+    message_id: str
+    recipient: str
+    published: bool
+    at: dt.datetime
+    next_attempt_at: dt.datetime | None
+    audit: AuditEvent
+
+
+@dataclass(frozen=True)
 class RecipientStatus:
     recipient: str
     state: str
@@ -172,6 +184,7 @@ class Store(Protocol):
         next_attempt_at: dt.datetime | None,
         audit: AuditEvent,
     ) -> None: ...
+    def record_attempts(self, attempts: Sequence[Attempt]) -> None: ...
     def apply_receipt(
         self,
         message_id: str,

@@ -25,6 +25,7 @@ from node.store.base import (
     SENT,
     AdapterDelivery,
     ApiToken,
+    Attempt,
     DedupeEntry,
     Delivery,
     InboxMessage,
@@ -383,35 +384,44 @@ class SqliteStore:
         next_attempt_at: dt.datetime | None,
         audit: AuditEvent,
     ) -> None:
-        """After a publication attempt: count it, schedule the next, move queued -> sent.
+        self.record_attempts([Attempt(message_id, recipient, published, now, next_attempt_at,
+                                      audit)])  # fmt: skip
+
+    def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """After publication attempts (one transaction for a whole round): count each, schedule
+        the next, move queued -> sent.
 
         ``next_attempt_at=None`` with ``published`` closes a pair that expects no receipt
-        (receipts themselves) as delivered.
+        (receipts themselves) as delivered. A pair already final (a receipt arrived meanwhile)
+        keeps its state.
         """
         with self._tx() as c:
-            row = c.execute(
-                "SELECT state FROM outbox_recipients WHERE message_id = ? AND recipient = ?",
-                (message_id, recipient),
-            ).fetchone()
-            if row is None or row["state"] not in OPEN_STATES:
-                return  # a receipt arrived meanwhile: keep the final state
-            state = row["state"]
-            if published:
-                state = SENT if next_attempt_at is not None else DELIVERED
-            c.execute(
-                "UPDATE outbox_recipients SET state = ?, attempts = attempts + 1,"
-                " last_attempt_at = ?, next_attempt_at = ?, updated_at = ?"
-                " WHERE message_id = ? AND recipient = ?",
-                (
-                    state,
-                    _ts(now),
-                    None if next_attempt_at is None else _ts(next_attempt_at),
-                    _ts(now),
-                    message_id,
-                    recipient,
-                ),
-            )
-            self._append(c, [audit])
+            events = []
+            for a in attempts:
+                row = c.execute(
+                    "SELECT state FROM outbox_recipients WHERE message_id = ? AND recipient = ?",
+                    (a.message_id, a.recipient),
+                ).fetchone()
+                if row is None or row["state"] not in OPEN_STATES:
+                    continue
+                state = row["state"]
+                if a.published:
+                    state = SENT if a.next_attempt_at is not None else DELIVERED
+                c.execute(
+                    "UPDATE outbox_recipients SET state = ?, attempts = attempts + 1,"
+                    " last_attempt_at = ?, next_attempt_at = ?, updated_at = ?"
+                    " WHERE message_id = ? AND recipient = ?",
+                    (
+                        state,
+                        _ts(a.at),
+                        None if a.next_attempt_at is None else _ts(a.next_attempt_at),
+                        _ts(a.at),
+                        a.message_id,
+                        a.recipient,
+                    ),
+                )
+                events.append(a.audit)
+            self._append(c, events)
 
     def apply_receipt(
         self,
