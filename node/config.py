@@ -109,6 +109,15 @@ class StoreSettings:
     """Where the node keeps its outbox, inbox, dedupe table, quarantine and audit log."""
 
     path: str = _setting("node.db", "SQLite file, relative to the node directory.")
+    inbox_retention_days: int = _setting(
+        365, "Received messages are deleted this long after arrival (audit hashes stay)."
+    )
+    outbox_retention_days: int = _setting(
+        90, "Sent messages are deleted this long after they reached a final state."
+    )
+    quarantine_retention_days: int = _setting(
+        90, "Refused records are deleted this long after they arrived."
+    )
 
 
 @dataclass(frozen=True)
@@ -282,6 +291,9 @@ def _validate(config: Config, source: str) -> None:
         ("delivery.retry_max_seconds", config.delivery.retry_max_seconds, 1),
         ("delivery.poll_interval_ms", config.delivery.poll_interval_ms, 10),
         ("delivery.heartbeat_seconds", config.delivery.heartbeat_seconds, 1),
+        ("store.inbox_retention_days", config.store.inbox_retention_days, 1),
+        ("store.outbox_retention_days", config.store.outbox_retention_days, 1),
+        ("store.quarantine_retention_days", config.store.quarantine_retention_days, 1),
         ("api.port", config.api.port, 0),
         ("api.max_body_bytes", config.api.max_body_bytes, 1024),
         ("webhook.max_attempts", config.webhook.max_attempts, 1),

@@ -46,6 +46,7 @@ from node.store.base import (
     InboxMessage,
     OutboundMessage,
     QuarantineEntry,
+    Retention,
 )
 from node.store.sqlite import SqliteStore
 from node.transport.kafka import InboundRecord, KafkaSettings, KafkaTransport, TransportUnavailable
@@ -395,6 +396,18 @@ class Node:
         self.last_seen[heartbeat.node_id] = seen
         self.metrics.peer_last_seen.labels(heartbeat.node_id).set(seen)
 
+    async def _purge(self) -> None:
+        """Apply ``[store]`` retention; the audit log keeps ids and hashes of what went."""
+        now, store = self.clock(), self.config.store
+        retention = Retention(
+            inbox_before=now - dt.timedelta(days=store.inbox_retention_days),
+            outbox_before=now - dt.timedelta(days=store.outbox_retention_days),
+            quarantine_before=now - dt.timedelta(days=store.quarantine_retention_days),
+        )
+        counts = await self._run(self.store.purge, now, retention)
+        if any(counts.values()):
+            log.info("retention_purge", node=self.node_id, **counts)
+
     async def _heartbeat(self) -> None:
         beat = control.Heartbeat(
             self.node_id, self.clock(), self.own_descriptor.descriptor_version,
@@ -415,6 +428,7 @@ class Node:
 
     async def _maintenance_loop(self) -> None:
         backoff, last_topics, last_peers, last_beat, last_lag = 0.2, 0.0, 0.0, -1e9, 0.0
+        last_purge = -1e9
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             if not self.transport.started:
@@ -447,6 +461,9 @@ class Node:
                     for topic, lag in (await self.transport.lag()).items():
                         self.metrics.consumer_lag.labels(topic).set(lag)
                 last_lag = now
+            if now - last_purge > 3600:  # hourly, and once at start
+                await self._purge()
+                last_purge = now
             expired = await self._run(self.store.expire_due, self.clock())
             for message_id, recipient in expired:
                 self.metrics.expired.labels(recipient).inc()

@@ -185,3 +185,41 @@ def test_two_writers_keep_one_chain(tmp_path):
     assert len(b.audit_entries()) == 20
     a.close()
     b.close()
+
+
+def test_retention_purge_deletes_what_is_due_and_keeps_the_audit_hashes(store):
+    from node.store.base import Retention
+
+    day = 86400
+    # sent: m1 delivered to both at day 1; m2 still open for one recipient; m3 final at day 50
+    for mid in ("m1", "m2", "m3"):
+        store.submit(outbound(mid, expires=400 * day), ev("submitted", message_id=mid))
+    for mid, recipient, when in (("m1", "zw-police", 1), ("m1", "mw-police", 1),
+                                 ("m2", "zw-police", 1), ("m3", "zw-police", 50),
+                                 ("m3", "mw-police", 50)):  # fmt: skip
+        store.apply_receipt(mid, recipient, "ab" * 32, delivered=True, reason=None, detail=None,
+                            now=at(when * day), audit=ev("receipted", when * day))  # fmt: skip
+    # received: in1 at second 1 (old), in2 much later; dedupe of in1 kept until day 1
+    store.record_inbound(inbox_message("in1"), dedupe("in1"), [ev("received")])
+    late = InboxMessage(**{**inbox_message("in2").__dict__, "received_at": at(95 * day)})
+    store.record_inbound(late, DedupeEntry("in2", "zw-police", "delivered", None, "ef" * 32,
+                                           at(95 * day), at(500 * day)), [ev("received")])  # fmt: skip
+    store.record_rejection(None, QuarantineEntry(at(2), "malformed", "garbage", b"\x00"), [])
+    length = len(store.audit_entries())
+
+    now = at(100 * day)
+    counts = store.purge(now, Retention(inbox_before=at(30 * day), outbox_before=at(30 * day),
+                                        quarantine_before=at(30 * day)))  # fmt: skip
+    assert counts == {"inbox": 1, "outbox": 1, "quarantine": 1, "dedupe": 1}
+    assert store.message_status("m1") == []  # gone
+    assert [s.state for s in store.message_status("m2")] == ["queued", "delivered"]  # still open
+    assert store.message_status("m3")  # final, but not long enough ago
+    assert [m.message_id for m in store.inbox(0, None, 10)] == ["in2"]
+    assert store.seen("in1") is None and store.seen("in2") is not None
+    assert store.quarantined(10) == []
+    entries = store.audit_entries()
+    purged = [(e.event.message_id, e.event.detail["from"]) for e in entries[length:]]
+    assert sorted(purged, key=str) == sorted([("in1", "inbox"), ("m1", "outbox"),
+                                              (None, "quarantine")], key=str)  # fmt: skip
+    assert audit.verify(entries).ok
+    assert store.audit_entries("m1")[0].event.event == "submitted"  # the history stays

@@ -164,6 +164,15 @@ class Snapshot:
     webhook_failed: int
 
 
+@dataclass(frozen=True)
+class Retention:
+    """Cut-off times: what is older goes (DESIGN §6, retention)."""
+
+    inbox_before: dt.datetime  # received before
+    outbox_before: dt.datetime  # final before
+    quarantine_before: dt.datetime  # refused before
+
+
 class Store(Protocol):
     """Everything the node persists. Each method is one transaction."""
 
@@ -199,6 +208,7 @@ class Store(Protocol):
         seen: DedupeEntry | None = None,
     ) -> ReceiptMatch | None: ...
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]: ...
+    def purge(self, now: dt.datetime, retention: Retention) -> dict[str, int]: ...
     def message_status(self, message_id: str) -> list[RecipientStatus]: ...
     def outbox_depth(self) -> dict[str, int]: ...
     def snapshot(self) -> Snapshot: ...

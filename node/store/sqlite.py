@@ -33,6 +33,7 @@ from node.store.base import (
     QuarantineEntry,
     ReceiptMatch,
     RecipientStatus,
+    Retention,
     Snapshot,
     StoreError,
 )
@@ -491,6 +492,42 @@ class SqliteStore:
                 [AuditEvent("expired", now, message_id=m, peer=r) for m, r in pairs],
             )
         return pairs
+
+    def purge(self, now: dt.datetime, retention: Retention) -> dict[str, int]:
+        """Delete what retention no longer allows: received messages (and their adapter
+        progress), sent messages whose every recipient is final, quarantined records, and
+        dedupe entries past their keep-until. Message ids and hashes stay in the audit log."""
+        with self._tx() as c:
+            inbox = c.execute(
+                "SELECT seq, message_id FROM inbox WHERE received_at < ?",
+                (_ts(retention.inbox_before),),
+            ).fetchall()
+            for r in inbox:
+                c.execute("DELETE FROM adapter_deliveries WHERE seq = ?", (r["seq"],))
+                c.execute("DELETE FROM inbox WHERE seq = ?", (r["seq"],))
+            outbox = c.execute(
+                "SELECT message_id FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM"
+                " outbox_recipients r WHERE r.message_id = o.message_id AND"
+                " (r.state IN (?, ?) OR r.updated_at >= ?))",
+                (*OPEN_STATES, _ts(retention.outbox_before)),
+            ).fetchall()
+            for r in outbox:
+                c.execute("DELETE FROM outbox WHERE message_id = ?", (r["message_id"],))
+            quarantine = c.execute(
+                "DELETE FROM quarantine WHERE received_at < ?", (_ts(retention.quarantine_before),)
+            ).rowcount
+            dedupe = c.execute("DELETE FROM dedupe WHERE keep_until < ?", (_ts(now),)).rowcount
+            counts = {"inbox": len(inbox), "outbox": len(outbox), "quarantine": quarantine,
+                      "dedupe": dedupe}  # fmt: skip
+            events = [AuditEvent("purged", now, message_id=r["message_id"],
+                                 detail={"from": "inbox"}) for r in inbox]  # fmt: skip
+            events += [AuditEvent("purged", now, message_id=r["message_id"],
+                                  detail={"from": "outbox"}) for r in outbox]  # fmt: skip
+            if quarantine:
+                events.append(AuditEvent("purged", now, detail={"from": "quarantine",
+                                                                "count": quarantine}))  # fmt: skip
+            self._append(c, events)
+        return counts
 
     def message_status(self, message_id: str) -> list[RecipientStatus]:
         rows = self._conn.execute(
