@@ -27,6 +27,7 @@ from node.codec import (
 )
 from node.config import Config, ConfigError
 from node.crypto.keyfile import KeyFileError
+from node.logging import bind_node
 from node.logging import configure as configure_logging
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
 from node.payloads import KINDS, kinds_of, short_name
@@ -517,6 +518,7 @@ def cmd_run(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     from node.service import Node
 
     configure_logging(args.log_format, args.log_level)
+    bind_node(NodeDir(args.dir).load_config().node.id)
 
     async def serve() -> None:
         node = Node(NodeDir(args.dir), registry=registry)

@@ -228,6 +228,9 @@ def test_logs_of_a_full_run_hold_no_payload_plaintext(tmp_path: Path):
             path = tmp_path / name
             print(f"--- {name}", path.read_text()[-3000:] if path.exists() else "(none)")
     logs = (tmp_path / "zm.log").read_text() + (tmp_path / "zw.log").read_text()
+    for line in logs.splitlines():  # one JSON object per line, each naming its node and event
+        entry = json.loads(line)
+        assert entry["node"] in ("zm-secretariat", "zw-secretariat") and entry["event"], line
     assert "message_received" in logs  # the logs are really there
     leaked = sorted(s for s in strings if s in logs)
     assert leaked == [], f"payload text found in logs: {leaked[:5]}"
