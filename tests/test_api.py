@@ -165,7 +165,11 @@ async def test_every_error_code(pair: Pair, tmp_path: Path):
     status, body = await pair.post(wide, {**mla(), "kind": "alert",
                                           "to": ["za-shelter-johannesburg"]})  # fmt: skip
     assert status == 403 and body["field"] == "to" and "policy does not allow" in body["error"]
-    # 404: unknown recipient
+    # 422 for an empty recipient list; 404 for an unknown recipient or no neighbours configured
+    status, body = await pair.post(send, {**mla(), "to": []})
+    assert status == 422 and body["field"] == "to"
+    status, body = await pair.post(send, {**mla(), "to": "neighbours"})
+    assert status == 404 and "no neighbours configured" in body["error"]
     status, body = await pair.post(send, {**mla(), "to": ["mw-police"]})
     assert (
         status == 404 and body["field"] == "to" and "unknown recipient mw-police" in body["error"]

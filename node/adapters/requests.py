@@ -55,6 +55,8 @@ def from_json(body: Any, idempotency_key: str | None = None) -> core.Request:
     to = body["to"]
     if not (to == "neighbours" or (isinstance(to, list) and all(isinstance(t, str) for t in to))):
         _refuse('to must be a list of node ids or "neighbours"', "to")
+    if to == []:
+        _refuse("at least one recipient is required", "to")
     payload = body["payload"]
     if not isinstance(payload, dict):
         _refuse("payload must be an object", "payload")
@@ -86,7 +88,7 @@ async def send(node: Node, request: core.Request) -> str:
     """Submit through the node; map each refusal of the submission core to a :class:`Refusal`."""
     try:
         return await node.submit(request)
-    except core.UnknownRecipient as exc:
+    except core.UnknownRecipient as exc:  # no such node, or no neighbours configured
         raise Refusal(404, str(exc), "to") from exc
     except PolicyRefused as exc:
         raise Refusal(403, str(exc), "to") from exc
