@@ -443,20 +443,7 @@ def cmd_quarantine(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         entries = store.quarantined(args.limit)
     finally:
         store.close()
-    rows = [
-        {
-            "id": q.id,
-            "received_at": format_timestamp(q.received_at),
-            "reason": q.reason,
-            "detail": q.detail,
-            "sender": q.sender,
-            "message_id": q.message_id,
-            "topic": q.topic,
-            "offset": q.offset,
-            "size": len(q.raw),
-        }
-        for q in entries
-    ]
+    rows = [views.quarantine_item(q) for q in entries]
     if args.json:
         _print_json(rows)
         return EXIT_OK

@@ -13,17 +13,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from node import envelope
-from node.codec import SchemaRegistry
+from node.codec import SchemaRegistry, format_timestamp
 from node.crypto.keys import EncryptionKey
 from node.payloads import short_name
-from node.store.base import FINAL_STATES, InboxMessage, OutboundMessage, RecipientStatus
+from node.store.base import (
+    FINAL_STATES,
+    InboxMessage,
+    OutboundMessage,
+    QuarantineEntry,
+    RecipientStatus,
+)
 from node.trust import Descriptor, PeerDirectory
 
 
 def timestamp(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if value is None else format_timestamp(value)
 
 
 def inbox_item(
@@ -101,6 +105,21 @@ def sent_item(message: OutboundMessage, statuses: Sequence[RecipientStatus]) -> 
         "expires_at": timestamp(message.expires_at),
         "status": overall_state(statuses),
         "recipients": [recipient_status(s) for s in statuses],
+    }
+
+
+def quarantine_item(q: QuarantineEntry) -> dict[str, Any]:
+    """A refused record's metadata; the raw bytes stay in the store (only their size shown)."""
+    return {
+        "id": q.id,
+        "received_at": timestamp(q.received_at),
+        "reason": q.reason,
+        "detail": q.detail,
+        "sender": q.sender,
+        "message_id": q.message_id,
+        "topic": q.topic,
+        "offset": q.offset,
+        "size": len(q.raw),
     }
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import structlog
 from aiohttp import web
 
-from node import codes, payloads, tokens
+from node import codes, payloads, tokens, views
 from node.adapters import AdapterError, requests
 from node.store.base import ApiToken
 
@@ -283,13 +283,11 @@ class ApiServer:
         ] + [item for item in received if tokens.allows(token.scopes, "read", item["kind"])]
         if not visible:
             problem(404, f"no messages of thread {thread_id} visible to this token", "thread_id")
-        return web.json_response({"thread_id": thread_id, "messages": _by_time(visible)})
+        return web.json_response({"thread_id": thread_id, "messages": views.by_time(visible)})
 
     # -- reference ------------------------------------------------------------------------------
 
     async def get_peers(self, request: web.Request) -> web.Response:
-        from node import views
-
         self._require_any(request)
         peers = [views.peer_item(d) for _, d in sorted(self.node.peers.items())]
         return web.json_response({"peers": peers})
@@ -327,18 +325,7 @@ class ApiServer:
             problem(403, f"token {token.name!r} has no scope admin", "scope")
         limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
         entries = await self.node._run(self.node.store.quarantined, limit)
-        from node.views import timestamp
-
-        return web.json_response(
-            {
-                "entries": [
-                    {"id": q.id, "received_at": timestamp(q.received_at), "reason": q.reason,
-                     "detail": q.detail, "sender": q.sender, "message_id": q.message_id,
-                     "topic": q.topic, "offset": q.offset, "size": len(q.raw)}
-                    for q in entries
-                ]
-            }
-        )  # fmt: skip
+        return web.json_response({"entries": [views.quarantine_item(q) for q in entries]})
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())
@@ -366,12 +353,6 @@ class ApiServer:
 
 
 _DUMMY_TOKEN = ApiToken("0" * 12, "-", (), "0" * 64, dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
-
-
-def _by_time(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from node.views import by_time
-
-    return by_time(items)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
