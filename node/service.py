@@ -30,6 +30,8 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from node import control, delivery, envelope, submit, views
+from node.adapters import from_config
+from node.adapters.api import ApiServer
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry, default_registry
 from node.config import Config
@@ -182,8 +184,6 @@ class Node:
             asyncio.create_task(self._consume_loop(), name=f"{self.node_id}-consume"),
         ]
         log.info("node_started", node=self.node_id, broker=settings.bootstrap_servers)
-        from node.adapters import from_config  # the adapters import the node: import late
-
         try:
             for adapter in from_config(self):
                 await adapter.start()
@@ -235,11 +235,7 @@ class Node:
     @property
     def api_url(self) -> str | None:
         """Where this node's local API (and /metrics) listens, once started; None if disabled."""
-        for adapter in self.adapters:
-            url = getattr(adapter, "url", None)
-            if isinstance(url, str) and url.startswith("http://") and hasattr(adapter, "port"):
-                return url
-        return None
+        return next((a.url for a in self.adapters if isinstance(a, ApiServer)), None)
 
     def on_message(self, handler: MessageHandler) -> None:
         """Call ``handler`` for each new message, after it is safely stored (adapters)."""
