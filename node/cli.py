@@ -35,6 +35,7 @@ from node.policy import PolicyRefused
 from node.routing.ids import ROLES, InvalidIdentifier, parse_id_list
 from node.service import open_store
 from node.store.base import StoreError
+from node.store.sqlite import SqliteStore
 from node.trust import (
     PeerChange,
     PeerDirectory,
@@ -211,11 +212,8 @@ def _audit(
     node_dir: NodeDir, config: Config, event: str, peer: str | None, detail: dict[str, Any]
 ) -> None:
     """Record a trust or key change in the node's audit log."""
-    store = open_store(node_dir, config)
-    try:
+    with open_store(node_dir, config) as store:
         store.append_audit([audit.AuditEvent(event, _now(), peer=peer, detail=detail)])
-    finally:
-        store.close()
 
 
 def cmd_peers_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
@@ -292,27 +290,21 @@ def cmd_envelope_seal(args: argparse.Namespace, registry: SchemaRegistry) -> int
 
 def cmd_send(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     node_dir, config, (message, event) = _submission(args, registry, _recipients_arg(args.to))
-    store = open_store(node_dir, config)
-    try:
+    with open_store(node_dir, config) as store:
         message_id = store.submit(message, event)
-    finally:
-        store.close()
     print(message_id)
     return EXIT_OK
 
 
-def _open_store(args: argparse.Namespace) -> tuple[NodeDir, Config, Any]:
+def _open_store(args: argparse.Namespace) -> SqliteStore:
+    """The store of the node in ``args.dir``; use as a context manager, which closes it."""
     node_dir = NodeDir(args.dir)
-    config = node_dir.load_config()
-    return node_dir, config, open_store(node_dir, config)
+    return open_store(node_dir, node_dir.load_config())
 
 
 def cmd_status(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    _, _, store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         statuses = store.message_status(args.message_id)
-    finally:
-        store.close()
     if not statuses:
         raise CommandFailed(f"no message {args.message_id} in this node's outbox")
     rows = [
@@ -337,11 +329,10 @@ def cmd_status(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 
 
 def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    node_dir, config, store = _open_store(args)
-    try:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    with open_store(node_dir, config) as store:
         messages = store.inbox(args.after, args.kind, args.limit)
-    finally:
-        store.close()
     keys = node_dir.load_keys(registry, node_dir.passphrase(config)) if messages else None
     peers = node_dir.peer_directory(registry)
     items = [
@@ -366,11 +357,8 @@ def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 def cmd_webhook_retry(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     if not args.all_failed and not args.message_id:
         raise CommandFailed("name a message id, or --all-failed")
-    _, _, store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         count = store.retry_adapter("webhook", None if args.all_failed else args.message_id, _now())
-    finally:
-        store.close()
     if count == 0:
         raise CommandFailed("no webhook-failed message matches")
     print(f"Queued {count} message(s) for the webhook again; the running node posts them.")
@@ -378,14 +366,11 @@ def cmd_webhook_retry(args: argparse.Namespace, registry: SchemaRegistry) -> int
 
 
 def cmd_token_create(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    _, _, store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         record, secret = tokens.new_token(args.name, tokens.parse_scopes(args.scopes), _now())
         store.add_token(record)
         detail = {"token_id": record.token_id, "name": record.name, "scopes": list(record.scopes)}
         store.append_audit([audit.AuditEvent("token-created", _now(), detail=detail)])
-    finally:
-        store.close()
     print(secret)
     print(
         f"Token {record.name} ({record.token_id}) with scopes {' '.join(record.scopes)}. "
@@ -396,12 +381,9 @@ def cmd_token_create(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    _, _, store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         records = store.tokens()
-    finally:
-        store.close()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": t.token_id,
             "name": t.name,
@@ -423,14 +405,11 @@ def cmd_token_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    _, _, store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         record = store.revoke_token(args.token, _now())
         if record is not None:
             store.append_audit([audit.AuditEvent("token-revoked", _now(), detail={
                 "token_id": record.token_id, "name": record.name})])  # fmt: skip
-    finally:
-        store.close()
     if record is None:
         raise CommandFailed(f"no token named or with id {args.token!r}")
     print(f"Revoked token {record.name} ({record.token_id}).")
@@ -438,11 +417,8 @@ def cmd_token_revoke(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    _, _, store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         entries = store.quarantined(args.limit)
-    finally:
-        store.close()
     rows = [views.quarantine_item(q) for q in entries]
     if args.json:
         _print_json(rows)
@@ -456,11 +432,8 @@ def cmd_quarantine(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    _, _, store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         report = audit.verify(store.audit_entries())
-    finally:
-        store.close()
     if not report.ok:
         raise CommandFailed(
             f"audit chain broken at entry {report.broken_at}: {report.problem} "
@@ -471,12 +444,9 @@ def cmd_audit_verify(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 
 
 def cmd_audit_show(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    _, _, store = _open_store(args)
-    try:
+    with _open_store(args) as store:
         entries = store.audit_entries(args.message)
-    finally:
-        store.close()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "seq": e.seq,
             "at": format_timestamp(e.event.at),
