@@ -11,6 +11,7 @@ A rule reads ``"<kind>: <sender roles> -> <recipient roles>"``; roles are comma-
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -88,14 +89,10 @@ class Policy:
 
     @classmethod
     def from_config(cls, overrides: Sequence[str] = ()) -> Policy:
-        """The defaults, with every kind named in ``overrides`` replaced by those rules."""
-        custom = [parse_rule(r) for r in overrides]
-        replaced = {r.kind for r in custom}
-        chosen = [r for r in map(parse_rule, DEFAULT_RULES) if r.kind not in replaced] + custom
-        by_kind: dict[str, tuple[Rule, ...]] = {}
-        for rule in chosen:
-            by_kind[rule.kind] = (*by_kind.get(rule.kind, ()), rule)
-        return cls(by_kind)
+        """The defaults, with every kind named in ``overrides`` replaced by those rules.
+
+        Parsed once per distinct rule set: every submission asks for the policy."""
+        return _policy(tuple(overrides))
 
     def allows(
         self, kind: str, sender_roles: Iterable[str], recipient_roles: Iterable[str]
@@ -119,3 +116,14 @@ class Policy:
                     f"{node_id} (role(s) {', '.join(roles)}); see [policy] rules",
                     node_id,
                 )
+
+
+@functools.lru_cache(maxsize=16)
+def _policy(overrides: tuple[str, ...]) -> Policy:
+    custom = [parse_rule(r) for r in overrides]
+    replaced = {r.kind for r in custom}
+    chosen = [r for r in map(parse_rule, DEFAULT_RULES) if r.kind not in replaced] + custom
+    by_kind: dict[str, tuple[Rule, ...]] = {}
+    for rule in chosen:
+        by_kind[rule.kind] = (*by_kind.get(rule.kind, ()), rule)
+    return Policy(by_kind)

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -162,9 +162,9 @@ class WebhookAdapter:
         now = self.node.clock()
         events = []
         if state != "pending":
-            detail = {"attempts": delivery.attempts + 1}
+            detail: dict[str, Any] = {"attempts": delivery.attempts + 1}
             if error:
-                detail["error"] = error  # type: ignore[assignment]
+                detail["error"] = error
             name = "webhook-delivered" if state == "done" else "webhook-failed"
             events.append(AuditEvent(name, now, message_id=delivery.message_id, detail=detail))
         await self.node._run(
