@@ -102,6 +102,12 @@ class DeliverySettings:
     heartbeat_seconds: int = _setting(
         30, "How often this node announces itself on the control topic (peer last-seen)."
     )
+    broker_check_seconds: int = _setting(
+        5, "How often the broker is asked for metadata to measure connectivity (readiness)."
+    )
+    broker_timeout_seconds: int = _setting(
+        10, "Broker unanswered this long: disconnected (metric 0, /readyz 503)."
+    )
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,21 @@ class StoreSettings:
     )
     quarantine_retention_days: int = _setting(
         90, "Refused records are deleted this long after they arrived."
+    )
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Signed checkpoints that anchor the audit chain outside the database (truncation)."""
+
+    checkpoint_events: int = _setting(
+        100, "Sign a checkpoint after this many new audit events ..."
+    )
+    checkpoint_seconds: int = _setting(
+        60, "... or after this many seconds with at least one new event."
+    )
+    checkpoint_file: str = _setting(
+        "audit-checkpoint.json", "Latest own checkpoint, relative to the node directory."
     )
 
 
@@ -165,6 +186,11 @@ class FolderSettings:
         "", "Folder with outbox/, sent/, failed/ and inbox/ (relative to the node dir); empty: off."
     )
     poll_interval_ms: int = _setting(1000, "How often outbox/ is scanned for new files.")
+    settle_ms: int = _setting(
+        2000,
+        "A file is read only once its size and mtime have not changed for this long (slow"
+        " writers); files renamed into outbox/ from a hidden or .tmp name are complete anyway.",
+    )
 
 
 @dataclass(frozen=True)
@@ -175,6 +201,7 @@ class Config:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
@@ -188,6 +215,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "kafka": KafkaConfig,
     "delivery": DeliverySettings,
     "store": StoreSettings,
+    "audit": AuditSettings,
     "policy": PolicySettings,
     "api": ApiSettings,
     "webhook": WebhookSettings,
@@ -291,6 +319,10 @@ def _validate(config: Config, source: str) -> None:
         ("delivery.retry_max_seconds", config.delivery.retry_max_seconds, 1),
         ("delivery.poll_interval_ms", config.delivery.poll_interval_ms, 10),
         ("delivery.heartbeat_seconds", config.delivery.heartbeat_seconds, 1),
+        ("delivery.broker_check_seconds", config.delivery.broker_check_seconds, 1),
+        ("delivery.broker_timeout_seconds", config.delivery.broker_timeout_seconds, 1),
+        ("audit.checkpoint_events", config.audit.checkpoint_events, 1),
+        ("audit.checkpoint_seconds", config.audit.checkpoint_seconds, 1),
         ("store.inbox_retention_days", config.store.inbox_retention_days, 1),
         ("store.outbox_retention_days", config.store.outbox_retention_days, 1),
         ("store.quarantine_retention_days", config.store.quarantine_retention_days, 1),
@@ -301,6 +333,7 @@ def _validate(config: Config, source: str) -> None:
         ("webhook.retry_max_seconds", config.webhook.retry_max_seconds, 1),
         ("webhook.timeout_seconds", config.webhook.timeout_seconds, 1),
         ("folder.poll_interval_ms", config.folder.poll_interval_ms, 10),
+        ("folder.settle_ms", config.folder.settle_ms, 0),
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")

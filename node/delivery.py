@@ -65,7 +65,9 @@ class Accepted:
 
 @dataclass(frozen=True)
 class Duplicate:
-    """Seen before: answer as before, hand nothing to the local side again."""
+    """A byte-identical copy of an envelope seen before: answer as before, hand nothing to the
+    local side again, and keep it out of quarantine (re-publication is normal after a broker
+    loss; quarantine is for what an operator must look at)."""
 
     header: Header
     previous: DedupeEntry
@@ -131,6 +133,13 @@ def classify(
             return Rejected(
                 "replay", "message id already used by another sender", header, digest, False
             )
+        if previous.envelope_sha256 != digest:
+            # The same sender reusing one of its ids for other content: an operator must look.
+            return Rejected(
+                "replay", "message id already used for a different envelope", header, digest,
+                remember=False,
+            )  # fmt: skip
+        # A byte-identical copy (a re-publication, a broker replay): answered as before, counted.
         return Duplicate(header, previous, digest)
     sender_roles = ctx.peers.peers[header.sender].roles
     if not ctx.policy.allows(header.kind, sender_roles, ctx.own_roles):

@@ -10,8 +10,47 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 
 import structlog
+
+LIBRARY_LOGGERS = ("aiokafka", "kafka", "aiohttp")
+REPEAT_WINDOW_SECONDS = 60.0
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one record per logger and message template through per window, and says how many
+    like it were held back when the next one passes.
+
+    A broker that is down makes the Kafka client log the same connection error dozens of times
+    a second; the node reports the outage itself (broker_lost / still unreachable / back), so
+    the client's repeats add nothing but noise that buries other lines.
+    """
+
+    def __init__(
+        self, window: float = REPEAT_WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        self._last: dict[tuple[str, str], float] = {}
+        self._held: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(LIBRARY_LOGGERS):
+            return True
+        key = (record.name, str(record.msg))
+        now = self.clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self.window:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like this in the last {self.window:.0f} s)"
+        return True
 
 
 def configure(fmt: str = "json", level: str = "info") -> None:
@@ -50,8 +89,11 @@ def configure(fmt: str = "json", level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric)
-    # Libraries are chatty at info level; their warnings and errors are what an operator needs.
-    for name in ("aiokafka", "kafka", "aiohttp"):
+    # Libraries are chatty at info level; their warnings and errors are what an operator needs,
+    # once: repeats are held back (RepeatFilter).
+    # On the handler, not the loggers: a logger's filters do not see its children's records.
+    handler.addFilter(RepeatFilter())
+    for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
 

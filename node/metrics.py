@@ -168,7 +168,47 @@ class Metrics:
             registry=r,
         )
         self.broker_connected = Gauge(
-            "xnode_broker_connected", "1 while connected to the broker.", registry=r
+            "xnode_broker_connected",
+            "1 while the broker answers the node's metadata probe (delivery.broker_check_seconds),"
+            " 0 once it has not answered for delivery.broker_timeout_seconds.",
+            registry=r,
+        )
+        self.offset_resets = Counter(
+            "xnode_consumer_offset_resets",
+            "Partitions rewound to their log start because the broker's offsets no longer added"
+            " up (broker restarted empty, topic recreated, log start moved, out of range).",
+            ["topic", "reason"],
+            registry=r,
+        )
+        self.record_failures = Counter(
+            "xnode_record_processing_failures",
+            "Inbound records whose processing failed (retried; quarantined after a few attempts).",
+            ["topic"],
+            registry=r,
+        )
+        self.loop_failures = Counter(
+            "xnode_loop_failures",
+            "Unexpected failures of a background loop (it resumes by itself after a pause).",
+            ["loop"],
+            registry=r,
+        )
+        self.store_writable = Gauge(
+            "xnode_store_writable",
+            "1 while the store accepts writes; 0 after a write failed for lack of space or a"
+            " failing disk, until a probe write succeeds.",
+            registry=r,
+        )
+        self.store_write_failures = Counter(
+            "xnode_store_write_failures",
+            "Store transactions refused by the disk (full: no space left; io: failing or"
+            " read-only disk).",
+            ["cause"],
+            registry=r,
+        )
+        self.store_free_bytes = Gauge(
+            "xnode_store_free_bytes",
+            "Free space on the file system holding the store, for unprivileged writers.",
+            registry=r,
         )
         self.up_since = Gauge(
             "xnode_start_time_seconds", "Unix time this node process started.", registry=r

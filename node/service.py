@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import functools
 import hashlib
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,9 +50,20 @@ from node.store.base import (
     OutboundMessage,
     QuarantineEntry,
     Retention,
+    StoreFull,
+    StoreUnavailable,
 )
 from node.store.sqlite import SqliteStore
-from node.transport.kafka import InboundRecord, KafkaSettings, KafkaTransport, TransportUnavailable
+from node.transport import offsets
+from node.transport.health import BrokerHealth, HealthEvent
+from node.transport.kafka import (
+    InboundRecord,
+    KafkaSettings,
+    KafkaTransport,
+    OffsetReset,
+    PositionOutOfRange,
+    TransportUnavailable,
+)
 from node.trust import Descriptor, PeerDirectory
 
 log = structlog.get_logger("xnode")
@@ -59,6 +71,11 @@ T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
 MessageHandler = Callable[[envelope.Opened, InboxMessage], Awaitable[None]]
 DEDUPE_MARGIN = dt.timedelta(days=2)
+# A record whose processing fails this often (not for lack of disk) is quarantined and skipped,
+# so no record can hold up the records behind it on its partition.
+MAX_RECORD_ATTEMPTS = 3
+OFFSET_CHECK_SECONDS = 1.0
+STORE_PROBE_SECONDS = 2.0
 
 
 class Adapter(Protocol):
@@ -145,8 +162,13 @@ class Node:
         self._stopping = asyncio.Event()
         self._wake_publisher = asyncio.Event()
         self._db: ThreadPoolExecutor | None = None
-        self.connected = asyncio.Event()
+        self.connected = asyncio.Event()  # set once the broker first answered
         self.inbox_changed = Pulse()
+        self.store_problem: str | None = None  # why the store cannot write, while it cannot
+        self._record_failures: dict[tuple[str, int, int], int] = {}
+        self._out_of_range: list[tuple[str, int]] = []
+        self._loop_errors: dict[str, float] = {}
+        self._last_run: dict[str, float] = {}
         self.last_seen: dict[str, float] = {}  # peer -> unix time of its latest heartbeat
         self.adapters: list[Adapter] = []
 
@@ -177,11 +199,14 @@ class Node:
         self.transport = KafkaTransport(
             settings, self.node_id, [*own_topics(self.prefix, self.node_id), self.control]
         )
+        self.broker_health = BrokerHealth(timeout=self.config.delivery.broker_timeout_seconds)
+        self.metrics.store_writable.set(1)
         self._stopping.clear()
         self._tasks = [
-            asyncio.create_task(self._maintenance_loop(), name=f"{self.node_id}-maintenance"),
-            asyncio.create_task(self._publish_loop(), name=f"{self.node_id}-publish"),
-            asyncio.create_task(self._consume_loop(), name=f"{self.node_id}-consume"),
+            self._loop_task("broker", self._watch_broker_once),
+            self._loop_task("maintenance", self._maintain_once),
+            self._loop_task("publish", self._publish_once),
+            self._loop_task("consume", self._consume_once),
         ]
         log.info("node_started", node=self.node_id, broker=settings.bootstrap_servers)
         try:
@@ -354,15 +379,20 @@ class Node:
         checks: dict[str, dict[str, Any]] = {}
         try:
             version = await self._run(lambda: self.store.schema_version)
-            checks["store"] = {"ok": True, "detail": f"schema version {version}"}
+            if self.store_problem is None:
+                checks["store"] = {"ok": True, "detail": f"schema version {version}"}
+            else:
+                checks["store"] = {"ok": False, "detail": self.store_problem}
         except Exception as exc:
             checks["store"] = {"ok": False, "detail": str(exc)[:200]}
-        connected = self.transport.started
-        checks["broker"] = {
-            "ok": connected,
-            "detail": ("connected to " if connected else "not connected to ")
-            + self.transport.settings.bootstrap_servers,
-        }
+        servers = self.transport.settings.bootstrap_servers
+        health = self.broker_health
+        if health.connected:
+            detail = f"connected to {servers}"
+        else:
+            down = health.down_for(asyncio.get_running_loop().time())
+            detail = f"no answer from {servers}" + (f" for {down:.0f} s" if down else "")
+        checks["broker"] = {"ok": health.connected, "detail": detail}
         now = self.clock()
         valid = [k for k in self.own_descriptor.encryption_keys if k.valid_at(now)]
         checks["keys"] = {
@@ -377,7 +407,10 @@ class Node:
         snapshot = await self._run(self.store.snapshot)
         self.metrics.observe_store(snapshot, self.peers, now)
         self.metrics.observe_keys(self.own_descriptor, self.peers, now)
-        self.metrics.broker_connected.set(1 if self.transport.started else 0)
+        self.metrics.broker_connected.set(1 if self.broker_health.connected else 0)
+        with contextlib.suppress(OSError):
+            usage = os.statvfs(self.store.path.parent)
+            self.metrics.store_free_bytes.set(usage.f_bavail * usage.f_frsize)
         return self.metrics.render()
 
     def _control(self, record: InboundRecord) -> None:
@@ -422,65 +455,137 @@ class Node:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter.wait(), seconds)
 
-    async def _maintenance_loop(self) -> None:
-        backoff, last_topics, last_peers, last_beat, last_lag = 0.2, 0.0, 0.0, -1e9, 0.0
-        last_purge = -1e9
-        loop = asyncio.get_running_loop()
+    def _loop_task(self, name: str, once: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        return asyncio.create_task(self._supervise(name, once), name=f"{self.node_id}-{name}")
+
+    async def _supervise(self, name: str, once: Callable[[], Awaitable[None]]) -> None:
+        """Run one round of a loop after another until the node stops. A round that fails does
+        not end the loop: a store that cannot write marks the node not ready and the round is
+        tried again once the disk has room; anything else is logged (once a minute per loop),
+        counted, and retried after a pause. Nothing the node accepted is left behind."""
+        pause = 0.5
         while not self._stopping.is_set():
-            if not self.transport.started:
-                try:
-                    await self.transport.start()
-                except TransportUnavailable as exc:
-                    log.warning("broker_unavailable", node=self.node_id, error=str(exc))
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                backoff, last_topics = 0.2, loop.time()
-                self.connected.set()
-                self._wake_publisher.set()
-                log.info("broker_connected", node=self.node_id)
-            now = loop.time()
-            if now - last_topics > 5:  # an empty broker (restart) has lost our topics
-                await self.transport.ensure_topics(self.transport.topics)
-                with contextlib.suppress(Exception):
-                    await self.transport.refresh_assignment()
-                last_topics = now
-            if now - last_peers > 5:
-                await self._run(self._reload_peers)
-                self.metrics.known_peers(self.peers)
-                last_peers = now
-            if now - last_beat >= self.config.delivery.heartbeat_seconds:
-                await self._heartbeat()
-                last_beat = now
-            if now - last_lag > 5:
-                with contextlib.suppress(TransportUnavailable):
-                    for topic, lag in (await self.transport.lag()).items():
-                        self.metrics.consumer_lag.labels(topic).set(lag)
-                last_lag = now
-            if now - last_purge > 3600:  # hourly, and once at start
-                await self._purge()
-                last_purge = now
+            try:
+                await once()
+                pause = 0.5
+            except asyncio.CancelledError:
+                raise
+            except StoreUnavailable as exc:
+                self._store_failed(exc)
+                await self._sleep(STORE_PROBE_SECONDS)
+            except Exception:
+                self.metrics.loop_failures.labels(name).inc()
+                now = time.monotonic()
+                if now - self._loop_errors.get(name, -1e9) >= 60:
+                    self._loop_errors[name] = now
+                    log.exception("loop_failed", node=self.node_id, loop=name, retry_in=pause)
+                await self._sleep(pause)
+                pause = min(pause * 2, 10.0)
+
+    def _store_failed(self, exc: StoreUnavailable) -> None:
+        """A write was refused by the disk: not ready until a probe write succeeds."""
+        cause = "full" if isinstance(exc, StoreFull) else "io"
+        self.metrics.store_write_failures.labels(cause).inc()
+        if self.store_problem is None:
+            log.error("store_not_writable", node=self.node_id, cause=cause, error=str(exc))
+        self.store_problem = str(exc)
+        self.metrics.store_writable.set(0)
+
+    async def _probe_store(self) -> None:
+        try:
+            await self._run(self.store.probe_write)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return
+        log.info("store_writable_again", node=self.node_id)
+        self.store_problem = None
+        self.metrics.store_writable.set(1)
+        self._wake_publisher.set()
+
+    async def _log_health(self, events: Sequence[HealthEvent]) -> None:
+        for event in events:
+            getattr(log, event.level)(event.name, node=self.node_id,
+                                      broker=self.transport.settings.bootstrap_servers,
+                                      **event.fields)  # fmt: skip
+            if event.name == "broker_back":  # what was published before may be gone with it
+                await self._republish_open("broker back after an outage")
+
+    async def _republish_open(self, why: str) -> None:
+        """Re-publish every unreceipted message now instead of at its backoff time."""
+        count = await self._run(self.store.retry_open_now, self.clock())
+        if count:
+            log.info("republishing_open_messages", node=self.node_id, count=count, reason=why)
+        self._wake_publisher.set()
+
+    async def _watch_broker_once(self) -> None:
+        """Connect if needed, then measure: one metadata request per broker_check_seconds."""
+        delivery_settings = self.config.delivery
+        loop = asyncio.get_running_loop()
+        if not self.transport.started:
+            try:
+                await self.transport.start()
+            except TransportUnavailable as exc:
+                await self._log_health(self.broker_health.observe(False, loop.time(), str(exc)))
+                await self._sleep(min(delivery_settings.broker_check_seconds, 2))
+                return
+            self._wake_publisher.set()
+        try:
+            await self.transport.probe(timeout=delivery_settings.broker_timeout_seconds / 2)
+            ok, error = True, None
+        except TransportUnavailable as exc:
+            ok, error = False, str(exc)
+        await self._log_health(self.broker_health.observe(ok, loop.time(), error))
+        self.metrics.broker_connected.set(1 if self.broker_health.connected else 0)
+        if ok:
+            self.connected.set()
+        await self._sleep(delivery_settings.broker_check_seconds)
+
+    async def _maintain_once(self) -> None:
+        """Topics, peers, heartbeats, expiry, retention, store probes: each on its own period."""
+        loop = asyncio.get_running_loop()
+        now, due = loop.time(), self._due
+        if self.store_problem is not None and due("store-probe", STORE_PROBE_SECONDS, now):
+            await self._probe_store()
+        if self.transport.started and due("topics", 5, now):  # an empty broker lost our topics
+            await self.transport.ensure_topics(self.transport.topics)
+            with contextlib.suppress(TransportUnavailable):
+                await self.transport.refresh_assignment()
+        if due("peers", 5, now):
+            await self._run(self._reload_peers)
+            self.metrics.known_peers(self.peers)
+        if self.transport.started and due("heartbeat", self.config.delivery.heartbeat_seconds, now):
+            await self._heartbeat()
+        if due("purge", 3600, now):  # hourly, and once at start
+            await self._purge()
+        if due("expire", 1, now):
             expired = await self._run(self.store.expire_due, self.clock())
             for message_id, recipient in expired:
                 self.metrics.expired.labels(recipient).inc()
                 log.warning(
                     "message_expired", node=self.node_id, message_id=message_id, peer=recipient
                 )
-            await self._sleep(1.0)
+        await self._sleep(0.5)
 
-    async def _publish_loop(self) -> None:
+    def _due(self, job: str, period: float, now: float) -> bool:
+        """True (and remembered) when ``job`` last ran ``period`` seconds ago or never."""
+        last = self._last_run.get(job)
+        if last is not None and now - last < period:
+            return False
+        self._last_run[job] = now
+        return True
+
+    async def _publish_once(self) -> None:
         interval = self.config.delivery.poll_interval_ms / 1000
-        while not self._stopping.is_set():
-            if not self.transport.started:
-                await self._sleep(interval)
-                continue
-            self._wake_publisher.clear()
-            due = await self._run(self.store.due_deliveries, self.clock(), 200)
-            if due:
-                attempts = await asyncio.gather(*(self._publish(d) for d in due))
-                await self._run(self.store.record_attempts, attempts)  # one transaction
-            else:
-                await self._sleep(interval, self._wake_publisher)
+        if not self.transport.started or self.store_problem is not None:
+            await self._sleep(interval)
+            return
+        self._wake_publisher.clear()
+        due = await self._run(self.store.due_deliveries, self.clock(), 200)
+        if due:
+            attempts = await asyncio.gather(*(self._publish(d) for d in due))
+            await self._run(self.store.record_attempts, attempts)  # one transaction
+        else:
+            await self._sleep(interval, self._wake_publisher)
 
     async def _publish(self, d: Delivery) -> Attempt:
         """Publish one delivery; return the attempt for the caller to record."""
@@ -509,41 +614,110 @@ class Node:
                 self.metrics.retries.labels(d.kind, d.recipient).inc()
         else:
             self.metrics.publish_failures.labels(d.recipient).inc()
-            log.warning("publish_failed", node=self.node_id, message_id=d.message_id,
-                        thread_id=d.thread_id, peer=d.recipient, error=error)  # fmt: skip
+            # While the broker is known to be down, the outage has been reported once already.
+            report = log.warning if self.broker_health.connected else log.debug
+            report("publish_failed", node=self.node_id, message_id=d.message_id,
+                   thread_id=d.thread_id, peer=d.recipient, error=error)  # fmt: skip
         return Attempt(d.message_id, d.recipient, published, now, next_at, event)
 
-    async def _consume_loop(self) -> None:
-        while not self._stopping.is_set():
-            if not self.transport.started:
-                await self._sleep(0.2)
+    async def _consume_once(self) -> None:
+        """Read a batch, store each outcome, then commit; check offsets against the broker."""
+        if not self.transport.started:
+            await self._sleep(0.2)
+            return
+        if self._out_of_range or self._due("offsets", OFFSET_CHECK_SECONDS, time.monotonic()):
+            await self._check_offsets()
+        try:
+            records = await self.transport.fetch(timeout_ms=300, max_records=100)
+        except PositionOutOfRange as exc:
+            self._out_of_range = exc.partitions
+            return
+        except TransportUnavailable:  # the broker watch reports the outage, once
+            await self._sleep(0.5)
+            return
+        positions: dict[tuple[str, int], int] = {}
+        failed: dict[tuple[str, int], int] = {}
+        for record in records:
+            partition = (record.topic, record.partition)
+            if partition in failed:
                 continue
+            if await self._process(record):
+                positions[partition] = record.offset + 1
+            else:
+                failed[partition] = record.offset
+        try:
+            await self._note_resets(await self.transport.commit(positions))
+            for (topic, part), offset in failed.items():
+                await self.transport.seek(topic, part, offset)
+        except TransportUnavailable:
+            pass  # not committed: read again after reconnecting, dedupe keeps it once
+        if failed:
+            await self._sleep(1.0)
+
+    async def _check_offsets(self) -> None:
+        forced, self._out_of_range = self._out_of_range, []
+        try:
+            resets, lag = await self.transport.check_offsets(forced)
+        except TransportUnavailable:
+            self._out_of_range = forced
+            return
+        await self._note_resets(resets)
+        for topic, value in lag.items():
+            self.metrics.consumer_lag.labels(topic).set(value)
+
+    async def _note_resets(self, resets: Sequence[OffsetReset]) -> None:
+        """Count rewinds and say so once per round (not once per partition). A broker that has
+        lost the group's offsets has lost its logs too: what this node published and is still
+        waiting a receipt for is re-published at once."""
+        for reset in resets:
+            self.metrics.offset_resets.labels(reset.topic, reset.reason).inc()
+        if any(r.reason in (offsets.COMMITTED_LOST, offsets.COMMITTED_CHANGED) for r in resets):
+            await self._republish_open("the broker lost its state")
+        if resets:
+            log.warning(
+                "consumer_offsets_reset", node=self.node_id,
+                reasons=sorted({r.reason for r in resets}),
+                partitions=[f"{r.topic}/{r.partition}:{r.from_offset}->{r.to_offset}"
+                            for r in resets],
+            )  # fmt: skip
+
+    async def _process(self, record: InboundRecord) -> bool:
+        """Handle one record; True when it may be committed. A store that cannot write keeps
+        the record for later (False); a record that fails for any other reason is retried a
+        few times and then quarantined, so it cannot hold up its partition."""
+        key = (record.topic, record.partition, record.offset)
+        try:
+            await self._handle(record)
+        except StoreUnavailable as exc:
+            self._store_failed(exc)
+            return False
+        except Exception as exc:
+            self.metrics.record_failures.labels(record.topic).inc()
+            attempts = self._record_failures.get(key, 0) + 1
+            log.error("record_failed", node=self.node_id, topic=record.topic,
+                      partition=record.partition, offset=record.offset, attempt=attempts,
+                      error=type(exc).__name__, exc_info=True)  # fmt: skip
+            if attempts < MAX_RECORD_ATTEMPTS:
+                self._record_failures[key] = attempts
+                return False
+            self._record_failures.pop(key, None)
             try:
-                records = await self.transport.fetch(timeout_ms=300, max_records=100)
-            except TransportUnavailable as exc:
-                log.warning("fetch_failed", node=self.node_id, error=str(exc))
-                await self._sleep(0.5)
-                continue
-            offsets: dict[tuple[str, int], int] = {}
-            failed: dict[tuple[str, int], int] = {}
-            for record in records:
-                partition = (record.topic, record.partition)
-                if partition in failed:
-                    continue
-                try:
-                    await self._handle(record)
-                except Exception:  # the store failed (disk full...): retry this record later
-                    log.exception("record_not_stored", node=self.node_id, topic=record.topic,
-                                  offset=record.offset)  # fmt: skip
-                    failed[partition] = record.offset
-                    continue
-                offsets[partition] = record.offset + 1
-            with contextlib.suppress(TransportUnavailable):
-                await self.transport.commit(offsets)
-                for (topic, part), offset in failed.items():
-                    await self.transport.seek(topic, part, offset)
-            if failed:
-                await self._sleep(1.0)
+                await self._quarantine_unprocessable(record, exc)
+            except StoreUnavailable as store_exc:
+                self._store_failed(store_exc)
+                return False
+            return True
+        self._record_failures.pop(key, None)
+        return True
+
+    async def _quarantine_unprocessable(self, record: InboundRecord, exc: Exception) -> None:
+        now = self.clock()
+        detail = f"processing failed {MAX_RECORD_ATTEMPTS} times ({type(exc).__name__})"
+        entry = self._quarantine_entry(record, now, "processing-failed", detail, None, None)
+        event = AuditEvent("quarantined", now, detail={"reason": "processing-failed",
+                           "topic": record.topic, "offset": record.offset})  # fmt: skip
+        await self._run(self.store.record_rejection, None, entry, [event])
+        self.metrics.quarantined.labels("processing-failed").inc()
 
     async def _handle(self, record: InboundRecord) -> None:
         """Decide and store the outcome of one record; never raises for bad input."""
@@ -603,14 +777,10 @@ class Node:
 
     async def _duplicate(self, outcome: Duplicate, record: InboundRecord, now: dt.datetime) -> None:
         header, previous = outcome.header, outcome.previous
-        quarantine = self._quarantine_entry(
-            record, now, "replay", f"message id seen at {previous.seen_at:%Y-%m-%dT%H:%M:%SZ}",
-            header.sender, header.message_id,
-        )  # fmt: skip
-        event = AuditEvent("duplicate", now, message_id=header.message_id, peer=header.sender)
+        event = AuditEvent("duplicate", now, message_id=header.message_id, peer=header.sender,
+                           detail={"topic": record.topic, "offset": record.offset})  # fmt: skip
         self.metrics.duplicates.labels(header.sender).inc()
-        self.metrics.quarantined.labels("replay").inc()
-        await self._run(self.store.record_rejection, None, quarantine, [event])
+        await self._run(self.store.append_audit, [event])
         if header.kind != "receipt":  # answer as before, so a sender whose receipt was lost stops
             await self._queue_receipt(header, previous.envelope_sha256, previous.reason, None)
 

@@ -142,8 +142,9 @@ async def test_hostile_records_are_quarantined_and_the_next_good_message_arrives
         now = dt.datetime.now(dt.UTC)
 
         def seal(
-            identity: IdentityKey, sender_id: str, created: dt.datetime, ttl=dt.timedelta(days=1)
-        ):
+            identity: IdentityKey, sender_id: str, created: dt.datetime, ttl=dt.timedelta(days=1),
+            message_id: str | None = None,
+        ):  # fmt: skip
             return envelope.seal(
                 registry, identity=identity, sender_id=sender_id, kind="mla",
                 schema_name="CaseUpdate",
@@ -152,14 +153,17 @@ async def test_hostile_records_are_quarantined_and_the_next_good_message_arrives
                     {**case_update("hostile"), "recorded_at": format_timestamp(created)},
                 ),
                 recipients=[peers_of_a["zw-police"]], now=created, expires_at=created + ttl,
+                message_id=message_id,
             ).data  # fmt: skip
 
         old = seal(zm, "zm-police", now - dt.timedelta(hours=3), dt.timedelta(hours=1))  # expired
         forged = seal(IdentityKey.generate(), "zm-police", now)  # not zm-police's key
         tampered = bytearray(seal(zm, "zm-police", now))
         tampered[-30] ^= 0x40
+        duplicates_before = b.metrics.duplicates.labels("zm-police")._value.get()
+        await producer.send_and_wait(topic, good, key=b"x")  # the same envelope published again
         hostile = {
-            "replay": good,  # the same envelope published again
+            "replay": seal(zm, "zm-police", now, message_id=first),  # its id, other content
             "expired": old,
             "unknown-sender": forged,
             "bad-signature": bytes(tampered),
@@ -179,6 +183,9 @@ async def test_hostile_records_are_quarantined_and_the_next_good_message_arrives
         await eventually(quarantined, 30, "every hostile record in quarantine")
         assert set(local.calls) == {first, second}
         assert max(local.calls.values()) == 1
+        # the byte-identical copy is counted as a duplicate, not quarantined
+        assert b.metrics.duplicates.labels("zm-police")._value.get() == duplicates_before + 1
+        assert len(await b._run(b.store.quarantined, 100)) == len(hostile)
         entries = {q.reason: q for q in await b._run(b.store.quarantined, 100)}
         assert entries["too-large"].raw == hostile["too-large"]  # kept whole, for inspection
         assert entries["unknown-sender"].sender is None  # unauthenticated: nothing claimed

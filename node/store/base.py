@@ -20,6 +20,18 @@ class StoreError(Exception):
     """The store cannot do what was asked (not a transient disk problem)."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot write now — the disk is failing or read-only — but may again later.
+
+    Nothing of the failed transaction was kept; the caller keeps its input (a record is read
+    again, a submission is refused with 507) and the node keeps probing until writes work.
+    """
+
+
+class StoreFull(StoreUnavailable):
+    """The file system holding the store has no space left."""
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     message_id: str
@@ -207,6 +219,7 @@ class Store(Protocol):
         audit: AuditEvent,
         seen: DedupeEntry | None = None,
     ) -> ReceiptMatch | None: ...
+    def retry_open_now(self, now: dt.datetime) -> int: ...
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]: ...
     def purge(self, now: dt.datetime, retention: Retention) -> dict[str, int]: ...
     def message_status(self, message_id: str) -> list[RecipientStatus]: ...
@@ -258,4 +271,5 @@ class Store(Protocol):
 
     # audit
     def append_audit(self, events: Sequence[AuditEvent]) -> None: ...
+    def probe_write(self) -> None: ...
     def audit_entries(self, message_id: str | None = None) -> list[AuditEntry]: ...

@@ -36,6 +36,8 @@ from node.store.base import (
     Retention,
     Snapshot,
     StoreError,
+    StoreFull,
+    StoreUnavailable,
 )
 
 MIGRATIONS: tuple[str, ...] = (
@@ -162,6 +164,19 @@ def _dt_req(value: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(value, dt.UTC)
 
 
+# SQLite result codes that mean "the disk, not the data": the write may work later.
+_DISK_ERRORS = ("SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+
+
+def _raise_disk_error(exc: sqlite3.Error, path: Path) -> None:
+    """Raise the store error for a failing disk; return if ``exc`` is about something else."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL"):
+        raise StoreFull(f"{path}: no space left on the device holding the store") from exc
+    if name.startswith(_DISK_ERRORS):
+        raise StoreUnavailable(f"{path}: the store cannot write ({name}: {exc})") from exc
+
+
 class SqliteStore:
     """The default store. Open with :meth:`open`; close with :meth:`close`."""
 
@@ -196,13 +211,31 @@ class SqliteStore:
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        """One write transaction. A disk that is full or failing surfaces as
+        :class:`StoreUnavailable` (nothing of the transaction kept), whichever statement hit it."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            _raise_disk_error(exc, self.path)
+            raise
         try:
             yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
+            self._conn.execute("COMMIT")
+        except BaseException as exc:
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # a full disk may refuse even this
+                    self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                _raise_disk_error(exc, self.path)
             raise
-        self._conn.execute("COMMIT")
+
+    def probe_write(self) -> None:
+        """Write (and keep) a small value to find out whether the disk takes writes again."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('write_probe', hex(randomblob(16384)))"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
 
     def _migrate(self) -> None:
         with self._tx() as c:
@@ -463,6 +496,13 @@ class SqliteStore:
                 self._remember(c, seen)
             if row["state"] in (DELIVERED, REJECTED):  # a repeated receipt: already recorded
                 return ReceiptMatch(row["kind"], created_at, first=False)
+            if row["state"] == EXPIRED:  # final: a late receipt is an event, not a new state
+                late = AuditEvent(
+                    "receipt-after-expiry", audit.at, message_id=message_id, peer=recipient,
+                    detail={"status": "delivered" if delivered else "rejected", "reason": reason},
+                )  # fmt: skip
+                self._append(c, [late])
+                return ReceiptMatch(row["kind"], created_at, first=False)
             c.execute(
                 "UPDATE outbox_recipients SET state = ?, reason = ?, detail = ?, updated_at = ?,"
                 " next_attempt_at = NULL WHERE message_id = ? AND recipient = ?",
@@ -477,6 +517,18 @@ class SqliteStore:
             )
             self._append(c, [audit])
             return ReceiptMatch(row["kind"], created_at, first=True)
+
+    def retry_open_now(self, now: dt.datetime) -> int:
+        """Make every published, unreceipted delivery due now; return how many. Called when the
+        broker has lost what it held (restarted empty, back after an outage): waiting for each
+        message's backoff would leave it undelivered for up to ``retry_max_seconds``."""
+        with self._tx() as c:
+            cursor = c.execute(
+                "UPDATE outbox_recipients SET next_attempt_at = ? WHERE state = ?"
+                " AND next_attempt_at > ?",
+                (_ts(now), SENT, _ts(now)),
+            )
+            return cursor.rowcount
 
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]:
         """Mark open deliveries of expired messages as expired; return them."""
@@ -627,8 +679,6 @@ class SqliteStore:
         fsync); return its inbox cursor."""
         with self._tx() as c:
             self._remember(c, dedupe)
-            if receipt is not None:
-                self._insert_outbound(c, *receipt)
             cursor = c.execute(
                 "INSERT INTO inbox (message_id, sender, kind, thread_id, in_reply_to, schema_name,"
                 " handling_code, envelope, envelope_sha256, created_at, expires_at, received_at,"
@@ -649,7 +699,9 @@ class SqliteStore:
                     message.state,
                 ),
             )
-            self._append(c, audit)
+            self._append(c, audit)  # "received" before the "receipt-sent" of its answer
+            if receipt is not None:
+                self._insert_outbound(c, *receipt)
             return int(cursor.lastrowid or 0)
 
     def record_rejection(

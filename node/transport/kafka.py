@@ -20,7 +20,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
+
+from node.transport import offsets
 
 
 class TransportUnavailable(Exception):
@@ -63,6 +65,17 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True)
+class OffsetReset:
+    """One partition rewound to its log start (see :mod:`node.transport.offsets`)."""
+
+    topic: str
+    partition: int
+    reason: str
+    from_offset: int
+    to_offset: int
+
+
+@dataclass(frozen=True)
 class InboundRecord:
     topic: str
     partition: int
@@ -72,14 +85,20 @@ class InboundRecord:
 
 
 class KafkaTransport:
-    """Producer plus a consumer of this node's own topics, in one consumer group."""
+    """Producer plus a consumer of this node's own topics (manual assignment), and an admin
+    client for topics, group offsets and connectivity probes."""
 
     def __init__(self, settings: KafkaSettings, node_id: str, topics: Iterable[str]) -> None:
         self.settings = settings
         self.node_id = node_id
+        self.group_id = f"xnode-{node_id}"
         self.topics = tuple(topics)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        # What this process last committed per partition: a broker that no longer holds it has
+        # lost its state, and the partition is read again from its log start.
+        self._committed: dict[TopicPartition, int] = {}
 
     @property
     def started(self) -> bool:
@@ -99,13 +118,14 @@ class KafkaTransport:
         )
         # Manual assignment, not group subscription: a node is one process reading only its own
         # topics, so group rebalancing would add start-up delay and pauses and buy nothing.
-        # Offsets are still committed under the node's group id.
+        # Offsets are still committed under the node's group id. No automatic offset reset: an
+        # out-of-range position is reported, counted and rewound by the node (offsets.py).
         consumer = AIOKafkaConsumer(
             **options,
             client_id=f"xnode-{self.node_id}",
-            group_id=f"xnode-{self.node_id}",
+            group_id=self.group_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset="none",
             metadata_max_age_ms=5_000,
             # Some brokers (the development one among them) hold a fetch for the full wait
             # even when records arrive; a short wait bounds the latency this adds.
@@ -113,48 +133,107 @@ class KafkaTransport:
             max_partition_fetch_bytes=self.settings.max_request_bytes,
             fetch_max_bytes=4 * self.settings.max_request_bytes,
         )
+        admin = AIOKafkaAdminClient(**options, client_id=f"xnode-{self.node_id}-admin")
         try:
+            await admin.start()
+            self._admin = admin
             await producer.start()
             await self.ensure_topics(self.topics)
             await consumer.start()
             self._consumer = consumer
             await self.refresh_assignment()
         except (KafkaError, OSError) as exc:
-            self._consumer = None
+            self._consumer = self._admin = None
+            for client in (producer, consumer):
+                with contextlib.suppress(Exception):
+                    await client.stop()
             with contextlib.suppress(Exception):
-                await producer.stop()
-            with contextlib.suppress(Exception):
-                await consumer.stop()
+                await admin.close()
             raise TransportUnavailable(f"broker {self.settings.bootstrap_servers}: {exc}") from exc
         self._producer, self._consumer = producer, consumer
 
     async def stop(self) -> None:
-        producer, consumer = self._producer, self._consumer
-        self._producer = self._consumer = None
+        producer, consumer, admin = self._producer, self._consumer, self._admin
+        self._producer = self._consumer = self._admin = None
+        self._committed.clear()
         for client in (consumer, producer):
             if client is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(client.stop(), 10)
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(admin.close(), 10)
+
+    async def probe(self, timeout: float) -> None:
+        """Ask the broker for cluster metadata; raise :class:`TransportUnavailable` if it does
+        not answer within ``timeout`` seconds. The measurement behind readiness."""
+        admin = self._admin
+        if admin is None:
+            raise TransportUnavailable("not connected")
+        try:
+            await asyncio.wait_for(admin.describe_cluster(), timeout)
+        except TimeoutError as exc:
+            raise TransportUnavailable(f"no answer from the broker in {timeout:g} s") from exc
+        except (KafkaError, OSError) as exc:
+            raise TransportUnavailable(f"broker: {exc}") from exc
 
     async def refresh_assignment(self) -> None:
-        """Assign every partition of this node's topics (again, if a topic was recreated)."""
+        """Assign every partition of this node's topics (again, if a topic was recreated) and
+        position new ones at the group's committed offset, or the log start."""
         consumer = self._consumer
         if consumer is None:
             return
-        await consumer.topics()  # refreshes metadata
-        wanted = {
-            TopicPartition(topic, p)
-            for topic in self.topics
-            for p in consumer.partitions_for_topic(topic) or ()
-        }
-        if wanted and wanted != consumer.assignment():
+        try:
+            await consumer.topics()  # refreshes metadata
+            wanted = {
+                TopicPartition(topic, p)
+                for topic in self.topics
+                for p in consumer.partitions_for_topic(topic) or ()
+            }
+            current = consumer.assignment()
+            if not wanted or wanted == current:
+                return
+            new = sorted(wanted - current)
             consumer.assign(sorted(wanted))
+            for tp in set(self._committed) - wanted:
+                del self._committed[tp]
+            committed = await self._broker_committed(new)
+            starts = await consumer.beginning_offsets(new) if new else {}
+        except (KafkaError, OSError) as exc:
+            raise TransportUnavailable(f"assignment: {exc}") from exc
+        baseline: dict[TopicPartition, int] = {}
+        for tp in new:
+            offset = committed.get(tp)
+            if offset is None:  # nothing committed yet: from the start, and say so
+                offset = starts.get(tp, 0)
+                baseline[tp] = offset
+            else:
+                self._committed[tp] = offset
+            consumer.seek(tp, offset)
+        try:
+            await self._commit_exact(baseline)
+        except (KafkaError, OSError) as exc:
+            raise TransportUnavailable(f"commit: {exc}") from exc
+
+    async def _broker_committed(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """The group's committed offsets the broker holds (partitions without one are absent)."""
+        tps = list(tps)
+        if not tps or self._admin is None:
+            return {}
+        answer = await self._admin.list_consumer_group_offsets(self.group_id, partitions=tps)
+        return {tp: meta.offset for tp, meta in answer.items() if meta.offset >= 0}
+
+    async def _commit_exact(self, positions: Mapping[TopicPartition, int]) -> None:
+        if positions and self._consumer is not None:
+            await self._consumer.commit(dict(positions))
+            self._committed.update(positions)
 
     async def ensure_topics(self, topics: Iterable[str]) -> None:
         """Create missing topics; brokers that forbid it (ACLs) are left to their operators."""
-        admin = AIOKafkaAdminClient(**self.settings.client_options())
+        admin = self._admin
+        if admin is None:
+            return
         try:
-            await admin.start()
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t not in existing]
             if missing:
@@ -167,9 +246,6 @@ class KafkaTransport:
                     )
         except KafkaError:
             pass  # no permission or a race with another creator: publishing will tell
-        finally:
-            with contextlib.suppress(Exception):
-                await admin.close()
 
     async def publish(self, topic: str, key: str, value: bytes) -> None:
         if self._producer is None:
@@ -180,10 +256,14 @@ class KafkaTransport:
             raise TransportUnavailable(f"publish to {topic}: {exc}") from exc
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
+        """Records from this node's partitions, in offset order per partition. A position the
+        broker calls out of range is rewound by :meth:`check_offsets` (raised as such)."""
         if self._consumer is None:
             raise TransportUnavailable("not connected")
         try:
             batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        except OffsetOutOfRangeError as exc:
+            raise PositionOutOfRange(_out_of_range(exc)) from exc
         except (KafkaError, OSError) as exc:
             raise TransportUnavailable(f"fetch: {exc}") from exc
         records = [
@@ -194,34 +274,100 @@ class KafkaTransport:
         records.sort(key=lambda r: (r.topic, r.partition, r.offset))
         return records
 
-    async def lag(self) -> dict[str, int]:
-        """Records not yet read, per topic (end offset minus position, over its partitions)."""
+    async def check_offsets(
+        self, out_of_range: Iterable[tuple[str, int]] = ()
+    ) -> tuple[list[OffsetReset], dict[str, int]]:
+        """Compare every assigned partition with the broker's log and committed offsets, rewind
+        those that do not add up (:func:`node.transport.offsets.decide`), and return the
+        rewinds and the lag per topic (end offset minus position, not clamped)."""
         consumer = self._consumer
         if consumer is None:
-            return {}
+            return [], {}
         assigned = sorted(consumer.assignment())
         if not assigned:
-            return {}
+            return [], {}
+        forced = {TopicPartition(t, p) for t, p in out_of_range}
         try:
+            starts = await consumer.beginning_offsets(assigned)
             ends = await consumer.end_offsets(assigned)
-            lag: dict[str, int] = {}
-            for tp in assigned:
-                position = await consumer.position(tp)
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(ends.get(tp, position) - position, 0)
+            committed = await self._broker_committed(assigned)
+            positions = {tp: await consumer.position(tp) for tp in assigned if tp not in forced}
         except (KafkaError, OSError) as exc:
-            raise TransportUnavailable(f"lag: {exc}") from exc
-        return lag
+            raise TransportUnavailable(f"offsets: {exc}") from exc
+        resets: list[OffsetReset] = []
+        lag: dict[str, int] = {}
+        rewind: dict[TopicPartition, int] = {}
+        for tp in assigned:
+            start, end = starts.get(tp, 0), ends.get(tp, 0)
+            if tp in forced:
+                decision: offsets.Reset | None = offsets.Reset(
+                    offsets.OUT_OF_RANGE, self._committed.get(tp, -1), start
+                )
+                position = start
+            else:
+                position = positions[tp]
+                view = offsets.PartitionView(
+                    position, start, end, committed.get(tp), self._committed.get(tp)
+                )
+                decision = offsets.decide(view)
+            if decision is not None:
+                resets.append(OffsetReset(tp.topic, tp.partition, *_fields(decision)))
+                rewind[tp] = decision.to_offset
+                position = decision.to_offset
+            lag[tp.topic] = lag.get(tp.topic, 0) + (end - position)
+        for tp, offset in rewind.items():
+            consumer.seek(tp, offset)
+        try:
+            await self._commit_exact(rewind)
+        except (KafkaError, OSError) as exc:
+            raise TransportUnavailable(f"commit: {exc}") from exc
+        return resets, lag
 
     async def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read ``offset`` again next (after a record could not be stored)."""
         if self._consumer is not None:
             self._consumer.seek(TopicPartition(topic, partition), offset)
 
-    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> None:
-        """Commit ``next offset to read`` per (topic, partition)."""
-        if self._consumer is None or not offsets:
-            return
+    async def commit(self, positions: Mapping[tuple[str, int], int]) -> list[OffsetReset]:
+        """Commit ``next offset to read`` per (topic, partition) — unless the broker no longer
+        holds what this process committed last: then it has lost its state since (restarted
+        empty, topic recreated) and the records just read may sit above a new log's unread
+        start. Those partitions are rewound instead, and returned."""
+        consumer = self._consumer
+        if consumer is None or not positions:
+            return []
+        wanted = {TopicPartition(t, p): o for (t, p), o in positions.items()}
         try:
-            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in offsets.items()})
+            held = await self._broker_committed(wanted)
+            resets: list[OffsetReset] = []
+            rewind: dict[TopicPartition, int] = {}
+            for tp in list(wanted):
+                reason = offsets.committed_reset(self._committed.get(tp), held.get(tp))
+                if reason is None:
+                    continue
+                start = (await consumer.beginning_offsets([tp])).get(tp, 0)
+                resets.append(OffsetReset(tp.topic, tp.partition, reason, wanted.pop(tp), start))
+                rewind[tp] = start
+            for tp, offset in rewind.items():
+                consumer.seek(tp, offset)
+            await self._commit_exact({**wanted, **rewind})
         except (KafkaError, OSError) as exc:
             raise TransportUnavailable(f"commit: {exc}") from exc
+        return resets
+
+
+class PositionOutOfRange(TransportUnavailable):
+    """The broker called a position out of range; ``partitions`` are to be rewound."""
+
+    def __init__(self, partitions: list[tuple[str, int]]) -> None:
+        super().__init__(f"offset out of range on {len(partitions)} partition(s)")
+        self.partitions = partitions
+
+
+def _out_of_range(exc: OffsetOutOfRangeError) -> list[tuple[str, int]]:
+    found = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return [(tp.topic, tp.partition) for tp in found]
+
+
+def _fields(reset: offsets.Reset) -> tuple[str, int, int]:
+    return reset.reason, reset.from_offset, reset.to_offset
