@@ -288,10 +288,19 @@ class Node:
     # -- submitting -----------------------------------------------------------------------------
 
     async def submit(self, request: submit.Request) -> str:
-        """Validate, seal and store in the outbox; return the message id. The broker may be down."""
+        """Validate, seal and store in the outbox; return the message id. The broker may be down.
+
+        Under an idempotency key already stored, the same request (same fingerprint) returns the
+        first message's id without sealing again, and a different one raises
+        :class:`submit.IdempotencyKeyReused`; the store checks again in the transaction that
+        inserts, so two concurrent requests under one key cannot both be stored."""
         if request.idempotency_key is not None:
-            existing = await self._run(self.store.find_by_idempotency_key, request.idempotency_key)
+            existing = await self._run(
+                self.store.find_by_idempotency_key, request.idempotency_key,
+                submit.fingerprint(request),
+            )  # fmt: skip
             if existing is not None:
+                log.info("message_submit_repeated", node=self.node_id, message_id=existing)
                 return existing
         started = time.perf_counter()
         message, event = submit.prepare(
@@ -534,6 +543,10 @@ class Node:
             ok, error = True, None
         except TransportUnavailable as exc:
             ok, error = False, str(exc)
+            # Drop the clients: a broker that comes back may be a new, empty one, and clients
+            # that remember the old one write where nobody reads (seen with the development
+            # broker). Fresh clients connect when it answers again; nothing is lost meanwhile.
+            await self.transport.stop()
         await self._log_health(self.broker_health.observe(ok, loop.time(), error))
         self.metrics.broker_connected.set(1 if self.broker_health.connected else 0)
         if ok:
@@ -547,9 +560,13 @@ class Node:
         if self.store_problem is not None and due("store-probe", STORE_PROBE_SECONDS, now):
             await self._probe_store()
         if self.transport.started and due("topics", 5, now):  # an empty broker lost our topics
-            await self.transport.ensure_topics(self.transport.topics)
+            created = await self.transport.ensure_topics(self.transport.topics)
+            if created:
+                log.info("topics_created", node=self.node_id, topics=created)
             with contextlib.suppress(TransportUnavailable):
-                await self.transport.refresh_assignment()
+                added = await self.transport.refresh_assignment()
+                if added:
+                    log.info("partitions_assigned", node=self.node_id, partitions=added)
         if due("peers", 5, now):
             await self._run(self._reload_peers)
             self.metrics.known_peers(self.peers)
@@ -655,6 +672,9 @@ class Node:
             await self._sleep(1.0)
 
     async def _check_offsets(self) -> None:
+        found, self.transport.pending_resets = self.transport.pending_resets, []
+        if found:  # at (re)connection: the clients are new already
+            await self._note_resets(found, rebuild=False)
         forced, self._out_of_range = self._out_of_range, []
         try:
             resets, lag = await self.transport.check_offsets(forced)
@@ -665,14 +685,13 @@ class Node:
         for topic, value in lag.items():
             self.metrics.consumer_lag.labels(topic).set(value)
 
-    async def _note_resets(self, resets: Sequence[OffsetReset]) -> None:
+    async def _note_resets(self, resets: Sequence[OffsetReset], rebuild: bool = True) -> None:
         """Count rewinds and say so once per round (not once per partition). A broker that has
         lost the group's offsets has lost its logs too: what this node published and is still
         waiting a receipt for is re-published at once."""
         for reset in resets:
             self.metrics.offset_resets.labels(reset.topic, reset.reason).inc()
-        if any(r.reason in (offsets.COMMITTED_LOST, offsets.COMMITTED_CHANGED) for r in resets):
-            await self._republish_open("the broker lost its state")
+        lost_state = any(r.reason in offsets.STATE_LOST for r in resets)
         if resets:
             log.warning(
                 "consumer_offsets_reset", node=self.node_id,
@@ -680,6 +699,14 @@ class Node:
                 partitions=[f"{r.topic}/{r.partition}:{r.from_offset}->{r.to_offset}"
                             for r in resets],
             )  # fmt: skip
+        if lost_state:
+            if rebuild:
+                # The Kafka clients' cached metadata, connections and fetch state describe a
+                # broker that is gone; fresh clients read the new one from its log start.
+                await self.transport.stop()
+                with contextlib.suppress(TransportUnavailable):
+                    await self.transport.start()
+            await self._republish_open("the broker lost its state")
 
     async def _process(self, record: InboundRecord) -> bool:
         """Handle one record; True when it may be committed. A store that cannot write keeps

@@ -8,6 +8,7 @@ Nothing here imports the node's runtime; tests that use it see the node only fro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -39,10 +40,11 @@ def xnode(*args: object, env: dict[str, str] | None = None, check: bool = True,
 
 
 def spawn(*args: object, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
-    """Start a long-running `xnode` command (run, broker) with its output in ``log``."""
+    """Start a long-running `xnode` command (run, broker) with its output in ``log``, in a
+    process group of its own (so :func:`kill` takes any child with it, as a host crash would)."""
     return subprocess.Popen(
         [*XNODE, *map(str, args)], stdout=log.open("ab"), stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
 
 
@@ -65,9 +67,10 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL: a crash, nothing gets to clean up."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGKILL)
+    """SIGKILL to the process and its children (`xnode broker` runs the broker binary as a
+    child): a crash, nothing gets to clean up."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
     process.wait(10)
 
 

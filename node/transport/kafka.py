@@ -14,15 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError, TopicAlreadyExistsError
 
 from node.transport import offsets
+
+T = TypeVar("T")
+CLOSE_TIMEOUT_SECONDS = 3.0
+# A fetch answer younger than this is taken as the partition's current log end.
+FRESH_FETCH_MS = 5_000
 
 
 class TransportUnavailable(Exception):
@@ -99,6 +105,13 @@ class KafkaTransport:
         # What this process last committed per partition: a broker that no longer holds it has
         # lost its state, and the partition is read again from its log start.
         self._committed: dict[TopicPartition, int] = {}
+        # Rewinds found while (re)connecting, for the node to count and act on.
+        self.pending_resets: list[OffsetReset] = []
+        self._verified: dict[TopicPartition, int] = {}  # positions whose last record was seen
+        self._probe: AIOKafkaConsumer | None = None
+        self._progress = offsets.Progress()
+        self._listed: set[str] = set()  # topics the broker listed (see publish)
+        self._listed_at = -1e9
 
     @property
     def started(self) -> bool:
@@ -135,14 +148,14 @@ class KafkaTransport:
         )
         admin = AIOKafkaAdminClient(**options, client_id=f"xnode-{self.node_id}-admin")
         try:
-            await admin.start()
+            await self._bounded(admin.start())
             self._admin = admin
-            await producer.start()
+            await self._bounded(producer.start())
             await self.ensure_topics(self.topics)
-            await consumer.start()
+            await self._bounded(consumer.start())
             self._consumer = consumer
             await self.refresh_assignment()
-        except (KafkaError, OSError) as exc:
+        except (KafkaError, OSError, TransportUnavailable) as exc:
             self._consumer = self._admin = None
             for client in (producer, consumer):
                 with contextlib.suppress(Exception):
@@ -153,16 +166,28 @@ class KafkaTransport:
         self._producer, self._consumer = producer, consumer
 
     async def stop(self) -> None:
-        producer, consumer, admin = self._producer, self._consumer, self._admin
-        self._producer = self._consumer = self._admin = None
-        self._committed.clear()
-        for client in (consumer, producer):
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.stop(), 10)
+        """Close every client, concurrently and each within a few seconds: a client talking to
+        a broker that vanished may never finish closing, and the node must not wait for it."""
+        clients: list[Any] = [self._consumer, self._producer, self._probe]
+        admin = self._admin
+        self._producer = self._consumer = self._admin = self._probe = None
+        self._verified.clear()
+        self._listed.clear()
+        self._listed_at = -1e9
+        closing = [c.stop() for c in clients if c is not None]
         if admin is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(admin.close(), 10)
+            closing.append(admin.close())
+        await asyncio.gather(
+            *(asyncio.wait_for(c, CLOSE_TIMEOUT_SECONDS) for c in closing), return_exceptions=True
+        )
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        """Every broker conversation of the consume path ends in bounded time: a client that
+        waits forever on a broker in a strange state would stop the node reading."""
+        try:
+            return await asyncio.wait_for(work, 2 * self.settings.request_timeout_ms / 1000)
+        except TimeoutError as exc:
+            raise TransportUnavailable("the broker did not answer in time") from exc
 
     async def probe(self, timeout: float) -> None:
         """Ask the broker for cluster metadata; raise :class:`TransportUnavailable` if it does
@@ -177,12 +202,16 @@ class KafkaTransport:
         except (KafkaError, OSError) as exc:
             raise TransportUnavailable(f"broker: {exc}") from exc
 
-    async def refresh_assignment(self) -> None:
+    async def refresh_assignment(self) -> list[str]:
+        """See :meth:`_refresh_assignment`; bounded by the request timeout."""
+        return await self._bounded(self._refresh_assignment())
+
+    async def _refresh_assignment(self) -> list[str]:
         """Assign every partition of this node's topics (again, if a topic was recreated) and
         position new ones at the group's committed offset, or the log start."""
         consumer = self._consumer
         if consumer is None:
-            return
+            return []
         try:
             await consumer.topics()  # refreshes metadata
             wanted = {
@@ -192,7 +221,7 @@ class KafkaTransport:
             }
             current = consumer.assignment()
             if not wanted or wanted == current:
-                return
+                return []
             new = sorted(wanted - current)
             consumer.assign(sorted(wanted))
             for tp in set(self._committed) - wanted:
@@ -204,8 +233,17 @@ class KafkaTransport:
         baseline: dict[TopicPartition, int] = {}
         for tp in new:
             offset = committed.get(tp)
-            if offset is None:  # nothing committed yet: from the start, and say so
-                offset = starts.get(tp, 0)
+            start = starts.get(tp, 0)
+            # This process's memory of its commits outlives its clients: fresh clients after an
+            # outage find out here whether the broker still holds what was committed.
+            lost = offsets.committed_reset(self._committed.get(tp), offset)
+            if lost is not None:
+                self.pending_resets.append(
+                    OffsetReset(tp.topic, tp.partition, lost, self._committed[tp], start)
+                )
+                offset = None
+            if offset is None:  # nothing committed (any more): from the start, and say so
+                offset = start
                 baseline[tp] = offset
             else:
                 self._committed[tp] = offset
@@ -214,6 +252,7 @@ class KafkaTransport:
             await self._commit_exact(baseline)
         except (KafkaError, OSError) as exc:
             raise TransportUnavailable(f"commit: {exc}") from exc
+        return [f"{tp.topic}/{tp.partition}" for tp in new]
 
     async def _broker_committed(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The group's committed offsets the broker holds (partitions without one are absent)."""
@@ -228,11 +267,16 @@ class KafkaTransport:
             await self._consumer.commit(dict(positions))
             self._committed.update(positions)
 
-    async def ensure_topics(self, topics: Iterable[str]) -> None:
-        """Create missing topics; brokers that forbid it (ACLs) are left to their operators."""
+    async def ensure_topics(self, topics: Iterable[str]) -> list[str]:
+        """See :meth:`_ensure_topics`; bounded by the request timeout."""
+        return await self._bounded(self._ensure_topics(topics))
+
+    async def _ensure_topics(self, topics: Iterable[str]) -> list[str]:
+        """Create missing topics and return their names; brokers that forbid it (ACLs) are left
+        to their operators."""
         admin = self._admin
         if admin is None:
-            return
+            return []
         try:
             existing = set(await admin.list_topics())
             missing = [t for t in topics if t not in existing]
@@ -244,14 +288,36 @@ class KafkaTransport:
                             for t in missing
                         ]
                     )
+            return missing
         except KafkaError:
-            pass  # no permission or a race with another creator: publishing will tell
+            return []  # no permission or a race with another creator: publishing will tell
+
+    async def _topic_exists(self, topic: str) -> bool:
+        """From the broker's list of all topics (a request that never creates one), refreshed
+        at most once a second while a wanted topic is missing."""
+        if topic in self._listed:
+            return True
+        now = time.monotonic()
+        if self._admin is not None and now - self._listed_at >= 1.0:
+            self._listed_at = now
+            try:
+                self._listed = set(await self._bounded(self._admin.list_topics()))
+            except (KafkaError, OSError, TransportUnavailable):
+                return False
+        return topic in self._listed
 
     async def publish(self, topic: str, key: str, value: bytes) -> None:
+        """Write one record to an existing topic. Topics are created by their owners only (a
+        node creates its own inbox topics; in production an administrator does): publishing
+        to a topic the broker does not list fails, instead of letting the broker create it on
+        first use with a default layout — which the development broker, after a restart, does
+        in a way that loses what is written to it."""
         if self._producer is None:
             raise TransportUnavailable("not connected")
+        if not await self._topic_exists(topic):
+            raise TransportUnavailable(f"topic {topic} does not exist (yet): its owner creates it")
         try:
-            await self._producer.send_and_wait(topic, value, key=key.encode())
+            await self._bounded(self._producer.send_and_wait(topic, value, key=key.encode()))
         except (KafkaError, OSError) as exc:
             raise TransportUnavailable(f"publish to {topic}: {exc}") from exc
 
@@ -261,7 +327,9 @@ class KafkaTransport:
         if self._consumer is None:
             raise TransportUnavailable("not connected")
         try:
-            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+            batches = await self._bounded(
+                self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+            )
         except OffsetOutOfRangeError as exc:
             raise PositionOutOfRange(_out_of_range(exc)) from exc
         except (KafkaError, OSError) as exc:
@@ -275,6 +343,12 @@ class KafkaTransport:
         return records
 
     async def check_offsets(
+        self, out_of_range: Iterable[tuple[str, int]] = ()
+    ) -> tuple[list[OffsetReset], dict[str, int]]:
+        """See :meth:`_check_offsets`; bounded by the request timeout."""
+        return await self._bounded(self._check_offsets(out_of_range))
+
+    async def _check_offsets(
         self, out_of_range: Iterable[tuple[str, int]] = ()
     ) -> tuple[list[OffsetReset], dict[str, int]]:
         """Compare every assigned partition with the broker's log and committed offsets, rewind
@@ -298,7 +372,7 @@ class KafkaTransport:
         lag: dict[str, int] = {}
         rewind: dict[TopicPartition, int] = {}
         for tp in assigned:
-            start, end = starts.get(tp, 0), ends.get(tp, 0)
+            start, end = starts.get(tp, 0), _log_end(consumer, tp, ends.get(tp, 0))
             if tp in forced:
                 decision: offsets.Reset | None = offsets.Reset(
                     offsets.OUT_OF_RANGE, self._committed.get(tp, -1), start
@@ -310,11 +384,27 @@ class KafkaTransport:
                     position, start, end, committed.get(tp), self._committed.get(tp)
                 )
                 decision = offsets.decide(view)
+            if (
+                decision is not None
+                and decision.reason == offsets.BEYOND_END
+                and await self._last_read_exists(tp, position, end)
+            ):
+                decision = None  # the broker under-reported its log end; nothing was lost
+                end = max(end, position)
+            if decision is None:
+                stall = self._progress.stalled(tp, position, end, time.monotonic())
+                if stall is not None:
+                    decision = offsets.Reset(stall.reason, position, start)
+            else:
+                self._progress.forget(tp)
             if decision is not None:
+                self._verified.pop(tp, None)
                 resets.append(OffsetReset(tp.topic, tp.partition, *_fields(decision)))
                 rewind[tp] = decision.to_offset
                 position = decision.to_offset
             lag[tp.topic] = lag.get(tp.topic, 0) + (end - position)
+
+
         for tp, offset in rewind.items():
             consumer.seek(tp, offset)
         try:
@@ -323,12 +413,51 @@ class KafkaTransport:
             raise TransportUnavailable(f"commit: {exc}") from exc
         return resets, lag
 
+    async def _last_read_exists(self, tp: TopicPartition, position: int, end: int) -> bool:
+        """Does the log really end below ``position``? Asked only when the reported end says
+        so, by reading: some brokers (the development one) report the base offset of the last
+        record batch as the log end and return nothing for a fetch inside a batch, so the probe
+        reads from the reported end's last record onwards and takes the highest offset it gets.
+        A rewind on the reported end alone would re-read whole partitions again and again."""
+        if self._verified.get(tp) == position:
+            return True
+        probe = self._probe
+        if probe is None:
+            probe = AIOKafkaConsumer(
+                **self.settings.client_options(), client_id=f"xnode-{self.node_id}-probe",
+                group_id=None, enable_auto_commit=False, auto_offset_reset="none",
+                fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+                max_partition_fetch_bytes=self.settings.max_request_bytes,
+            )  # fmt: skip
+            await probe.start()
+            self._probe = probe
+        probe.assign([tp])
+        probe.seek(tp, max(end - 1, 0))
+        highest = -1
+        for _ in range(3):
+            try:
+                batch = await probe.getmany(tp, timeout_ms=1000, max_records=500)
+            except OffsetOutOfRangeError:
+                return False
+            got = batch.get(tp, [])
+            if not got:
+                break
+            highest = max(highest, *(m.offset for m in got))
+            if highest >= position - 1:
+                self._verified[tp] = position
+                return True
+        return False
+
     async def seek(self, topic: str, partition: int, offset: int) -> None:
         """Read ``offset`` again next (after a record could not be stored)."""
         if self._consumer is not None:
             self._consumer.seek(TopicPartition(topic, partition), offset)
 
     async def commit(self, positions: Mapping[tuple[str, int], int]) -> list[OffsetReset]:
+        """See :meth:`_commit`; bounded by the request timeout."""
+        return await self._bounded(self._commit(positions))
+
+    async def _commit(self, positions: Mapping[tuple[str, int], int]) -> list[OffsetReset]:
         """Commit ``next offset to read`` per (topic, partition) — unless the broker no longer
         holds what this process committed last: then it has lost its state since (restarted
         empty, topic recreated) and the records just read may sit above a new log's unread
@@ -367,6 +496,18 @@ class PositionOutOfRange(TransportUnavailable):
 def _out_of_range(exc: OffsetOutOfRangeError) -> list[tuple[str, int]]:
     found = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
     return [(tp.topic, tp.partition) for tp in found]
+
+
+def _log_end(consumer: AIOKafkaConsumer, tp: TopicPartition, listed: int) -> int:
+    """The partition's log end: the high watermark of the latest fetch response when it is
+    fresh, else what ListOffsets said. The fetch answer is the better witness — it comes with
+    the records — and some brokers (the development one) answer ListOffsets with the start of
+    the last record batch rather than the log end."""
+    highwater = consumer.highwater(tp)
+    polled = consumer.last_poll_timestamp(tp)
+    if highwater is None or polled is None or time.time() * 1000 - polled > FRESH_FETCH_MS:
+        return listed
+    return int(highwater)
 
 
 def _fields(reset: offsets.Reset) -> tuple[str, int, int]:
