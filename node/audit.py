@@ -28,6 +28,7 @@ EVENTS = (
     "receipted",
     "rejected",
     "expired",
+    "receipt-after-expiry",
     "quarantined",
     "peer-added",
     "peer-updated",

@@ -9,6 +9,8 @@ way of saying no (exit status, HTTP 4xx), always naming the field or the recipie
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,25 @@ class UnknownRecipient(ValueError):
     def __init__(self, message: str, recipient: str | None = None) -> None:
         super().__init__(message)
         self.recipient = recipient
+
+
+class NoRecipients(UnknownRecipient):
+    """The request names no usable recipient: an empty list, ``"neighbours"`` while the node
+    has none configured, or another string. A mistake in the request (HTTP 422), unlike an
+    unknown node id (404): there is nothing to look up."""
+
+
+class IdempotencyKeyReused(ValueError):
+    """An idempotency key already stored with a *different* request: returning the first
+    message's id would tell the caller its second request was sent when it was not."""
+
+    def __init__(self, key: str, message_id: str) -> None:
+        super().__init__(
+            f"the idempotency key was already used for a different request (message "
+            f"{message_id}); a new request needs a new key"
+        )
+        self.key = key
+        self.message_id = message_id
 
 
 @dataclass(frozen=True)
@@ -52,14 +73,17 @@ def resolve_recipients(
     """Explicit node ids or ``"neighbours"`` -> known peer descriptors; refuse the unknown."""
     if isinstance(to, str):
         if to != "neighbours":
-            raise UnknownRecipient('"to" must be a list of node ids or "neighbours"')
+            raise NoRecipients('"to" must be a list of node ids or "neighbours"')
         ids = list(config.node.neighbours)
         if not ids:
-            raise UnknownRecipient("this node has no neighbours configured (node.neighbours)")
+            raise NoRecipients(
+                'this node has no neighbours configured (node.neighbours): "to": "neighbours" '
+                "names nobody; list the recipients' node ids instead"
+            )
     else:
         ids = list(to)
     if not ids:
-        raise UnknownRecipient("at least one recipient is required")
+        raise NoRecipients("at least one recipient is required")
     resolved = []
     for node_id in ids:
         if node_id not in peers:
@@ -67,6 +91,39 @@ def resolve_recipients(
             raise UnknownRecipient(f"unknown recipient {node_id}; known peers: {known}", node_id)
         resolved.append(peers[node_id])
     return resolved
+
+
+def fingerprint(request: Request) -> str:
+    """SHA-256 (hex) of the request's canonical form, stored beside its idempotency key.
+
+    Canonical: every field that decides what is sent, as JSON with sorted keys, no spaces and
+    ASCII escapes, so two documents that ask for the same message (key order, white space,
+    ``handling`` beside or inside the payload, ``ttl_seconds`` 600 or 600.0) have the same
+    fingerprint and a retry is recognised, while any change of content is not. The key itself
+    is not part of it: the store compares fingerprints of requests under the same key.
+    """
+    canonical = {
+        "kind": request.kind,
+        "to": request.to if isinstance(request.to, str) else list(request.to),
+        "payload": request.payload,
+        "schema": request.schema,
+        "thread_id": request.thread_id,
+        "in_reply_to": request.in_reply_to,
+        "priority": request.priority,
+        "ttl_seconds": None if request.ttl is None else request.ttl.total_seconds(),
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def same_request(key: str, stored_id: str, stored_sha256: str | None, sha256: str | None) -> str:
+    """The stored message id if a request under ``key`` repeats the stored one; else raise
+    :class:`IdempotencyKeyReused`. Either fingerprint unknown (a row written before
+    fingerprints were kept, or a caller that gives none) counts as the same request: the old
+    behaviour, as nothing proves the requests differ."""
+    if stored_sha256 is not None and sha256 is not None and stored_sha256 != sha256:
+        raise IdempotencyKeyReused(key, stored_id)
+    return stored_id
 
 
 def prepare(
@@ -108,7 +165,9 @@ def prepare(
         priority=request.priority,
         max_bytes=config.envelope.max_bytes,
     )
-    return outbound(sealed, schema_name, request.idempotency_key), AuditEvent(
+    key = request.idempotency_key
+    request_sha256 = None if key is None else fingerprint(request)
+    return outbound(sealed, schema_name, key, request_sha256=request_sha256), AuditEvent(
         "submitted",
         now,
         message_id=sealed.message_id,
@@ -126,6 +185,7 @@ def outbound(
     schema_name: str,
     idempotency_key: str | None = None,
     expects_receipt: bool = True,
+    request_sha256: str | None = None,
 ) -> OutboundMessage:
     header = sealed.header
     return OutboundMessage(
@@ -141,4 +201,5 @@ def outbound(
         recipients=header.recipient_ids,
         expects_receipt=expects_receipt,
         idempotency_key=idempotency_key,
+        request_sha256=request_sha256,
     )

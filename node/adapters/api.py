@@ -2,13 +2,18 @@
 
 Thin on purpose: it authenticates, checks scopes, turns JSON into a
 :class:`node.submit.Request` and maps each refusal of the shared submission core to one HTTP
-status with ``{"error", "field"}``. Routes and their shapes are documented in
+status with ``{"error", "field", "code"}``. Routes and their shapes are documented in
 ``node/adapters/openapi.json``, which is served at ``/v1/openapi.json``; a test keeps the two in
 step.
 
-Status codes: 400 invalid JSON, 401 no or unknown token, 403 scope or policy refusal, 404
-unknown recipient or resource, 413 body or sealed envelope too large, 422 schema or rule
-violation (``field`` is the path, e.g. ``payload.victim.prs_Birthdate``).
+Status codes: 400 a malformed header, query parameter, path parameter or JSON body (checked here,
+at the edge, before anything reaches the store), 401 no or unknown token, 403 scope or policy
+refusal, 404 unknown recipient or resource, 413 body or sealed envelope too large, 422 schema or
+rule violation (``field`` is the path, e.g. ``payload.victim.prs_Birthdate``) or an
+``Idempotency-Key`` reused with a different request, 507 the store cannot write now.
+
+No input may produce a 500: that status, logged at error level with its traceback, is kept for
+the node's own faults. A client's mistake is logged as one warning with its reason, no stack.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from importlib import resources
@@ -23,10 +30,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from node import codes, payloads, tokens, views
 from node.adapters import AdapterError, requests
-from node.store.base import ApiToken
+from node.store.base import ApiToken, StoreUnavailable
 
 if TYPE_CHECKING:
     from node.service import Node
@@ -39,6 +47,24 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
 MAX_LIMIT = 500
 MAX_CURSOR = 2**63 - 1  # SQLite integers are 64-bit
 SSE_KEEPALIVE_SECONDS = 15.0
+# Idempotency-Key: 1 to 255 printable ASCII characters (space to "~"), as Stripe allows; the
+# store keeps it prefixed with the token id, so two systems never share a key.
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+# ASCII digits only: int() would also take " 7", "7_0" and Arabic-Indic digits
+CURSOR = re.compile(r"[0-9]{1,19}")
+MAX_PATH_PARAMETER = requests.MAX_ID_LENGTH
+# The machine-readable ``code`` of an error body, by status, where no more precise one is given.
+STATUS_CODES = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    422: "invalid_content",
+    500: "internal_error",
+    507: "store_unavailable",
+}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -47,37 +73,96 @@ def openapi_document() -> dict[str, Any]:
     return document
 
 
-def problem(status: int, error: str, field: str | None = None) -> NoReturn:
-    """Raise an HTTP error whose body is ``{"error", "field"}``."""
-    body = {"error": error, "field": field}
-    raise _http(status, body)
+def problem(status: int, error: str, field: str | None = None, code: str | None = None) -> NoReturn:
+    """Raise an HTTP error whose body is ``{"error", "field", "code"}``."""
+    raise _http(status, error, field, code)
 
 
-def _http(status: int, body: dict[str, Any]) -> web.HTTPException:
+def _http(
+    status: int, error: str, field: str | None = None, code: str | None = None
+) -> web.HTTPException:
+    body = {"error": error, "field": field, "code": code or STATUS_CODES.get(status, "error")}
     exc = web.HTTPException(text=json.dumps(body), content_type="application/json")
     exc.set_status(status)
     return exc
 
 
+def _route(request: web.Request) -> str:
+    """The route template (``/v1/messages/{id}``) for logs: bounded, and no ids or junk a
+    client put in the path."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
+
+
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as JSON; an unexpected one is logged (without the body) as a 500."""
+    """Every error leaves as JSON. A refusal (4xx) is logged as a warning with its code and
+    field, never its text (which may quote a payload value); an unexpected exception is the
+    node's fault: logged (without the body) with its traceback, answered 500."""
+    node_id = request.app.get(NODE_ID_KEY)
     try:
         return await handler(request)
     except web.HTTPException as exc:
-        if exc.content_type == "application/json":
-            raise
         if exc.status < 400:
             raise
-        replacement = _http(exc.status, {"error": exc.reason, "field": None})
-        for name in ("Allow", "WWW-Authenticate"):
-            if name in exc.headers:
-                replacement.headers[name] = exc.headers[name]
+        if exc.content_type == "application/json":
+            replacement = exc
+        else:  # raised by aiohttp itself: unknown route, method not allowed, body too large
+            replacement = _http(exc.status, exc.reason)
+            for name in ("Allow", "WWW-Authenticate"):
+                if name in exc.headers:
+                    replacement.headers[name] = exc.headers[name]
+        body = json.loads(replacement.text or "{}")
+        log.warning("api_request_refused", node=node_id, method=request.method,
+                    route=_route(request), status=exc.status, reason=body.get("code"),
+                    field=body.get("field"))  # fmt: skip
+        if replacement is exc:
+            raise
         raise replacement from None
+    except StoreUnavailable as exc:  # the node's disk, not the request: the client may retry
+        log.error("api_store_unavailable", node=node_id, method=request.method,
+                  route=_route(request), error=str(exc))  # fmt: skip
+        raise _http(507, "the node's store cannot write now; retry later") from None
+    except ConnectionResetError:  # the client went away while sending its request
+        log.warning("api_client_disconnected", node=node_id, method=request.method,
+                    route=_route(request))  # fmt: skip
+        raise _http(400, "the connection was closed before the request was complete") from None
     except Exception:
-        log.exception("api_error", node=request.app.get(NODE_ID_KEY), method=request.method,
-                      path=request.path)  # fmt: skip
-        raise _http(500, {"error": "internal error; see the node's log", "field": None}) from None
+        log.exception("api_error", node=node_id, method=request.method, route=_route(request))
+        raise _http(500, "internal error; see the node's log") from None
+
+
+class _HttpServerLog(logging.Logger):
+    """The logger aiohttp's HTTP server reports to, for this API.
+
+    A request aiohttp's parser refuses (a control character in a header, a request line or
+    header over 8 KB, a broken chunked body...) is answered 400 before it reaches the API, and
+    aiohttp logs it as an error with a traceback. It is the client's mistake: here it becomes
+    one warning with the parser's reason (its first words only, never the offending bytes,
+    which may be a bearer token). Anything else keeps aiohttp's error and traceback. The
+    records go to the handlers of the ``aiohttp.server`` logger, as aiohttp's own would."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__("aiohttp.server")
+        self.parent = logging.getLogger("aiohttp.server")
+        self.node_id = node_id
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, web.RequestPayloadError):  # met again when the rest is drained
+            exc_info = exc_info.__cause__ or exc_info
+        if isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500:
+            log.warning("api_bad_http_request", node=self.node_id, status=exc_info.code,
+                        reason=_parser_reason(exc_info))  # fmt: skip
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def _parser_reason(exc: HttpProcessingError) -> str:
+    """``InvalidHeader: Invalid header value char`` from aiohttp's message, which goes on to
+    quote the offending line (it may hold a token): only the words before a quote or colon."""
+    first = (exc.message or "").strip().splitlines()[:1]
+    words = re.split(r"[:'\"]", first[0])[0].strip()[:100] if first else ""
+    return f"{type(exc).__name__}: {words}" if words else type(exc).__name__
 
 
 class ApiServer:
@@ -119,8 +204,9 @@ class ApiServer:
         config = self.node.config.api
         self._closing.clear()
         self._runner = web.AppRunner(
-            self.app(), access_log=None, handle_signals=False, shutdown_timeout=5
-        )
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=5,
+            logger=_HttpServerLog(self.node.node_id),
+        )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.port)
         try:
@@ -164,7 +250,7 @@ class ApiServer:
         matches = tokens.secret_matches(reference, parts[1] if parts else "")
         if record is None or not matches or record.revoked_at is not None:
             error = "a bearer token is required" if not header else "invalid or revoked token"
-            exc = _http(401, {"error": error, "field": None})
+            exc = _http(401, error, "Authorization")
             exc.headers["WWW-Authenticate"] = 'Bearer realm="xnode"'
             raise exc
         request[TOKEN_KEY] = record
@@ -178,10 +264,8 @@ class ApiServer:
     # -- sending --------------------------------------------------------------------------------
 
     async def post_message(self, request: web.Request) -> web.Response:
+        key = _idempotency_key(request)
         body = await _json_body(request)
-        key = request.headers.get("Idempotency-Key")
-        if key is not None and not 1 <= len(key) <= 200:
-            problem(400, "Idempotency-Key must be 1 to 200 characters", "Idempotency-Key")
         token = request[TOKEN_KEY]
         try:
             submission = requests.from_json(body)
@@ -190,13 +274,16 @@ class ApiServer:
                 submission = replace(submission, idempotency_key=f"{token.token_id}:{key}")
             message_id = await requests.send(self.node, submission)
         except requests.Refusal as exc:
-            problem(exc.status, exc.error, exc.field)
+            if exc.code == requests.IDEMPOTENCY_KEY_REUSED:
+                problem(422, f"Idempotency-Key {key!r}: {exc.error}", "Idempotency-Key", exc.code)
+            problem(exc.status, exc.error, exc.field, exc.code)
         return web.json_response({"id": message_id, "status": "queued"}, status=202)
 
     async def get_message(self, request: web.Request) -> web.Response:
-        item = await self.node.sent_item(request.match_info["id"])
+        message_id = _path(request, "id")
+        item = await self.node.sent_item(message_id)
         if item is None:
-            problem(404, f"no message {request.match_info['id']} sent by this node", "id")
+            problem(404, f"no message {message_id} sent by this node", "id")
         token = request[TOKEN_KEY]
         if not (
             tokens.allows(token.scopes, "send", item["kind"])
@@ -214,7 +301,8 @@ class ApiServer:
         if kind is not None:
             if kind not in tokens.SENDABLE_KINDS:
                 allowed = ", ".join(tokens.SENDABLE_KINDS)
-                problem(422, f"unknown kind {kind!r}; expected one of {allowed}", "kind")
+                problem(400, f"unknown kind {kind!r}; expected one of {allowed}", "kind",
+                        "invalid_query")  # fmt: skip
             self._require(request, "read", kind)
             return (kind,)
         readable = tokens.readable_kinds(token.scopes)
@@ -234,15 +322,21 @@ class ApiServer:
         """Server-Sent Events: every message after the cursor, then new ones as they arrive."""
         kinds = self._kinds(request)
         after = _int_param(request, "after", 0, 0, MAX_CURSOR)
-        last_event = request.headers.get("Last-Event-ID", "")
-        if last_event.isdigit():
-            after = max(after, int(last_event))
+        last_event = _last_event_id(request)
+        if last_event is not None:  # a reconnecting EventSource resumes after its last event
+            after = max(after, last_event)
+        token = request[TOKEN_KEY]
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         try:
             while not self._closing.is_set():
+                # a stream outlives its first check: a token revoked meanwhile gets nothing more
+                if not await self._still_valid(token):
+                    log.warning("api_stream_closed", node=self.node.node_id,
+                                reason="token_revoked", token=token.name)  # fmt: skip
+                    break
                 items = await self.node.inbox_items(after, kinds, 100)
                 for item in items:
                     data = json.dumps(item, separators=(",", ":"))
@@ -258,8 +352,16 @@ class ApiServer:
             pass
         return response
 
+    async def _still_valid(self, token: ApiToken) -> bool:
+        record = await self.node._run(self.node.store.token, token.token_id)
+        return record is not None and record.revoked_at is None
+
     async def ack(self, request: web.Request) -> web.Response:
-        message_id = request.match_info["id"]
+        message_id = _path(request, "id")
+        token = request[TOKEN_KEY]
+        # before the lookup, so a token that may read nothing cannot tell ids apart (404/403)
+        if not tokens.readable_kinds(token.scopes):
+            problem(403, f"token {token.name!r} may not read any kind", "scope")
         message = await self.node._run(self.node.store.inbox_message, message_id)
         if message is None:
             problem(404, f"no received message {message_id}", "id")
@@ -268,7 +370,7 @@ class ApiServer:
         return web.json_response({"id": message_id, "state": "acked"})
 
     async def get_thread(self, request: web.Request) -> web.Response:
-        thread_id = request.match_info["thread_id"]
+        thread_id = _path(request, "thread_id")
         token = request[TOKEN_KEY]
         sent, received = await self.node.thread(thread_id)
         visible = [
@@ -295,10 +397,11 @@ class ApiServer:
         return web.json_response({"kinds": kinds})
 
     async def get_codes(self, request: web.Request) -> web.Response:
-        name = request.match_info["list"]
+        name = _path(request, "list")
         lang = _query(request, "lang") or "en"
         if lang not in codes.LANGUAGES:
-            problem(422, f"unknown language {lang!r}; one of {', '.join(codes.LANGUAGES)}", "lang")
+            problem(400, f"unknown language {lang!r}; one of {', '.join(codes.LANGUAGES)}", "lang",
+                    "invalid_query")  # fmt: skip
         try:
             code_list = codes.get(name)
         except codes.UnknownCode:
@@ -350,38 +453,80 @@ _DUMMY_TOKEN = ApiToken("0" * 12, "-", (), "0" * 64, dt.datetime(2000, 1, 1, tzi
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
     if request.content_type != "application/json":
-        problem(400, "the body must be JSON (Content-Type: application/json)", None)
-    raw = await request.read()
+        problem(400, "the body must be JSON (Content-Type: application/json)", "Content-Type")
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        problem(400, f"invalid JSON: {exc}", None)
+        raw = await request.read()
+    except web.RequestPayloadError as exc:  # a body aiohttp cannot decode (chunks, compression)
+        cause = exc.__cause__
+        reason = _parser_reason(cause) if isinstance(cause, HttpProcessingError) else "unreadable"
+        problem(400, f"malformed body: {reason}", None, "invalid_json")
+    try:
+        body = requests.parse_json(raw)
+    except requests.Refusal as exc:
+        problem(400, exc.error, exc.field, "invalid_json")
     if not isinstance(body, dict):
-        problem(400, "the body must be a JSON object", None)
+        problem(400, "the body must be a JSON object", None, "invalid_json")
     return body
 
 
+def _header(request: web.Request, name: str) -> str | None:
+    """A request header given at most once (else 400), or None if absent."""
+    values = request.headers.getall(name, [])
+    if len(values) > 1:
+        problem(400, f"the {name} header is given more than once", name, "invalid_header")
+    return values[0] if values else None
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    """The ``Idempotency-Key`` header: 1 to 255 printable ASCII characters, or a 400. HTTP
+    carries any bytes there; anything else (non-UTF-8, non-ASCII, control characters) is
+    refused before it reaches the store."""
+    key = _header(request, "Idempotency-Key")
+    if key is not None and IDEMPOTENCY_KEY.fullmatch(key) is None:
+        problem(400, "Idempotency-Key must be 1 to 255 printable ASCII characters (space to ~)",
+                "Idempotency-Key", "invalid_header")  # fmt: skip
+    return key
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    """``Last-Event-ID``: a cursor this stream sent as ``id:`` (1 to 19 ASCII digits; one past
+    the largest cursor only means "after everything"), or a 400."""
+    text = _header(request, "Last-Event-ID")
+    if text is None:
+        return None
+    if CURSOR.fullmatch(text) is None:
+        problem(400, "Last-Event-ID must be an event id of this stream (an integer)",
+                "Last-Event-ID", "invalid_header")  # fmt: skip
+    return min(int(text), MAX_CURSOR)
+
+
+def _path(request: web.Request, name: str) -> str:
+    """A path parameter (already percent-decoded by the router): an id, at most
+    ``MAX_PATH_PARAMETER`` characters without control characters, as a request may set a
+    thread id, or a 400."""
+    value = request.match_info[name]
+    if len(value) > MAX_PATH_PARAMETER or requests.CONTROL.search(value):
+        problem(400, f"{name} must be at most {MAX_PATH_PARAMETER} characters without control "
+                "characters", name, "invalid_path")  # fmt: skip
+    return value
+
+
 def _query(request: web.Request, name: str) -> str | None:
-    """A query parameter given at most once and not empty (else 422), or None if absent."""
+    """A query parameter given at most once and not empty (else 400), or None if absent."""
     values = request.query.getall(name, [])
     if not values:
         return None
     if len(values) > 1:
-        problem(422, f"{name} is given more than once", name)
+        problem(400, f"{name} is given more than once", name, "invalid_query")
     if values[0] == "":
-        problem(422, f"{name} is empty", name)
+        problem(400, f"{name} is empty", name, "invalid_query")
     return values[0]
 
 
-def _int_param(request: web.Request, name: str, default: int, low: int, high: int | None) -> int:
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     text = _query(request, name)
     if text is None:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        problem(422, f"{name} must be an integer", name)
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        problem(422, f"{name} must be {bound}", name)
-    return value
+    if CURSOR.fullmatch(text) is None or not low <= int(text) <= high:
+        problem(400, f"{name} must be an integer from {low} to {high}", name, "invalid_query")
+    return int(text)

@@ -8,6 +8,8 @@ folder as an ``.error.txt`` beside the file.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from node import envelope, tokens
@@ -23,26 +25,113 @@ REQUEST_FIELDS = frozenset(
     {"kind", "to", "payload", "schema", "thread_id", "in_reply_to", "priority", "handling",
      "ttl_seconds"}
 )  # fmt: skip
+# Deeper than any payload record nests (about five levels); bounds the recursion of every
+# later step (codec, validation, fingerprint) whatever a client sends.
+MAX_DEPTH = 32
+MAX_ID_LENGTH = 200  # schema, thread_id, in_reply_to, priority
+# What an identifier may not hold: control characters (Unicode category Cc) and lone surrogates.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 
 
 class Refusal(Exception):
-    """Why a request is not sent: an HTTP-style ``status``, a message and the field at fault."""
+    """Why a request is not sent: an HTTP-style ``status``, a message, the field at fault and,
+    where a client may want to act on it, a stable ``code`` (e.g. ``idempotency_key_reused``)."""
 
-    def __init__(self, status: int, error: str, field: str | None = None) -> None:
+    def __init__(
+        self, status: int, error: str, field: str | None = None, code: str | None = None
+    ) -> None:
         super().__init__(f"{field}: {error}" if field else error)
         self.status = status
         self.error = error
         self.field = field
+        self.code = code
 
 
 def _refuse(error: str, field: str | None) -> NoReturn:
     raise Refusal(422, error, field)
 
 
+def _bad_json(error: str, field: str | None = None) -> NoReturn:
+    raise Refusal(400, error, field, "invalid_json")
+
+
+def _no_constant(name: str) -> NoReturn:
+    _bad_json(f"invalid JSON: {name} is not a JSON number")
+
+
+def parse_json(data: bytes) -> Any:
+    """A request document's bytes -> a JSON value, or :class:`Refusal` 400 for anything that is
+    not JSON text (RFC 8259): invalid UTF-8 or syntax, ``NaN``/``Infinity``, a number too long
+    to convert, nesting too deep for the parser. (:func:`from_json` then applies the I-JSON
+    limits, RFC 7493: depth ``MAX_DEPTH`` and no lone surrogates.)
+
+    Every such document is the client's mistake, so none of them may escape as an exception
+    that the caller would take for the node's own fault (HTTP 500)."""
+    try:
+        value = json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        _bad_json(f"invalid JSON: nested deeper than {MAX_DEPTH} levels")
+    except json.JSONDecodeError as exc:
+        _bad_json(f"invalid JSON: {exc}")
+    except UnicodeDecodeError as exc:
+        _bad_json(f"invalid JSON: not UTF-8 text ({exc.reason} at byte {exc.start})")
+    except ValueError:  # what is left: int() refusing a number of more than 4300 digits
+        _bad_json("invalid JSON: a number has too many digits")
+    return value
+
+
+def _check_text(value: Any) -> None:
+    """I-JSON limits over a decoded document: nesting at most ``MAX_DEPTH`` and no string with
+    a lone surrogate (``"\\ud800"`` is valid JSON syntax but not Unicode text, and no encoder
+    downstream can write it). Iterative, so a deep document cannot exhaust the stack here."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            _bad_json(f"invalid JSON: nested deeper than {MAX_DEPTH} levels", path or None)
+        if isinstance(item, str):
+            _check_string(item, path)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _check_string(key, path)
+                stack.append((child, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+
+
+def _check_string(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        _bad_json("invalid JSON: a string holds a lone surrogate (not Unicode text)", path or None)
+
+
+def _identifier(name: str, value: object) -> str:
+    """schema, thread_id, in_reply_to, priority: short single-line text, or a 422."""
+    if not isinstance(value, str):
+        _refuse(f"{name} must be a string", name)
+    if not 1 <= len(value) <= MAX_ID_LENGTH or CONTROL.search(value):
+        _refuse(f"{name} must be 1 to {MAX_ID_LENGTH} characters without control characters", name)
+    return value
+
+
 def from_json(body: Any, idempotency_key: str | None = None) -> core.Request:
-    """Check the envelope-level fields; the payload itself is the codec's business."""
+    """Check the envelope-level fields; the payload itself is the codec's business.
+
+    ``idempotency_key`` comes from the caller (the API's header, already limited to printable
+    ASCII; the folder's file name and content hash) and must be storable text."""
     if not isinstance(body, dict):
         _refuse("the request must be a JSON object", None)
+    _check_text(body)
+    if idempotency_key is not None:
+        try:
+            idempotency_key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Refusal(
+                400, "the idempotency key (for a file: its name) is not valid UTF-8 text",
+                "idempotency_key",
+            ) from None  # fmt: skip
     unknown = sorted(set(body) - REQUEST_FIELDS)
     if unknown:
         _refuse(f"unknown field {unknown[0]!r}", unknown[0])
@@ -68,10 +157,8 @@ def from_json(body: Any, idempotency_key: str | None = None) -> core.Request:
     optional: dict[str, Any] = {}
     for name in ("schema", "thread_id", "in_reply_to", "priority"):
         value = body.get(name)
-        if value is not None and not isinstance(value, str):
-            _refuse(f"{name} must be a string", name)
         if value is not None:
-            optional[name] = value
+            optional[name] = _identifier(name, value)
     ttl = body.get("ttl_seconds")
     if ttl is not None:
         if isinstance(ttl, float) and ttl.is_integer():
@@ -88,8 +175,12 @@ async def send(node: Node, request: core.Request) -> str:
     """Submit through the node; map each refusal of the submission core to a :class:`Refusal`."""
     try:
         return await node.submit(request)
-    except core.UnknownRecipient as exc:  # no such node, or no neighbours configured
+    except core.NoRecipients as exc:  # an empty list, or "neighbours" with none configured
+        raise Refusal(422, str(exc), "to") from exc
+    except core.UnknownRecipient as exc:  # a node id that is not a known peer
         raise Refusal(404, str(exc), "to") from exc
+    except core.IdempotencyKeyReused as exc:
+        raise Refusal(422, str(exc), "idempotency_key", IDEMPOTENCY_KEY_REUSED) from exc
     except PolicyRefused as exc:
         raise Refusal(403, str(exc), "to") from exc
     except envelope.EnvelopeTooLarge as exc:

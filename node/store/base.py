@@ -46,6 +46,9 @@ class OutboundMessage:
     recipients: tuple[str, ...]
     expects_receipt: bool = True
     idempotency_key: str | None = None
+    # SHA-256 of the request's canonical form (node.submit.fingerprint), kept beside the key so
+    # that the key reused with a different request is refused instead of answered as a retry
+    request_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,9 @@ class Store(Protocol):
 
     # outbox
     def submit(self, message: OutboundMessage, audit: AuditEvent) -> str: ...
-    def find_by_idempotency_key(self, key: str) -> str | None: ...
+    def find_by_idempotency_key(
+        self, key: str, request_sha256: str | None = None
+    ) -> str | None: ...
     def outbox_message(self, message_id: str) -> OutboundMessage | None: ...
     def due_deliveries(self, now: dt.datetime, limit: int) -> list[Delivery]: ...
     def record_attempt(

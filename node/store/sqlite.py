@@ -149,6 +149,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX adapter_open ON adapter_deliveries (adapter, state, seq);
     CREATE INDEX outbox_thread ON outbox (thread_id, created_at)
     """,
+    # 3: the fingerprint of the request stored under an idempotency key (NULL for older rows)
+    """
+    ALTER TABLE outbox ADD COLUMN request_sha256 TEXT
+    """,
 )
 
 
@@ -317,15 +321,23 @@ class SqliteStore:
 
     def submit(self, message: OutboundMessage, audit: AuditEvent) -> str:
         """Store a sealed message and its recipients; return its id (the first one's, for a
-        repeated idempotency key)."""
+        repeated idempotency key and the same request). The same key with a different request
+        (``request_sha256``) raises :class:`node.submit.IdempotencyKeyReused`. Lookup and insert
+        are one write transaction, so of two concurrent requests under one key exactly one is
+        stored and the other is compared with it."""
+        from node.submit import same_request  # the rule lives in the (pure) submission core
+
         with self._tx() as c:
             if message.idempotency_key is not None:
                 row = c.execute(
-                    "SELECT message_id FROM outbox WHERE idempotency_key = ?",
+                    "SELECT message_id, request_sha256 FROM outbox WHERE idempotency_key = ?",
                     (message.idempotency_key,),
                 ).fetchone()
                 if row:
-                    return str(row["message_id"])
+                    return same_request(
+                        message.idempotency_key, str(row["message_id"]), row["request_sha256"],
+                        message.request_sha256,
+                    )  # fmt: skip
             self._insert_outbound(c, message, audit)
         return message.message_id
 
@@ -334,8 +346,8 @@ class SqliteStore:
     ) -> None:
         c.execute(
             "INSERT INTO outbox (message_id, kind, thread_id, schema_name, priority, envelope,"
-            " envelope_sha256, created_at, expires_at, expects_receipt, idempotency_key)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " envelope_sha256, created_at, expires_at, expects_receipt, idempotency_key,"
+            " request_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 message.message_id,
                 message.kind,
@@ -348,6 +360,7 @@ class SqliteStore:
                 _ts(message.expires_at),
                 int(message.expects_receipt),
                 message.idempotency_key,
+                message.request_sha256,
             ),
         )
         now = _ts(message.created_at)
@@ -383,11 +396,18 @@ class SqliteStore:
             idempotency_key=r["idempotency_key"],
         )
 
-    def find_by_idempotency_key(self, key: str) -> str | None:
+    def find_by_idempotency_key(self, key: str, request_sha256: str | None = None) -> str | None:
+        """The id stored under ``key``, or None; with ``request_sha256``, raise
+        :class:`node.submit.IdempotencyKeyReused` if the stored request differs (a read that
+        spares sealing a retry; :meth:`submit` decides again inside its transaction)."""
+        from node.submit import same_request  # the rule lives in the (pure) submission core
+
         row = self._conn.execute(
-            "SELECT message_id FROM outbox WHERE idempotency_key = ?", (key,)
+            "SELECT message_id, request_sha256 FROM outbox WHERE idempotency_key = ?", (key,)
         ).fetchone()
-        return None if row is None else str(row["message_id"])
+        if row is None:
+            return None
+        return same_request(key, str(row["message_id"]), row["request_sha256"], request_sha256)
 
     def due_deliveries(self, now: dt.datetime, limit: int) -> list[Delivery]:
         """Open (message, recipient) pairs whose next attempt is due, urgent ones first."""
