@@ -41,7 +41,9 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rand: float) -> dt.timedelta:
         """Wait after the ``attempts``-th attempt; ``rand`` in [0, 1) spreads retries out."""
-        base = self.initial.total_seconds() * self.factor ** max(attempts - 1, 0)
+        # The exponent is bounded: a peer silent for weeks reaches attempt counts whose power
+        # overflows a float, and the wait is at its maximum long before that.
+        base = self.initial.total_seconds() * self.factor ** min(max(attempts - 1, 0), 64)
         base = min(base, self.maximum.total_seconds())
         spread = 1 + self.jitter * (2 * rand - 1)
         return dt.timedelta(seconds=base * spread)

@@ -55,7 +55,11 @@ class RepeatFilter(logging.Filter):
 
 def configure(fmt: str = "json", level: str = "info") -> None:
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: the rich formatter prints local variables, which can hold tokens
+        # or payload text.
+        structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         if fmt == "console"
         else structlog.processors.JSONRenderer()
     )

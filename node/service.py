@@ -480,7 +480,7 @@ class Node:
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:
-                self._store_failed(exc)
+                self.note_store_failure(exc)
                 await self._sleep(STORE_PROBE_SECONDS)
             except Exception:
                 self.metrics.loop_failures.labels(name).inc()
@@ -491,7 +491,7 @@ class Node:
                 await self._sleep(pause)
                 pause = min(pause * 2, 10.0)
 
-    def _store_failed(self, exc: StoreUnavailable) -> None:
+    def note_store_failure(self, exc: StoreUnavailable) -> None:
         """A write was refused by the disk: not ready until a probe write succeeds."""
         cause = "full" if isinstance(exc, StoreFull) else "io"
         self.metrics.store_write_failures.labels(cause).inc()
@@ -504,7 +504,7 @@ class Node:
         try:
             await self._run(self.store.probe_write)
         except StoreUnavailable as exc:
-            self._store_failed(exc)
+            self.note_store_failure(exc)
             return
         log.info("store_writable_again", node=self.node_id)
         self.store_problem = None
@@ -716,7 +716,7 @@ class Node:
         try:
             await self._handle(record)
         except StoreUnavailable as exc:
-            self._store_failed(exc)
+            self.note_store_failure(exc)
             return False
         except Exception as exc:
             self.metrics.record_failures.labels(record.topic).inc()
@@ -731,7 +731,7 @@ class Node:
             try:
                 await self._quarantine_unprocessable(record, exc)
             except StoreUnavailable as store_exc:
-                self._store_failed(store_exc)
+                self.note_store_failure(store_exc)
                 return False
             return True
         self._record_failures.pop(key, None)

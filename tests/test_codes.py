@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from pathlib import Path
 
@@ -11,13 +12,10 @@ import pytest
 from node import codes
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-HTCDS_CSV = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "reference"
-    / "htcds"
-    / "htcds-field-standards-2.0.csv"
-)
+# IOM's HTCDS 2.0 field standards (CC BY 4.0), shipped with the repository so that every clone
+# checks the code lists against it; see schemas/reference/htcds/README.md.
+HTCDS = SCHEMAS / "reference" / "htcds"
+HTCDS_CSV = HTCDS / "htcds-field-standards-2.0.csv"
 
 
 def test_every_list_has_labels_in_every_language():
@@ -45,7 +43,23 @@ def test_enums_in_the_registry_match_the_lists(registry):
             assert enum["symbols"] == list(code_list.codes)
 
 
-@pytest.mark.skipif(not HTCDS_CSV.exists(), reason="HTCDS reference copy not beside the repository")
+@functools.cache
+def htcds_fields() -> dict[str, dict[str, str]]:
+    """The HTCDS CSV by field name. A missing file fails (never skips) every test that reads it."""
+    assert HTCDS_CSV.is_file(), f"the HTCDS reference is missing: {HTCDS_CSV}"
+    with HTCDS_CSV.open(encoding="utf-8", newline="") as handle:
+        return {r["Field Name including Prefix"]: r for r in csv.DictReader(handle)}
+
+
+def test_htcds_reference_ships_with_its_licence():
+    # CC BY 4.0: the data may travel only with its attribution.
+    assert HTCDS_CSV.is_file(), f"the HTCDS reference is missing: {HTCDS_CSV}"
+    licence = (HTCDS / "LICENSE.md").read_text("utf-8")
+    assert "Human Trafficking Case Data Standard (HTCDS) by IOM" in licence
+    assert "CC BY 4.0" in licence
+    assert "CC BY 4.0" in (HTCDS / "README.md").read_text("utf-8")
+
+
 @pytest.mark.parametrize(
     ("list_name", "htcds_field"),
     [
@@ -65,10 +79,12 @@ def test_enums_in_the_registry_match_the_lists(registry):
     ],
 )
 def test_htcds_code_lists_keep_htcds_value_names(list_name, htcds_field):
-    rows = {r["Field Name including Prefix"]: r for r in csv.DictReader(HTCDS_CSV.open())}
     htcds = [
-        v.strip() for v in rows[htcds_field]["Value Names (if picklist)"].splitlines() if v.strip()
+        v.strip()
+        for v in htcds_fields()[htcds_field]["Value Names (if picklist)"].splitlines()
+        if v.strip()
     ]
+    assert htcds, f"{htcds_field} has no picklist values in the HTCDS reference"
     ours = list(codes.get(list_name).codes)
     assert ours[: len(htcds)] == htcds  # HTCDS values, in HTCDS order; xnode extensions after
 

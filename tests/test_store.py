@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+import multiprocessing.synchronize
 import sqlite3
 import stat
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -110,6 +114,17 @@ def test_priority_order_and_expiry(store):
     assert {d.message_id for d in store.due_deliveries(at(61), 10)} == {"slow"}
 
 
+def test_a_receipt_after_expiry_keeps_expired_and_is_audited(store):
+    # (before audit.py listed 'receipt-after-expiry', this raised and the receipt was quarantined)
+    store.submit(outbound("late", recipients=("zw-police",), expires=60), ev("submitted"))
+    assert store.expire_due(at(60)) == [("late", "zw-police")]
+    match = store.apply_receipt("late", "zw-police", "ab" * 32, delivered=True, reason=None,
+                                detail=None, now=at(70), audit=ev("receipted", 70))  # fmt: skip
+    assert match is not None and not match.first
+    assert [s.state for s in store.message_status("late")] == ["expired"]
+    assert store.audit_entries("late")[-1].event.event == "receipt-after-expiry"
+
+
 def test_fire_and_forget_closes_after_publication(store):
     store.submit(outbound("r1", recipients=("zm-police",), expects_receipt=False), ev("submitted"))
     store.record_attempt("r1", "zm-police", published=True, now=at(1), next_attempt_at=None,
@@ -177,14 +192,73 @@ def test_audit_chain_verifies_and_detects_tampering(store, tmp_path):
     assert report.broken_at == 3 and "entry 2 is missing" in report.problem
 
 
-def test_two_writers_keep_one_chain(tmp_path):
-    a, b = SqliteStore.open(tmp_path / "node.db"), SqliteStore.open(tmp_path / "node.db")
-    for i in range(20):
-        (a if i % 2 else b).append_audit([ev("peer-added", i, peer=f"zz-node{i}")])
-    assert audit.verify(a.audit_entries()).ok
-    assert len(b.audit_entries()) == 20
-    a.close()
-    b.close()
+WRITERS, WRITES = 4, 150  # per writer: WRITES audit appends and WRITES outbox submissions
+# Idempotency keys every writer submits under, all at about the same moment.
+SHARED_KEYS = [f"ZP-CHR-2026-{n:04d}" for n in range(20)]
+
+
+def concurrent_writer(path: str, writer: int, start: multiprocessing.synchronize.Barrier) -> None:
+    """One OS process writing to the store file beside the others, as the running node, `xnode
+    send` and the API do: first a submission under each shared idempotency key (the writers
+    race on them), then audit appends and outbox submissions, interleaved."""
+    store = SqliteStore.open(Path(path))
+    try:
+        answers = []
+        start.wait(timeout=60)
+        for n, key in enumerate(SHARED_KEYS):
+            shared = replace(outbound(f"w{writer}-k{n}", key=key), request_sha256="cd" * 32)
+            answers.append(store.submit(shared, ev("submitted", message_id=shared.message_id)))
+        Path(path).with_name(f"answers-{writer}.txt").write_text("\n".join(answers))
+        for i in range(WRITES):
+            store.append_audit([ev("peer-added", i, peer=f"w{writer}-{i}")])
+            message_id = f"w{writer}-m{i}"
+            store.submit(outbound(message_id), ev("submitted", i, message_id=message_id))
+    finally:
+        store.close()
+
+
+def test_concurrent_writer_processes_keep_every_write_and_one_chain(tmp_path):
+    """Four processes write at once. Every write must be there, once, in one intact chain.
+
+    With a deferred ``BEGIN`` instead of ``BEGIN IMMEDIATE`` the writers' read-then-write
+    transactions collide ("database is locked") and most writes are lost; a lookup of the
+    idempotency key outside the write transaction often ends in a UNIQUE violation."""
+    path = tmp_path / "node.db"
+    SqliteStore.open(path).close()  # created and migrated before the writers race
+    spawn = multiprocessing.get_context("spawn")
+    start = spawn.Barrier(WRITERS)
+    workers = [spawn.Process(target=concurrent_writer, args=(str(path), w, start))
+               for w in range(WRITERS)]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+    exit_codes = [worker.exitcode for worker in workers]
+
+    own = {f"w{w}-m{i}" for w in range(WRITERS) for i in range(WRITES)}
+    with SqliteStore.open(path) as store:
+        entries = store.audit_entries()
+        appended = {e.event.peer for e in entries if e.event.event == "peer-added"}
+        submitted = [e.event.message_id for e in entries if e.event.event == "submitted"]
+        stored = sorted(m for m in own if store.message_status(m))
+        by_key = [store.find_by_idempotency_key(key) for key in SHARED_KEYS]
+    missing_audit = {f"w{w}-{i}" for w in range(WRITERS) for i in range(WRITES)} - appended
+    assert exit_codes == [0] * WRITERS, (
+        f"writer exit codes {exit_codes}; {len(missing_audit)} of {len(own)} audit appends "
+        f"and {len(own) - len(stored)} of {len(own)} submissions missing"
+    )
+    assert not missing_audit and stored == sorted(own)
+    report = audit.verify(entries)
+    assert report.ok, (report.broken_at, report.problem)
+    # each write exactly once: every submission's audit event, one message per shared key
+    assert len(entries) == 2 * WRITERS * WRITES + len(SHARED_KEYS)
+    assert sorted(submitted) == sorted([*own, *by_key])
+    # of the writers racing on a key exactly one stored, and every writer got that one's id
+    for w in range(WRITERS):
+        assert (tmp_path / f"answers-{w}.txt").read_text().split("\n") == by_key
 
 
 def test_retention_purge_deletes_what_is_due_and_keeps_the_audit_hashes(store):

@@ -34,7 +34,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from node import codes, payloads, tokens, views
 from node.adapters import AdapterError, requests
-from node.store.base import ApiToken, StoreUnavailable
+from node.store.base import ApiToken, StoreFull, StoreUnavailable
 
 if TYPE_CHECKING:
     from node.service import Node
@@ -43,6 +43,9 @@ log = structlog.get_logger("xnode.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 TOKEN_KEY = web.RequestKey("token", ApiToken)
 NODE_ID_KEY = web.AppKey("node_id", str)
+# Told when a write fails for lack of disk: the node is not ready until a probe write succeeds.
+StoreFailureHook = Callable[[StoreUnavailable], None]
+STORE_FAILURE_KEY: web.AppKey[StoreFailureHook] = web.AppKey("store_failure")
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
 MAX_LIMIT = 500
 MAX_CURSOR = 2**63 - 1  # SQLite integers are 64-bit
@@ -122,7 +125,12 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
     except StoreUnavailable as exc:  # the node's disk, not the request: the client may retry
         log.error("api_store_unavailable", node=node_id, method=request.method,
                   route=_route(request), error=str(exc))  # fmt: skip
-        raise _http(507, "the node's store cannot write now; retry later") from None
+        note_failure = request.app.get(STORE_FAILURE_KEY)
+        if note_failure is not None:
+            note_failure(exc)
+        cause = "no space left" if isinstance(exc, StoreFull) else "the disk fails"
+        raise _http(507, f"the node's store cannot write now ({cause}); nothing was accepted,"
+                    " retry later") from None  # fmt: skip
     except ConnectionResetError:  # the client went away while sending its request
         log.warning("api_client_disconnected", node=node_id, method=request.method,
                     route=_route(request))  # fmt: skip
@@ -183,6 +191,7 @@ class ApiServer:
             middlewares=[errors_as_json, self._authenticate],
         )
         app[NODE_ID_KEY] = self.node.config.node.id
+        app[STORE_FAILURE_KEY] = self.node.note_store_failure
         r = app.router
         r.add_post("/v1/messages", self.post_message)
         r.add_get("/v1/messages/{id}", self.get_message)
