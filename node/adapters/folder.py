@@ -1,12 +1,19 @@
-"""Folder adapter: exchange JSON files with a node (README "Folder adapter").
+"""Folder adapter: exchange JSON files with a node (README "Folder").
 
 For an office with a laptop and no case-management system. Under ``[folder] path``:
 
-* ``outbox/`` — drop a request (the body of ``POST /v1/messages``) as ``<name>.json``. Write it
-  under another name first (``.<name>.json`` or ``<name>.json.tmp``, both ignored) and rename
-  it when complete: the rename is atomic, so a half-written file is never read. It is sent and
-  moved to ``sent/<message id>.json``; a refused file moves to ``failed/<name>`` with
-  ``failed/<name>.error.txt`` beside it naming the field and the problem.
+* ``outbox/`` — drop a request (the body of ``POST /v1/messages``) as ``<name>.json``. A file is
+  read only once its size and mtime have stayed the same for ``folder.settle_ms``, so a writer
+  that fills it in place slowly (an editor, a scanner program, a network share) is not caught
+  half-way. Writing under another name first (``.<name>.json`` or ``<name>.json.tmp``, both
+  ignored) and renaming it when complete is atomic and safe whatever the settle time. A sent
+  file moves to ``sent/<message id>.json``; a refused one to ``failed/<name>`` with
+  ``failed/<name>.error.txt`` beside it naming the field, the problem and the content hash of
+  what was refused.
+* ``failed/`` — a file whose content no longer matches that hash (the user fixed it there, or
+  a slow writer went on writing into it), or whose ``.error.txt`` was deleted, is tried again
+  in place once it has settled. A new ``outbox/<name>`` that is sent clears an untouched
+  ``failed/<name>`` it replaces.
 * ``inbox/<kind>/<message id>.json`` — each received message (the inbox JSON), written to a
   temporary file, flushed to disk, then renamed into place.
 
@@ -14,6 +21,9 @@ Restart-safe without duplicates: a file is submitted with an idempotency key mad
 and content hash, so a crash between submitting and moving it re-submits the same request and
 gets the same message id back; inbound progress is a cursor in the store advanced after each
 file is in place, and re-writing a file after a crash replaces it with identical content.
+
+Which files have settled is decided by :class:`SettleTracker`, a pure class fed with directory
+listings and the time; :class:`FolderAdapter` does the I/O around it.
 """
 
 from __future__ import annotations
@@ -23,6 +33,10 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +50,106 @@ if TYPE_CHECKING:
 log = structlog.get_logger("xnode.folder")
 ADAPTER = "folder"
 SUBDIRS = ("outbox", "sent", "failed", "inbox")
+ERROR_SUFFIX = ".error.txt"
+DIGEST_LINE = "sha256: "
+
+Stat = tuple[int, int]
+"""What a listing tells about a file: ``(size, mtime_ns)``; any change means it is being
+written."""
+Observation = tuple[int, ...]
+"""What :class:`SettleTracker` compares between listings: a :data:`Stat`, or for ``failed/``
+the file's and its report's (a new or deleted report is a change too)."""
 
 
 def is_request_file(name: str) -> bool:
     """Complete request files only: ``*.json``, not hidden, not temporary."""
     return name.endswith(".json") and not name.startswith(".")
+
+
+# -- functional core -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Seen:
+    stat: Observation
+    since_ns: int  # when this observation was first made
+    handled: bool = False
+
+
+class SettleTracker:
+    """Which files of one directory have stopped changing long enough to be read.
+
+    Fed with listings (``name -> (size, mtime_ns)``, or any :data:`Observation`) and a
+    monotonic time; it never touches the disk. A file is *ready* once the same observation has
+    held for ``settle_ns`` (0: at once). Only changes between listings can be seen, so the
+    settle time must exceed the longest pause of a slow writer. The caller marks a file
+    :meth:`handled` once it has dealt with its current content, and the file is not reported
+    again until its observation changes; a file that vanished from a listing is forgotten
+    (coming back, it settles anew).
+    """
+
+    def __init__(self, settle_ns: int) -> None:
+        self.settle_ns = settle_ns
+        self._seen: dict[str, _Seen] = {}
+
+    def observe(self, listing: Mapping[str, Observation], now_ns: int) -> list[str]:
+        """Record one listing of the directory; return the ready, unhandled names, sorted."""
+        seen: dict[str, _Seen] = {}
+        for name, current in listing.items():
+            before = self._seen.get(name)
+            seen[name] = before if before and before.stat == current else _Seen(current, now_ns)
+        self._seen = seen
+        return sorted(
+            name
+            for name, s in seen.items()
+            if not s.handled and now_ns - s.since_ns >= self.settle_ns
+        )
+
+    def handled(self, name: str) -> None:
+        """Do not report ``name`` again until its observation changes (or it leaves and comes
+        back)."""
+        if name in self._seen:
+            self._seen[name].handled = True
+
+    def next_ready_ns(self, now_ns: int) -> int | None:
+        """Nanoseconds until the next file still settling becomes ready (None: none is)."""
+        waits = [
+            s.since_ns + self.settle_ns - now_ns
+            for s in self._seen.values()
+            if not s.handled and now_ns - s.since_ns < self.settle_ns
+        ]
+        return max(0, min(waits)) if waits else None
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def error_report(name: str, refusal: requests.Refusal, content_digest: str) -> str:
+    """The ``.error.txt`` beside a refused file. The digest line records which content was
+    refused: a later different content (the fix) is what makes the node try the file again."""
+    lines = [
+        f"file: {name}",
+        f"field: {refusal.field or '-'}",
+        f"problem: {refusal.error}",
+        f"status: {refusal.status}",
+        f"{DIGEST_LINE}{content_digest}",
+        "",
+        "Fix the file where it is (in failed/), or delete this .error.txt to try it unchanged:",
+        "the node tries it again once it has stopped changing.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def recorded_digest(report: str) -> str | None:
+    """The content digest an :func:`error_report` recorded (None: none, e.g. an older report)."""
+    for line in report.splitlines():
+        if line.startswith(DIGEST_LINE):
+            return line[len(DIGEST_LINE) :].strip() or None
+    return None
+
+
+# -- file system --------------------------------------------------------------------------------
 
 
 def write_file_atomically(path: Path, data: bytes) -> None:
@@ -69,6 +178,58 @@ def move(source: Path, target: Path) -> None:
     _fsync_dir(source.parent)
 
 
+def listing(directory: Path) -> dict[str, Stat]:
+    """Request files in ``directory`` (regular files, see :func:`is_request_file`) by name."""
+    found: dict[str, Stat] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not is_request_file(entry.name):
+                continue
+            try:
+                st = entry.stat()
+            except FileNotFoundError:  # gone since the listing
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found[entry.name] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def read_settled(path: Path, expected: Stat) -> bytes | None:
+    """The file's bytes if it still has the settled stat before and after reading; None if it
+    changed meanwhile (the tracker sees the change at the next listing) or is gone."""
+    try:
+        with path.open("rb") as handle:
+            before = os.fstat(handle.fileno())
+            if (before.st_size, before.st_mtime_ns) != expected:
+                return None
+            data = handle.read()
+            after = os.fstat(handle.fileno())
+    except FileNotFoundError:
+        return None
+    if (after.st_size, after.st_mtime_ns) != expected or len(data) != expected[0]:
+        return None
+    return data
+
+
+def _stat(path: Path) -> Stat:
+    """``(size, mtime_ns)`` of ``path``; ``(-1, -1)`` if there is none."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+
+
+# -- imperative shell ---------------------------------------------------------------------------
+
+
 class FolderAdapter:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -82,6 +243,9 @@ class FolderAdapter:
         for name in SUBDIRS:
             (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.interval = config.poll_interval_ms / 1000
+        settle_ns = config.settle_ms * 1_000_000
+        self._outbox = SettleTracker(settle_ns)
+        self._failed = SettleTracker(settle_ns)
         self._stopping.clear()
         self._tasks = [
             asyncio.create_task(self._outbound_loop(), name=f"{self.node.node_id}-folder-out"),
@@ -104,49 +268,92 @@ class FolderAdapter:
 
     async def _outbound_loop(self) -> None:
         while not self._stopping.is_set():
-            try:
-                await self.scan_outbox()
-            except Exception:
-                log.exception("folder_outbox_failed", node=self.node.node_id)
-            await self._sleep(self.interval)
+            for scan in (self.scan_outbox, self.scan_failed):
+                try:
+                    await scan()
+                except Exception:  # e.g. the store failed: the file stays, tried next time
+                    log.exception("folder_outbox_failed", node=self.node.node_id)
+            await self._sleep(self._next_wait())
+
+    def _next_wait(self) -> float:
+        """The poll interval, or less when a settling file becomes ready sooner."""
+        now = time.monotonic_ns()
+        waits = [w for t in (self._outbox, self._failed) if (w := t.next_ready_ns(now)) is not None]
+        return min([self.interval, *(w / 1e9 for w in waits)])
 
     async def scan_outbox(self) -> None:
         outbox = self.root / "outbox"
-        names = sorted(n for n in os.listdir(outbox) if is_request_file(n))
-        for name in names:
+        files = listing(outbox)
+        for name in self._outbox.observe(files, time.monotonic_ns()):
             if self._stopping.is_set():
                 return
-            await self._send_file(outbox / name)
+            data = read_settled(outbox / name, files[name])
+            if data is not None:
+                await self._send_file(outbox / name, data)
 
-    async def _send_file(self, path: Path) -> None:
-        data = path.read_bytes()
-        key = f"folder:{path.name}:{hashlib.sha256(data).hexdigest()}"
+    async def scan_failed(self) -> None:
+        """Try again each refused file that changed since it was refused, or whose report the
+        user deleted."""
+        failed = self.root / "failed"
+        files = listing(failed)
+        observed = {n: (*s, *_stat(failed / f"{n}{ERROR_SUFFIX}")) for n, s in files.items()}
+        for name in self._failed.observe(observed, time.monotonic_ns()):
+            if self._stopping.is_set():
+                return
+            data = read_settled(failed / name, files[name])
+            if data is None:
+                continue
+            report = _read_text(failed / f"{name}{ERROR_SUFFIX}")
+            if report is not None and recorded_digest(report) == digest(data):
+                self._failed.handled(name)  # as refused: wait for the user to change it
+                continue
+            log.info("folder_retry", node=self.node.node_id, file=name)
+            await self._send_file(failed / name, data)
+
+    async def _send_file(self, path: Path, data: bytes) -> None:
+        content_digest = digest(data)
+        key = f"folder:{path.name}:{content_digest}"
         try:
-            try:
-                body: Any = json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise requests.Refusal(400, f"invalid JSON: {exc}") from exc
+            body: Any = requests.parse_json(data)
             request = requests.from_json(body, idempotency_key=key)
             message_id = await requests.send(self.node, request)
         except requests.Refusal as exc:
-            self._fail(path, exc)
+            self._fail(path, content_digest, exc)
             return
         move(path, self.root / "sent" / f"{message_id}.json")
+        self._clear_failed(path.name)
         log.info("folder_sent", node=self.node.node_id, file=path.name, message_id=message_id)
 
-    def _fail(self, path: Path, refusal: requests.Refusal) -> None:
+    def _fail(self, path: Path, content_digest: str, refusal: requests.Refusal) -> None:
         failed = self.root / "failed"
-        lines = [
-            f"file: {path.name}",
-            f"field: {refusal.field or '-'}",
-            f"problem: {refusal.error}",
-            f"status: {refusal.status}",
-        ]
-        write_file_atomically(failed / f"{path.name}.error.txt", ("\n".join(lines) + "\n").encode())
-        move(path, failed / path.name)
+        report = error_report(path.name, refusal, content_digest)
+        write_file_atomically(failed / f"{path.name}{ERROR_SUFFIX}", report.encode())
+        if path.parent != failed:  # else tried again in place: stays, with the new report
+            move(path, failed / path.name)
         # the error text may quote a payload value: it goes to the .error.txt, not to the log
         log.warning("folder_refused", node=self.node.node_id, file=path.name,
                     field=refusal.field, status=refusal.status)  # fmt: skip
+
+    def _clear_failed(self, name: str) -> None:
+        """After ``name`` was sent: its ``.error.txt`` no longer applies, and a refused
+        ``failed/<name>`` it replaced is removed unless the user changed it since (then that
+        change is a request of its own, tried by :meth:`scan_failed`)."""
+        failed = self.root / "failed"
+        error, stale = failed / f"{name}{ERROR_SUFFIX}", failed / name
+        report = _read_text(error)
+        if report is None:
+            return
+        try:
+            current: str | None = digest(stale.read_bytes())
+        except FileNotFoundError:  # it was the file just sent (tried again from failed/)
+            current = None
+        if current is not None:
+            if current != recorded_digest(report):
+                return
+            stale.unlink()
+            log.info("folder_replaced", node=self.node.node_id, file=name)
+        error.unlink(missing_ok=True)
+        _fsync_dir(failed)
 
     # -- inbound --------------------------------------------------------------------------------
 
