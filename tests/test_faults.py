@@ -49,31 +49,6 @@ async def all_delivered(sender: Node, ids: list[str]) -> bool:
     return True
 
 
-async def test_broker_restarted_empty_with_200_in_flight(tmp_path, broker):
-    dirs = create_nodes(tmp_path, SPECS)
-    env = node_env(broker.bootstrap_servers)
-    local = LocalSide()
-    a, b = await started(dirs["zm-police"], env), await started(dirs["zw-police"], env, local)
-    try:
-        ids = [await a.submit(request(i)) for i in range(200)]
-
-        async def some_published() -> bool:
-            for message_id in ids[:20]:
-                if (await states(a, message_id))["zw-police"] != "queued":
-                    return True
-            return False
-
-        await eventually(some_published, 30, "publication to start")
-        await broker.restart()  # in memory: every topic, record and offset is gone
-        await eventually(lambda: all_delivered(a, ids), 150, "all 200 receipts")
-        await eventually(lambda: _count(b, 200), 10, "inbox")
-        assert set(local.calls) == set(ids)
-        assert max(local.calls.values()) == 1  # each handed to the local side exactly once
-    finally:
-        await a.stop()
-        await b.stop()
-
-
 async def _count(node: Node, n: int) -> bool:
     return len(await node._run(node.store.inbox, 0, None, 1000)) == n
 
