@@ -23,6 +23,9 @@ from types import TracebackType
 
 BINARY_ENV = "XNODE_BROKER_BIN"
 START_TIMEOUT_SECONDS = 15.0
+# Tansu waits for its clients to go before it exits on SIGTERM, which with nodes connected takes
+# many seconds; it keeps nothing worth a graceful end (all in memory), so it gets this long.
+STOP_GRACE_SECONDS = 1.0
 
 
 class BrokerUnavailable(RuntimeError):
@@ -149,14 +152,18 @@ class EmbeddedBroker:
         raise BrokerUnavailable(f"the broker did not listen on {self.host}:{self.port} in time")
 
     async def stop(self) -> None:
-        """Terminate the broker (its in-memory data is gone) and wait for it to exit."""
+        """Terminate the broker (its in-memory data is gone) and wait for it to exit: SIGTERM,
+        then SIGKILL after :data:`STOP_GRACE_SECONDS`. It may be gone already (a SIGTERM sent to
+        the whole process group, as by Ctrl-C or a service manager, reaches it too)."""
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
             try:
-                await asyncio.wait_for(process.wait(), 5)
+                await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
             except TimeoutError:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
                 await process.wait()
         if self._log is not None:
             os.close(self._log)

@@ -109,7 +109,6 @@ class KafkaTransport:
         self.pending_resets: list[OffsetReset] = []
         self._verified: dict[TopicPartition, int] = {}  # positions whose last record was seen
         self._probe: AIOKafkaConsumer | None = None
-        self._progress = offsets.Progress()
         self._listed: set[str] = set()  # topics the broker listed (see publish)
         self._listed_at = -1e9
 
@@ -391,12 +390,6 @@ class KafkaTransport:
             ):
                 decision = None  # the broker under-reported its log end; nothing was lost
                 end = max(end, position)
-            if decision is None:
-                stall = self._progress.stalled(tp, position, end, time.monotonic())
-                if stall is not None:
-                    decision = offsets.Reset(stall.reason, position, start)
-            else:
-                self._progress.forget(tp)
             if decision is not None:
                 self._verified.pop(tp, None)
                 resets.append(OffsetReset(tp.topic, tp.partition, *_fields(decision)))

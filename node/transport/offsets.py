@@ -23,12 +23,7 @@ COMMITTED_CHANGED = "committed-offset-changed"
 BEYOND_END = "position-beyond-end"
 BEFORE_START = "log-start-moved"
 OUT_OF_RANGE = "offset-out-of-range"
-STALLED = "stalled"
-REASONS = (COMMITTED_LOST, COMMITTED_CHANGED, BEYOND_END, BEFORE_START, OUT_OF_RANGE, STALLED)
-# A partition with records to read whose position has not moved for this long is re-read from
-# its log start: a consumer whose fetches come back empty although the broker reports records
-# (seen with the development broker after a restart) would otherwise wait for ever.
-STALL_SECONDS = 10.0
+REASONS = (COMMITTED_LOST, COMMITTED_CHANGED, BEYOND_END, BEFORE_START, OUT_OF_RANGE)
 # Reasons that mean the broker's state was lost or replaced: the Kafka clients' cached state is
 # stale, so the node rebuilds them, and re-publishes what is still waiting for a receipt.
 STATE_LOST = frozenset({COMMITTED_LOST, COMMITTED_CHANGED})
@@ -90,26 +85,3 @@ def decide(view: PartitionView) -> Reset | None:
         return None
     return Reset(reason, view.position, view.log_start)
 
-
-@dataclass
-class Progress:
-    """When each partition's position last moved (or had nothing to read), to spot stalls."""
-
-    seen: dict[object, tuple[int, float]]
-
-    def __init__(self) -> None:
-        self.seen = {}
-
-    def stalled(self, key: object, position: int, end: int, now: float) -> Reset | None:
-        """A rewind if ``key``'s position has stayed below ``end`` for :data:`STALL_SECONDS`."""
-        last = self.seen.get(key)
-        if end <= position or last is None or last[0] != position:
-            self.seen[key] = (position, now)
-            return None
-        if now - last[1] < STALL_SECONDS:
-            return None
-        self.seen.pop(key, None)
-        return Reset(STALLED, position, -1)
-
-    def forget(self, key: object) -> None:
-        self.seen.pop(key, None)
