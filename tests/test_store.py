@@ -145,6 +145,16 @@ def dedupe(message_id="in1", outcome="delivered", reason=None) -> DedupeEntry:
     return DedupeEntry(message_id, "zw-police", outcome, reason, "ef" * 32, at(1), at(86400))
 
 
+def test_a_message_is_audited_as_received_before_its_receipt_is(store):
+    """Causal order in the chain: the reception, then the receipt queued in the same
+    transaction (the receipt's own event used to come first)."""
+    receipt = outbound("rcpt", recipients=("zw-police",), expects_receipt=False)
+    store.record_inbound(inbox_message(), dedupe(), [ev("received", 1, message_id="in1")],
+                         (receipt, ev("receipt-sent", 1, message_id="in1")))  # fmt: skip
+    events = [e.event.event for e in store.audit_entries("in1")]
+    assert events == ["received", "receipt-sent"]
+
+
 def test_inbound_dedupe_inbox_and_ack(store):
     assert store.seen("in1") is None
     seq = store.record_inbound(inbox_message(), dedupe(), [ev("received", message_id="in1")])
