@@ -155,7 +155,7 @@ def outage_with_messages_in_flight(net: Network, warm_up: int, in_flight: int) -
         return metric(net.metrics("zw-police"), "xnode_consumer_lag",
                       topic="xchg.zw-police.mla") == 0  # fmt: skip
 
-    wait_for(caught_up, 30, "consumer lag 0")
+    wait_for(caught_up, 30 if in_flight <= 200 else 600, "consumer lag 0")
 
 
 def test_broker_restarted_empty_with_200_in_flight(network):
