@@ -4,6 +4,9 @@ Each entry's hash covers the previous entry's hash and the entry itself, so dele
 reordering any entry breaks every later link. Entries carry metadata and content hashes only —
 never payload plaintext, tokens or key material — so the log can be shown to an auditor.
 
+A valid chain cannot show entries cut off its end; signed checkpoints kept outside the
+database (:mod:`node.checkpoint`, docs/audit.md) do.
+
 Pure: building, hashing and verifying entries. The store persists them.
 """
 

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from node import audit, codes, envelope, schema_docs, submit, tokens, views
+from node import audit, checkpoint, codes, envelope, schema_docs, submit, tokens, views
 from node.adapters import AdapterError
 from node.codec import (
     CodecError,
@@ -29,7 +29,7 @@ from node.config import Config, ConfigError
 from node.crypto.keyfile import KeyFileError
 from node.logging import bind_node
 from node.logging import configure as configure_logging
-from node.nodedir import NodeDir, NodeDirError, read_passphrase
+from node.nodedir import NodeDir, NodeDirError, read_checkpoint, read_passphrase
 from node.payloads import KINDS, kinds_of, short_name
 from node.policy import PolicyRefused
 from node.routing.ids import ROLES, InvalidIdentifier, parse_id_list
@@ -262,7 +262,7 @@ def _submission(args: argparse.Namespace, registry: SchemaRegistry, to: list[str
         thread_id=args.thread,
         in_reply_to=args.reply_to,
         priority=args.priority,
-        ttl=dt.timedelta(days=args.ttl_days) if args.ttl_days else None,
+        ttl=dt.timedelta(days=args.ttl_days) if args.ttl_days is not None else None,
     )
     submit.resolve_recipients(request.to, config, peers)  # before asking for the passphrase
     keys = node_dir.load_keys(registry, node_dir.passphrase(config))
@@ -359,8 +359,11 @@ def cmd_webhook_retry(args: argparse.Namespace, registry: SchemaRegistry) -> int
         raise CommandFailed("name a message id, or --all-failed")
     with _open_store(args) as store:
         count = store.retry_adapter("webhook", None if args.all_failed else args.message_id, _now())
+    if count == 0 and args.all_failed:
+        print("Nothing to retry: no message is webhook-failed.")
+        return EXIT_OK
     if count == 0:
-        raise CommandFailed("no webhook-failed message matches")
+        raise CommandFailed(f"message {args.message_id} is not webhook-failed; nothing to retry")
     print(f"Queued {count} message(s) for the webhook again; the running node posts them.")
     return EXIT_OK
 
@@ -431,15 +434,96 @@ def cmd_quarantine(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     return EXIT_OK
 
 
+def _peer_checkpoint_file(
+    registry: SchemaRegistry, path: Path, own: SignedDescriptor
+) -> checkpoint.SignedCheckpoint:
+    """A checkpoint of this node that a peer kept (``audit peer-checkpoints --out``)."""
+    found = read_checkpoint(registry, path, own.node_id, own.descriptor.identity_key)
+    if found is None:
+        raise CommandFailed(f"{path}: cannot read (No such file or directory)")
+    return found
+
+
 def cmd_audit_verify(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    with _open_store(args) as store:
-        report = audit.verify(store.audit_entries())
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    own = node_dir.own_descriptor(registry)
+    local = node_dir.own_checkpoint(registry, config, own.descriptor)
+    peers = [(f"kept by a peer, {path.name}", _peer_checkpoint_file(registry, path, own))
+             for path in args.peer_checkpoints or ()]  # fmt: skip
+    with open_store(node_dir, config) as store:
+        entries = store.audit_entries()
+    report = audit.verify(entries)
     if not report.ok:
         raise CommandFailed(
             f"audit chain broken at entry {report.broken_at}: {report.problem} "
             f"({report.length} entries read)"
         )
-    print(f"Audit chain intact: {report.length} entries.")
+    verdict = checkpoint.assess(report.length, {e.seq: e.hash for e in entries}, local, peers)
+    if not verdict.intact:
+        raise CommandFailed(verdict.line)
+    print(f"Audit chain intact: {report.length} entries; {verdict.detail}.")
+    return EXIT_OK
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    """Sign a checkpoint now (the running node does this by itself every N events or T s)."""
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    own = node_dir.own_descriptor(registry)
+    local = node_dir.own_checkpoint(registry, config, own.descriptor)
+    with open_store(node_dir, config) as store:
+        entries = store.audit_entries()
+    report = audit.verify(entries)
+    if not report.ok:
+        raise CommandFailed(f"audit chain broken at entry {report.broken_at}: {report.problem}; "
+                            "no checkpoint signed")  # fmt: skip
+    if report.length == 0:
+        raise CommandFailed("the audit log is empty; nothing to sign")
+    verdict = checkpoint.assess(report.length, {e.seq: e.hash for e in entries}, local, [])
+    if not verdict.intact:
+        raise CommandFailed(f"{verdict.line}; no checkpoint signed over it")
+    keys = node_dir.load_keys(registry, node_dir.passphrase(config))
+    head = checkpoint.Checkpoint(own.node_id, report.length, entries[-1].hash, _now())
+    signed = checkpoint.issue(registry, keys.identity, head)
+    node_dir.save_own_checkpoint(config, signed)
+    print(f"Signed checkpoint at entry {report.length} ({entries[-1].hash[:16]}...) in "
+          f"{node_dir.checkpoint_path(config)}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_audit_peer_checkpoints(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    """What this node keeps of its peers' checkpoints: a list, or one exported for its owner."""
+    node_dir = NodeDir(args.dir)
+    peers = {n: s.descriptor for n, s in node_dir.peers(registry).items()}
+    if args.node is None:
+        rows = []
+        for node_id in node_dir.peer_checkpoint_ids():
+            if node_id in peers:
+                signed = node_dir.peer_checkpoint(registry, peers[node_id])
+                if signed is not None:
+                    rows.append(checkpoint.to_document(signed))
+        if args.json:
+            _print_json(rows)
+            return EXIT_OK
+        if not rows:
+            print("No checkpoints from peers yet (the running node keeps those it receives).")
+        for r in rows:
+            print(f"{r['node_id']:<32} entry {r['count']:<8} signed {r['created_at']}  "
+                  f"{r['head_hash'][:16]}...")  # fmt: skip
+        return EXIT_OK
+    if args.node not in peers:
+        raise CommandFailed(f"{args.node} is not a known peer")
+    signed = node_dir.peer_checkpoint(registry, peers[args.node])
+    if signed is None:
+        raise CommandFailed(f"no checkpoint of {args.node} kept yet")
+    text = json.dumps(checkpoint.to_document(signed), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    args.out.write_text(text, "utf-8")
+    print(f"Wrote the checkpoint of {args.node} at entry {signed.checkpoint.count} to {args.out}")
+    print(f"  give it to {args.node}: xnode audit verify --dir DIR --peer-checkpoints FILE")
     return EXIT_OK
 
 
@@ -632,20 +716,25 @@ def cmd_broker(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     from node.transport.broker import BrokerUnavailable, EmbeddedBroker
 
     async def serve() -> None:
-        broker = EmbeddedBroker(port=args.port, host=args.host)
-        await broker.start()
-        print(f"Development broker (Tansu, in memory) listening on {broker.bootstrap_servers}")
-        print(f'  use: bootstrap_servers = "{broker.bootstrap_servers}"   Stop with Ctrl-C.')
-        sys.stdout.flush()
+        # Handlers first: a SIGTERM while the broker starts stops it cleanly once it is up.
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
+        broker = EmbeddedBroker(port=args.port, host=args.host)
+        await broker.start()
         try:
-            await stopping.wait()
+            if not stopping.is_set():
+                print(f"Development broker (Tansu, in memory) listening on "
+                      f"{broker.bootstrap_servers}")  # fmt: skip
+                print(f'  use: bootstrap_servers = "{broker.bootstrap_servers}"   '
+                      "Stop with Ctrl-C.")  # fmt: skip
+                sys.stdout.flush()
+                await stopping.wait()
         finally:
             await broker.stop()
             print("Broker stopped.")
+            sys.stdout.flush()
 
     try:
         asyncio.run(serve())
@@ -685,6 +774,24 @@ def _version() -> str:
         return "unknown"
 
 
+MAX_TTL_DAYS = 3650
+
+
+def _ttl_days(text: str) -> int:
+    """A whole number of days from 1 to :data:`MAX_TTL_DAYS`. 0 used to mean "the default" and
+    a huge value overflowed the date arithmetic; both are command-line mistakes now."""
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days, got {text!r}") from None
+    if not 1 <= days <= MAX_TTL_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {MAX_TTL_DAYS} days (ten years), got {days}; "
+            "leave it out for the default from node.toml"
+        )
+    return days
+
+
 def _message_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", required=True, choices=[k for k in KINDS if k != "receipt"])
     p.add_argument("--in", dest="input", type=Path, required=True, help="payload JSON file")
@@ -696,7 +803,11 @@ def _message_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--thread", help="thread (case) id; default: a new thread")
     p.add_argument("--reply-to", help="message id this answers")
     p.add_argument("--priority", default="normal", choices=envelope.PRIORITIES)
-    p.add_argument("--ttl-days", type=int, help="days until expiry (default from node.toml)")
+    p.add_argument(
+        "--ttl-days",
+        type=_ttl_days,
+        help=f"days until expiry, 1 to {MAX_TTL_DAYS} (default from node.toml)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -852,9 +963,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_token_revoke)
     audit_parser = sub.add_parser("audit", help="the hash-chained audit log")
     audit_sub = audit_parser.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = audit_sub.add_parser("verify", help="check every link of the chain")
+    p = audit_sub.add_parser(
+        "verify", help="check every link of the chain, and that no checkpoint is missing from it"
+    )
     node_dir_arg(p)
+    p.add_argument(
+        "--peer-checkpoints",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="a checkpoint of this node kept by a peer (audit peer-checkpoints --out); repeatable",
+    )
     p.set_defaults(handler=cmd_audit_verify)
+    p = audit_sub.add_parser("checkpoint", help="sign a checkpoint of the chain now")
+    node_dir_arg(p)
+    p.set_defaults(handler=cmd_audit_checkpoint)
+    p = audit_sub.add_parser(
+        "peer-checkpoints", help="the newest checkpoints kept of peers; export one with --node"
+    )
+    node_dir_arg(p)
+    p.add_argument("--node", help="the peer whose checkpoint to export")
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.set_defaults(handler=cmd_audit_peer_checkpoints)
     p = audit_sub.add_parser("show", help="print audit events")
     node_dir_arg(p)
     p.add_argument("--message", help="only events of this message id")

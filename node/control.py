@@ -1,9 +1,14 @@
 """Control records on ``<prefix>.control`` (DESIGN §3): signed, not encrypted. Pure.
 
-For now the heartbeat: every node announces itself periodically so its peers (and their
-operators, through ``xnode_peer_last_seen_timestamp_seconds``) notice a silent node. A record
-is accepted only from a known, unrevoked peer whose identity key signed it; anything else is
-counted and ignored — the control topic is shared by the whole region and carries no case data.
+Two kinds: the heartbeat — every node announces itself periodically so its peers (and their
+operators, through ``xnode_peer_last_seen_timestamp_seconds``) notice a silent node — and the
+node's newest signed audit checkpoint (:mod:`node.checkpoint`), sent beside each heartbeat so its
+peers keep a copy outside the node's reach. The checkpoint is its own record kind rather than a
+field of the heartbeat: control records are schemaless Avro read with the reader's schema, so a
+new heartbeat field would make every older node refuse every heartbeat; an unknown kind is only
+counted and ignored by them. A record is accepted only from a known, unrevoked peer whose
+identity key signed it; anything else is counted and ignored — the control topic is shared by
+the whole region and carries no case data.
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from node import checkpoint
 from node.codec import CodecError, SchemaRegistry
 from node.crypto.keys import IdentityKey, load_ed25519_public
 from node.crypto.primitives import CryptoFailure, sign, verify
-from node.trust import PeerDirectory
+from node.trust import Descriptor, PeerDirectory
 
 CONTROL_DOMAIN = b"xnode-control-v1\x00"
 HEARTBEAT_SCHEMA = "xnode.control.Heartbeat"
@@ -50,23 +56,47 @@ def issue_heartbeat(registry: SchemaRegistry, identity: IdentityKey, heartbeat: 
     )
 
 
-def read_heartbeat(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -> Heartbeat:
-    """Decode, check the sender is a known unrevoked peer, verify the signature."""
-    if len(raw) > MAX_CONTROL_BYTES:
-        raise ControlRejected("too-large", f"{len(raw)} bytes")
-    try:
-        wrapper = registry.decode(SIGNED_SCHEMA, raw)
-        if wrapper["kind"] != "heartbeat":
-            raise ControlRejected("unsupported", f"control record kind {wrapper['kind']}")
-        record = registry.decode(HEARTBEAT_SCHEMA, wrapper["record"])
-    except CodecError as exc:
-        raise ControlRejected("malformed", exc.problem) from exc
-    node_id = str(record["node_id"])
+def issue_checkpoint(registry: SchemaRegistry, signed: checkpoint.SignedCheckpoint) -> bytes:
+    """The control record carrying a signed checkpoint, with its own signature unchanged."""
+    wrapper = {"kind": "audit_checkpoint", "record": signed.record, "signature": signed.signature}
+    return registry.encode(SIGNED_SCHEMA, wrapper)
+
+
+def _sender(peers: PeerDirectory, node_id: str) -> Descriptor:
     descriptor = peers.peers.get(node_id)
     if descriptor is None:
         raise ControlRejected("unknown-sender", node_id)
     if node_id in peers.revoked:
         raise ControlRejected("revoked-sender", node_id)
+    return descriptor
+
+
+def read_control(
+    registry: SchemaRegistry, raw: bytes, peers: PeerDirectory
+) -> Heartbeat | checkpoint.SignedCheckpoint:
+    """Decode, check the sender is a known unrevoked peer, verify the signature."""
+    if len(raw) > MAX_CONTROL_BYTES:
+        raise ControlRejected("too-large", f"{len(raw)} bytes")
+    try:
+        wrapper = registry.decode(SIGNED_SCHEMA, raw)
+        if wrapper["kind"] == "audit_checkpoint":
+            node_id = str(registry.decode(checkpoint.SCHEMA, wrapper["record"])["node_id"])
+        elif wrapper["kind"] == "heartbeat":
+            record = registry.decode(HEARTBEAT_SCHEMA, wrapper["record"])
+            node_id = str(record["node_id"])
+        else:
+            raise ControlRejected("unsupported", f"control record kind {wrapper['kind']}")
+    except CodecError as exc:
+        raise ControlRejected("malformed", exc.problem) from exc
+    descriptor = _sender(peers, node_id)
+    if wrapper["kind"] == "audit_checkpoint":
+        try:
+            return checkpoint.open_signed(
+                registry, wrapper["record"], wrapper["signature"],
+                node_id=node_id, identity_key=descriptor.identity_key,
+            )  # fmt: skip
+        except checkpoint.CheckpointError as exc:
+            raise ControlRejected(exc.reason, exc.detail) from exc
     try:
         verify(load_ed25519_public(descriptor.identity_key), CONTROL_DOMAIN, wrapper["record"],
                wrapper["signature"])  # fmt: skip
@@ -74,3 +104,11 @@ def read_heartbeat(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -
         raise ControlRejected("bad-signature", node_id) from exc
     return Heartbeat(node_id, record["sent_at"], int(record["descriptor_version"]),
                      str(record["identity_key_id"]))  # fmt: skip
+
+
+def read_heartbeat(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -> Heartbeat:
+    """:func:`read_control` for a caller that takes heartbeats only."""
+    item = read_control(registry, raw, peers)
+    if not isinstance(item, Heartbeat):
+        raise ControlRejected("unsupported", "control record kind audit_checkpoint")
+    return item

@@ -11,6 +11,10 @@ Layout (created by ``xnode init``)::
                                 until their window ends so older messages stay readable)
       peers/
         <node-id>.xnd           verified peer descriptors, exactly as received
+      audit-checkpoint.json     this node's newest signed audit checkpoint, 0600
+                                (``audit.checkpoint_file``; outside the database on purpose)
+      audit-peers/              0700
+        <node-id>.json          the newest signed audit checkpoint seen from each peer
 
 This is the imperative shell around :mod:`node.trust` and :mod:`node.crypto`: it reads and
 writes files and decides nothing itself. Peer files are verified again on every load, so a
@@ -20,11 +24,13 @@ descriptor edited on disk is refused, not trusted.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from node import checkpoint
 from node.codec import SchemaRegistry
 from node.config import Config, KeySettings, NodeSettings, parse_config, render_config
 from node.crypto.keyfile import (
@@ -48,6 +54,7 @@ from node.trust import (
 )
 
 CONFIG_FILE = "node.toml"
+PEER_CHECKPOINTS_DIR = "audit-peers"
 DESCRIPTOR_FILE = "descriptor.xnd"
 DESCRIPTOR_SUFFIX = ".xnd"
 PASSPHRASE_ENV = "XNODE_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
@@ -64,14 +71,22 @@ class NodeKeys:
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write to a temporary file beside ``path``, fsync, then rename: readers never see half."""
+    """Write to a temporary file beside ``path``, fsync, then rename, then fsync the directory:
+    readers never see half, and after a crash the file is the old or the new one, with ``mode``
+    (also when a temporary file of an earlier crash was left with another mode)."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as handle:
+        os.fchmod(handle.fileno(), mode)
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 class NodeDir:
@@ -230,6 +245,77 @@ class NodeDir:
             return False
         path.unlink()
         return True
+
+    # -- audit checkpoints -------------------------------------------------------------------
+
+    def checkpoint_path(self, config: Config) -> Path:
+        """``audit.checkpoint_file``, relative to the node directory unless absolute."""
+        path = Path(config.audit.checkpoint_file)
+        return path if path.is_absolute() else self.path / path
+
+    @property
+    def peer_checkpoints_path(self) -> Path:
+        return self.path / PEER_CHECKPOINTS_DIR
+
+    def _peer_checkpoint_file(self, node_id: str) -> Path:
+        return self.peer_checkpoints_path / f"{validate_node_id(node_id)}.json"
+
+    def own_checkpoint(
+        self, registry: SchemaRegistry, config: Config, descriptor: Descriptor
+    ) -> checkpoint.SignedCheckpoint | None:
+        """This node's checkpoint file, verified with its own identity key; None if absent."""
+        return read_checkpoint(
+            registry, self.checkpoint_path(config), descriptor.node_id, descriptor.identity_key
+        )
+
+    def save_own_checkpoint(self, config: Config, signed: checkpoint.SignedCheckpoint) -> None:
+        write_checkpoint(self.checkpoint_path(config), signed)
+
+    def peer_checkpoint(
+        self, registry: SchemaRegistry, peer: Descriptor
+    ) -> checkpoint.SignedCheckpoint | None:
+        """The newest checkpoint kept of ``peer``, verified again with its descriptor."""
+        path = self._peer_checkpoint_file(peer.node_id)
+        return read_checkpoint(registry, path, peer.node_id, peer.identity_key)
+
+    def peer_checkpoint_ids(self) -> list[str]:
+        """Node ids of the peers whose checkpoints this node keeps."""
+        if not self.peer_checkpoints_path.is_dir():
+            return []
+        return sorted(p.stem for p in self.peer_checkpoints_path.glob("*.json"))
+
+    def save_peer_checkpoint(self, signed: checkpoint.SignedCheckpoint) -> None:
+        self.peer_checkpoints_path.mkdir(mode=0o700, exist_ok=True)
+        write_checkpoint(self._peer_checkpoint_file(signed.checkpoint.node_id), signed)
+
+
+def read_checkpoint(
+    registry: SchemaRegistry, path: Path, node_id: str, identity_key: bytes
+) -> checkpoint.SignedCheckpoint | None:
+    """A checkpoint file of ``node_id``, verified with ``identity_key``; None if there is none.
+    A file that is there but unreadable, edited or not signed by that key is an error."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NodeDirError(f"{path}: cannot read the audit checkpoint ({exc})") from exc
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise NodeDirError(f"{path}: not a valid audit checkpoint (invalid JSON)") from exc
+    try:
+        return checkpoint.from_document(
+            registry, document, node_id=node_id, identity_key=identity_key
+        )
+    except checkpoint.CheckpointError as exc:
+        raise NodeDirError(f"{path}: audit checkpoint refused: {exc}") from exc
+
+
+def write_checkpoint(path: Path, signed: checkpoint.SignedCheckpoint) -> None:
+    """Atomically, readable by the node's user only."""
+    text = json.dumps(checkpoint.to_document(signed), indent=2) + "\n"
+    write_atomically(path, text.encode("utf-8"), mode=0o600)
 
 
 def read_passphrase(

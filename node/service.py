@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from node import control, delivery, envelope, submit, views
+from node import checkpoint, control, delivery, envelope, submit, views
 from node.adapters import from_config
 from node.adapters.api import ApiServer
 from node.audit import AuditEvent
@@ -39,7 +39,7 @@ from node.config import Config
 from node.crypto.keys import IdentityKey
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
 from node.metrics import Metrics
-from node.nodedir import NodeDir, read_passphrase
+from node.nodedir import NodeDir, NodeDirError, read_passphrase
 from node.policy import Policy
 from node.routing.topics import control_topic, inbox_topic, own_topics
 from node.store.base import (
@@ -169,6 +169,8 @@ class Node:
         self._out_of_range: list[tuple[str, int]] = []
         self._loop_errors: dict[str, float] = {}
         self._last_run: dict[str, float] = {}
+        self.audit_checkpoints = checkpoint.CheckpointBook()
+        self._checkpoint_lock = asyncio.Lock()
         self.last_seen: dict[str, float] = {}  # peer -> unix time of its latest heartbeat
         self.adapters: list[Adapter] = []
 
@@ -325,12 +327,17 @@ class Node:
             return None
         now = self.clock()
         payload = delivery.receipt_payload(header.message_id, envelope_sha256, now, reason, detail)
-        sealed = envelope.seal(
-            self.registry, identity=self.identity, sender_id=self.node_id, kind="receipt",
-            schema_name=delivery.RECEIPT_SCHEMA, payload=payload, recipients=[sender], now=now,
-            expires_at=max(header.expires_at, now + dt.timedelta(days=1)),
-            thread_id=header.thread_id, in_reply_to=header.message_id,
-        )  # fmt: skip
+        try:
+            sealed = envelope.seal(
+                self.registry, identity=self.identity, sender_id=self.node_id, kind="receipt",
+                schema_name=delivery.RECEIPT_SCHEMA, payload=payload, recipients=[sender],
+                now=now, expires_at=max(header.expires_at, now + dt.timedelta(days=1)),
+                thread_id=header.thread_id, in_reply_to=header.message_id,
+            )  # fmt: skip
+        except Exception as exc:  # e.g. the sender's encryption key expired: keep the message
+            log.warning("receipt_not_sealed", node=self.node_id, message_id=header.message_id,
+                        peer=header.sender, error=type(exc).__name__)  # fmt: skip
+            return None
         message = submit.outbound(sealed, delivery.RECEIPT_SCHEMA, expects_receipt=False)
         event = AuditEvent(
             "receipt-sent", now, message_id=header.message_id, peer=header.sender,
@@ -423,13 +430,20 @@ class Node:
         return self.metrics.render()
 
     def _control(self, record: InboundRecord) -> None:
-        """A heartbeat (or other control record) from the shared control topic."""
+        """A heartbeat or a peer's audit checkpoint from the shared control topic. A checkpoint
+        newer than the one held is kept in memory until :meth:`checkpoint_tick` saves it; one
+        that goes back (a sign that the peer rolled its audit log back) is never kept, and
+        :meth:`checkpoint_tick` reports it."""
         try:
-            heartbeat = control.read_heartbeat(self.registry, record.value, self.peer_directory)
+            item = control.read_control(self.registry, record.value, self.peer_directory)
         except control.ControlRejected as exc:
             if not (exc.reason == "unknown-sender" and record.key == self.node_id.encode()):
                 self.metrics.control_ignored.labels(exc.reason).inc()
             return
+        if isinstance(item, checkpoint.SignedCheckpoint):
+            self.audit_checkpoints.offer(item)
+            return
+        heartbeat = item
         seen = max(self.last_seen.get(heartbeat.node_id, 0.0), heartbeat.sent_at.timestamp())
         self.last_seen[heartbeat.node_id] = seen
         self.metrics.peer_last_seen.labels(heartbeat.node_id).set(seen)
@@ -447,6 +461,8 @@ class Node:
             log.info("retention_purge", node=self.node_id, **counts)
 
     async def _heartbeat(self) -> None:
+        """Announce this node; then its newest audit checkpoint (signed first if one is due), so
+        that the peers keep a copy of it out of this node's reach."""
         beat = control.Heartbeat(
             self.node_id, self.clock(), self.own_descriptor.descriptor_version,
             self.identity.key_id,
@@ -456,6 +472,93 @@ class Node:
                 self.control, self.node_id, control.issue_heartbeat(self.registry, self.identity,
                                                                     beat)
             )  # fmt: skip
+        await self.checkpoint_tick()
+        own = self.audit_checkpoints.own
+        if own is not None:
+            with contextlib.suppress(TransportUnavailable):
+                await self.transport.publish(
+                    self.control, self.node_id, control.issue_checkpoint(self.registry, own)
+                )
+
+    async def checkpoint_tick(self) -> None:
+        """See :meth:`_checkpoint_tick`; one at a time (maintenance and heartbeats both call)."""
+        async with self._checkpoint_lock:
+            await self._checkpoint_tick()
+
+    async def _checkpoint_tick(self) -> None:
+        """Audit checkpoints (:mod:`node.checkpoint`): sign one when due and keep it in the
+        checkpoint file; save the peers' newest checkpoints received since the last tick. Cheap
+        when nothing is due (one indexed read), so it may run every maintenance round.
+
+        A chain that no longer holds the node's own latest checkpoint (entries cut off or
+        rewritten since it was signed) is logged as an error, and no checkpoint is signed over it
+        any more: the evidence in the file and at the peers is not replaced by a checkpoint of
+        the cut chain. Only an operator clears that state (docs/audit.md)."""
+        book = self.audit_checkpoints
+        if not book.own_loaded:
+            try:
+                book.own = await self._run(
+                    self.node_dir.own_checkpoint, self.registry, self.config, self.own_descriptor
+                )
+            except NodeDirError as exc:
+                book.problem = str(exc)
+                log.error("audit_checkpoint_file_refused", node=self.node_id, error=str(exc))
+            book.own_loaded = True
+        if book.problem is None:
+            length, head = await self._run(self.store.audit_head)
+            own = book.own.checkpoint if book.own is not None else None
+            if own is not None:
+                at = head if length == own.count else (
+                    await self._run(self.store.audit_head, own.count))[1]  # fmt: skip
+                verdict = checkpoint.compare(own, length, at, "checkpoint file")
+                if not verdict.intact:
+                    book.problem = verdict.line
+                    log.error("audit_chain_behind_checkpoint", node=self.node_id,
+                              verdict=verdict.status, detail=verdict.detail)  # fmt: skip
+            now, settings = self.clock(), self.config.audit
+            if (
+                book.problem is None
+                and head is not None
+                and checkpoint.due(own, length, now, every_events=settings.checkpoint_events,
+                                   every_seconds=settings.checkpoint_seconds)
+            ):  # fmt: skip
+                signed = checkpoint.issue(
+                    self.registry, self.identity,
+                    checkpoint.Checkpoint(self.node_id, length, head, now),
+                )  # fmt: skip
+                try:  # a full disk must not stop heartbeats or the rest of maintenance
+                    await self._run(self.node_dir.save_own_checkpoint, self.config, signed)
+                except OSError as exc:
+                    if book.note_save_error(str(exc)):
+                        log.warning("audit_checkpoint_not_saved", node=self.node_id,
+                                    error=str(exc))  # fmt: skip
+                else:
+                    book.own = signed
+        for peer in sorted(book.unsaved):
+            incoming, descriptor = book.peers[peer], self.peers.get(peer)
+            if descriptor is not None:
+                try:
+                    held = await self._run(self.node_dir.peer_checkpoint, self.registry, descriptor)
+                except NodeDirError as exc:  # replaced below by one that verifies
+                    log.warning("peer_audit_checkpoint_file_refused", node=self.node_id,
+                                peer=peer, error=str(exc))  # fmt: skip
+                    held = None
+                if book.settle(held, incoming) is checkpoint.PeerDecision.NEWER:
+                    try:
+                        await self._run(self.node_dir.save_peer_checkpoint, incoming)
+                    except OSError as exc:  # tried again next tick
+                        if book.note_save_error(str(exc)):
+                            log.warning("audit_checkpoint_not_saved", node=self.node_id,
+                                        peer=peer, error=str(exc))  # fmt: skip
+                        continue
+                elif held is not None:  # the file on disk is newer (held before a restart)
+                    book.peers[peer] = held
+            book.unsaved.discard(peer)
+        for back in book.take_went_back():
+            log.error("peer_audit_checkpoint_went_back", node=self.node_id,
+                      peer=back.got.node_id, decision=back.decision.value,
+                      held_count=back.held.count, held_hash=back.held.head_hash,
+                      got_count=back.got.count, got_hash=back.got.head_hash)  # fmt: skip
 
     # -- loops ----------------------------------------------------------------------------------
 
@@ -572,6 +675,7 @@ class Node:
             self.metrics.known_peers(self.peers)
         if self.transport.started and due("heartbeat", self.config.delivery.heartbeat_seconds, now):
             await self._heartbeat()
+        await self.checkpoint_tick()  # signed even while the broker is away
         if due("purge", 3600, now):  # hourly, and once at start
             await self._purge()
         if due("expire", 1, now):

@@ -317,6 +317,17 @@ class SqliteStore:
             for r in rows
         ]
 
+    def audit_head(self, at: int | None = None) -> tuple[int, str | None]:
+        """(number of the newest entry, hash of entry ``at`` — default: of the newest entry,
+        None if there is no such entry), read in one statement so the two agree. What an audit
+        checkpoint signs, and what it is checked against, without reading the whole chain."""
+        row = self._conn.execute(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit) AS n, (SELECT hash FROM audit"
+            " WHERE seq = COALESCE(?, (SELECT MAX(seq) FROM audit))) AS h",
+            (at,),
+        ).fetchone()
+        return int(row["n"]), row["h"]
+
     # -- outbox --------------------------------------------------------------------------------
 
     def submit(self, message: OutboundMessage, audit: AuditEvent) -> str:
