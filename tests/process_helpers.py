@@ -42,10 +42,11 @@ def xnode(*args: object, env: dict[str, str] | None = None, check: bool = True,
 def spawn(*args: object, env: dict[str, str] | None = None, log: Path) -> subprocess.Popen[bytes]:
     """Start a long-running `xnode` command (run, broker) with its output in ``log``, in a
     process group of its own (so :func:`kill` takes any child with it, as a host crash would)."""
-    return subprocess.Popen(
-        [*XNODE, *map(str, args)], stdout=log.open("ab"), stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [*XNODE, *map(str, args)], stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> float:
