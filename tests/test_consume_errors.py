@@ -125,3 +125,62 @@ async def test_a_duplicate_is_answered_again_and_not_quarantined(tmp_path, broke
         await producer.stop()
         await a.stop()
         await b.stop()
+
+
+async def test_forged_heartbeats_and_receipts_for_unknown_messages_change_nothing(tmp_path, broker):
+    """A heartbeat signed with another key must not move the claimed peer's last-seen; a validly
+    signed receipt for a message this node never sent is quarantined."""
+    import datetime as dt
+
+    from node import control, delivery, envelope
+    from node.codec import default_registry
+    from node.crypto.keys import IdentityKey
+
+    dirs = create_nodes(tmp_path, SPECS)
+    env = node_env(broker.bootstrap_servers, XNODE_DELIVERY_HEARTBEAT_SECONDS="3600")
+    a, b = await started(dirs["zm-police"], env), await started(dirs["zw-police"], env)
+    registry = default_registry()
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
+    await producer.start()
+    try:
+        first = await a.submit(request(0))  # both nodes up and reading
+        await eventually(lambda: all_delivered(a, [first]), 60, "a first delivery")
+        seen_before = b.metrics.peer_last_seen.labels("zm-police")._value.get()
+        now = dt.datetime.now(dt.UTC)
+        forged = control.issue_heartbeat(
+            registry, IdentityKey.generate(),
+            control.Heartbeat("zm-police", now, 1, a.identity.key_id),
+        )  # fmt: skip
+        await producer.send_and_wait("xchg.control", forged, key=b"zm-police")
+
+        # a real receipt from zm-police about a message zw-police never sent
+        payload = delivery.receipt_payload("01a20000-0000-7000-8000-000000000000", "ab" * 32, now)
+        stray = envelope.seal(
+            registry, identity=a.identity, sender_id="zm-police", kind="receipt",
+            schema_name=delivery.RECEIPT_SCHEMA, payload=payload, recipients=[b.own_descriptor],
+            now=now, expires_at=now + dt.timedelta(days=1),
+        ).data  # fmt: skip
+        await producer.send_and_wait("xchg.zw-police.receipt", stray, key=b"stray")
+
+        async def stray_quarantined() -> bool:
+            rows = await b._run(b.store.quarantined, 10)
+            return any("did not send" in q.detail for q in rows)
+
+        await eventually(stray_quarantined, 30, "the stray receipt in quarantine")
+
+        def ignored() -> float:
+            return sum(
+                s.value for family in b.metrics.registry.collect()
+                if family.name == "xnode_control_records_ignored" for s in family.samples
+                if s.name.endswith("_total")
+            )  # fmt: skip
+
+        async def forged_seen() -> bool:
+            return ignored() >= 1
+
+        await eventually(forged_seen, 30, "the forged heartbeat read and ignored")
+        assert b.metrics.peer_last_seen.labels("zm-police")._value.get() == seen_before
+    finally:
+        await producer.stop()
+        await a.stop()
+        await b.stop()
