@@ -130,9 +130,7 @@ class StoreSettings:
 class AuditSettings:
     """Signed checkpoints that anchor the audit chain outside the database (truncation)."""
 
-    checkpoint_events: int = _setting(
-        100, "Sign a checkpoint after this many new audit events ..."
-    )
+    checkpoint_events: int = _setting(100, "Sign a checkpoint after this many new audit events ...")
     checkpoint_seconds: int = _setting(
         60, "... or after this many seconds with at least one new event."
     )

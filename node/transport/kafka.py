@@ -397,7 +397,6 @@ class KafkaTransport:
                 position = decision.to_offset
             lag[tp.topic] = lag.get(tp.topic, 0) + (end - position)
 
-
         for tp, offset in rewind.items():
             consumer.seek(tp, offset)
         try:

@@ -84,4 +84,3 @@ def decide(view: PartitionView) -> Reset | None:
     if reason is None:
         return None
     return Reset(reason, view.position, view.log_start)
-
