@@ -25,7 +25,6 @@ from node.payloads import all_payloads
 from tests.conftest import NOW, MemNode, peers_of
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
-SKEW = dt.timedelta(minutes=5)
 
 
 def seal(
