@@ -11,8 +11,10 @@ Pure: :func:`parse_config` takes the file text and an environment mapping.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,7 @@ from node.policy import Policy, PolicyError
 from node.routing.ids import InvalidIdentifier, validate_node_id, validate_roles
 
 ENV_PREFIX = "XNODE_"
+MAX_LIFETIME_DAYS = 3650  # ten years: far below where date arithmetic overflows
 
 
 class ConfigError(ValueError):
@@ -65,6 +68,11 @@ class EnvelopeSettings:
         300, "How far in the future an envelope's creation time may lie."
     )
     default_ttl_days: int = _setting(30, "Expiry of a sealed envelope unless the sender sets one.")
+    max_lifetime_days: int = _setting(
+        90,
+        "Longest lifetime (expiry minus creation) of an envelope sealed or accepted; longer ones"
+        " are refused (reason lifetime-exceeded), which also bounds how long dedupe rows live.",
+    )
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,11 @@ class DeliverySettings:
     broker_timeout_seconds: int = _setting(
         10, "Broker unanswered this long: disconnected (metric 0, /readyz 503)."
     )
+    duplicate_answer_seconds: int = _setting(
+        60,
+        "A copy of an envelope already received is answered (its receipt sent again) at most"
+        " once in this many seconds per sender and message; other copies are only counted.",
+    )
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,21 @@ class StoreSettings:
     )
     quarantine_retention_days: int = _setting(
         90, "Refused records are deleted this long after they arrived."
+    )
+    quarantine_prefix_bytes: int = _setting(
+        4096,
+        "Of a refused record whose sender is not authenticated, only this many leading bytes are"
+        " kept, with the SHA-256 and length of the whole.",
+    )
+    quarantine_sender_quota_mb: int = _setting(
+        64,
+        "Refused records of one authenticated sender are kept whole up to this many MiB in"
+        " quarantine; beyond it only the prefix and hash are kept.",
+    )
+    quarantine_unauthenticated_max: int = _setting(
+        10000,
+        "At most this many refused records of unauthenticated senders are kept; the oldest go"
+        " first (counted in xnode_quarantine_evicted_total).",
     )
 
 
@@ -160,6 +188,11 @@ class ApiSettings:
     max_body_bytes: int = _setting(
         1024 * 1024, "Largest request body accepted (413 above); envelope.max_bytes still applies."
     )
+    ops_token_required: bool = _setting(
+        False,
+        "Require a bearer token with scope ops (or admin) for /metrics and /readyz, which name"
+        " peers and the broker; /healthz stays open. Needed when the API is not on loopback.",
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +207,11 @@ class WebhookSettings:
     retry_initial_seconds: int = _setting(2, "Wait after the first failed attempt (doubles).")
     retry_max_seconds: int = _setting(300, "Longest wait between attempts.")
     timeout_seconds: int = _setting(10, "Time the receiver has to answer one POST.")
+    allow_plain_http: bool = _setting(
+        False,
+        "Allow an http:// url to a host other than loopback (decrypted case data would cross"
+        " the network unencrypted); https:// or loopback otherwise.",
+    )
 
 
 @dataclass(frozen=True)
@@ -311,6 +349,11 @@ def _validate(config: Config, source: str) -> None:
         ("envelope.max_bytes", config.envelope.max_bytes, 1024),
         ("envelope.clock_skew_seconds", config.envelope.clock_skew_seconds, 0),
         ("envelope.default_ttl_days", config.envelope.default_ttl_days, 1),
+        ("envelope.max_lifetime_days", config.envelope.max_lifetime_days, 1),
+        ("delivery.duplicate_answer_seconds", config.delivery.duplicate_answer_seconds, 1),
+        ("store.quarantine_prefix_bytes", config.store.quarantine_prefix_bytes, 0),
+        ("store.quarantine_sender_quota_mb", config.store.quarantine_sender_quota_mb, 0),
+        ("store.quarantine_unauthenticated_max", config.store.quarantine_unauthenticated_max, 1),
         ("kafka.partitions", config.kafka.partitions, 1),
         ("kafka.replication_factor", config.kafka.replication_factor, 1),
         ("delivery.retry_initial_seconds", config.delivery.retry_initial_seconds, 1),
@@ -335,16 +378,46 @@ def _validate(config: Config, source: str) -> None:
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")
+    if config.envelope.max_lifetime_days > MAX_LIFETIME_DAYS:
+        raise ConfigError(
+            f"{source}: envelope.max_lifetime_days must be at most {MAX_LIFETIME_DAYS}"
+        )
+    if config.envelope.default_ttl_days > config.envelope.max_lifetime_days:
+        raise ConfigError(
+            f"{source}: envelope.default_ttl_days ({config.envelope.default_ttl_days}) exceeds"
+            f" envelope.max_lifetime_days ({config.envelope.max_lifetime_days})"
+        )
     _validate_kafka(config, source)
     if config.webhook.url:
         if not config.webhook.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: webhook.url must start with http:// or https://")
         if not config.webhook.secret_file:
             raise ConfigError(f"{source}: webhook.secret_file is required with webhook.url")
+        if (
+            config.webhook.url.startswith("http://")
+            and not is_loopback_url(config.webhook.url)
+            and not config.webhook.allow_plain_http
+        ):
+            raise ConfigError(
+                f"{source}: webhook.url is plain http:// to a host that is not loopback; decrypted"
+                " case data would cross the network unencrypted. Use https://, or set"
+                " webhook.allow_plain_http = true if the network path is protected otherwise"
+            )
     try:
         Policy.from_config(config.policy.rules)
     except PolicyError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine (localhost or a loopback address)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _validate_kafka(config: Config, source: str) -> None:

@@ -64,7 +64,7 @@ from node.transport.kafka import (
     PositionOutOfRange,
     TransportUnavailable,
 )
-from node.trust import Descriptor, PeerDirectory
+from node.trust import Descriptor
 
 log = structlog.get_logger("xnode")
 T = TypeVar("T")
@@ -275,7 +275,7 @@ class Node:
     def _reload_peers(self) -> None:
         signed = self.node_dir.peers(self.registry)
         self.peers: dict[str, Descriptor] = {n: s.descriptor for n, s in signed.items()}
-        self.peer_directory = PeerDirectory.of(self.peers.values())
+        self.peer_directory = self.node_dir.peer_directory(self.registry)
         self._receive_ctx = delivery.ReceiveContext(
             registry=self.registry,
             own_id=self.node_id,
