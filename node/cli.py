@@ -806,7 +806,8 @@ def _message_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ttl-days",
         type=_ttl_days,
-        help=f"days until expiry, 1 to {MAX_TTL_DAYS} (default from node.toml)",
+        help="days until expiry, at most envelope.max_lifetime_days (default: envelope."
+        "default_ttl_days from node.toml)",
     )
 
 

@@ -102,8 +102,26 @@ def read_control(
                wrapper["signature"])  # fmt: skip
     except (CryptoFailure, ValueError) as exc:
         raise ControlRejected("bad-signature", node_id) from exc
-    return Heartbeat(node_id, record["sent_at"], int(record["descriptor_version"]),
-                     str(record["identity_key_id"]))  # fmt: skip
+    heartbeat = Heartbeat(node_id, record["sent_at"], int(record["descriptor_version"]),
+                          str(record["identity_key_id"]))  # fmt: skip
+    if heartbeat.identity_key_id != descriptor.identity_key_id:
+        raise ControlRejected(
+            "key-mismatch",
+            f"{node_id} names identity key {heartbeat.identity_key_id}, its descriptor has "
+            f"{descriptor.identity_key_id}",
+        )
+    return heartbeat
+
+
+def check_heartbeat_time(heartbeat: Heartbeat, now: dt.datetime, max_skew: dt.timedelta) -> None:
+    """Refuse a heartbeat dated beyond the clock-skew window: last-seen keeps the latest time it
+    was told, so a single beat from the future would hide that node's outage until that date."""
+    if heartbeat.sent_at > now + max_skew:
+        raise ControlRejected(
+            "clock-skew",
+            f"{heartbeat.node_id} heartbeat dated {heartbeat.sent_at.isoformat()}, beyond now plus"
+            f" {int(max_skew.total_seconds())} s",
+        )
 
 
 def read_heartbeat(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -> Heartbeat:

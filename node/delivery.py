@@ -113,15 +113,20 @@ class ReceiveContext:
     max_bytes: int
     own_roles: tuple[str, ...] = ()
     policy: Policy = field(default_factory=Policy.from_config)
+    max_lifetime: dt.timedelta = envelope.DEFAULT_MAX_LIFETIME
 
 
 def classify(
     ctx: ReceiveContext,
     raw: bytes,
     now: dt.datetime,
-    seen: Callable[[str], DedupeEntry | None],
+    seen: Callable[[str, str], DedupeEntry | None],
 ) -> Outcome:
-    """Verify -> dedupe -> policy -> age -> decrypt -> decode -> validate; first failure wins."""
+    """Verify -> dedupe -> policy -> age -> decrypt -> decode -> validate; first failure wins.
+
+    ``seen(sender, message_id)`` looks up what was decided before. A message is identified by
+    its authenticated sender *and* its id: another member using the same id is a different
+    message, so it can neither suppress this one nor be mistaken for a replay of it."""
     digest = hashlib.sha256(raw).hexdigest()
     try:
         parsed: ParsedEnvelope = envelope.parse(ctx.registry, raw, ctx.max_bytes)
@@ -129,12 +134,8 @@ def classify(
     except EnvelopeError as exc:
         return Rejected(exc.reason, exc.detail, None, digest, remember=False)
     header = parsed.header
-    previous = seen(header.message_id)
+    previous = seen(header.sender, header.message_id)
     if previous is not None:
-        if previous.sender != header.sender:
-            return Rejected(
-                "replay", "message id already used by another sender", header, digest, False
-            )
         if previous.envelope_sha256 != digest:
             # The same sender reusing one of its ids for other content: an operator must look.
             return Rejected(
@@ -150,7 +151,7 @@ def classify(
         )
         return Rejected("policy-denied", detail, header, digest, remember=True)
     try:
-        envelope.check_age(header, now, ctx.max_skew)
+        envelope.check_age(header, now, ctx.max_skew, ctx.max_lifetime)
         plaintext = envelope.decrypt(parsed, ctx.own_id, ctx.own_keys)
         schema, payload = envelope.decode_payload(ctx.registry, header, plaintext)
     except EnvelopeError as exc:
@@ -159,6 +160,26 @@ def classify(
         return ReceiptReceived(header, payload)
     opened = envelope.Opened(header, ctx.peers.peers[header.sender], schema, payload, parsed.sha256)
     return Accepted(opened, raw)
+
+
+def keep_until(
+    header: Header, now: dt.datetime, max_lifetime: dt.timedelta, margin: dt.timedelta
+) -> dt.datetime:
+    """How long a (sender, id) decision is remembered: past the envelope's expiry (after which
+    a copy is refused as expired anyway), bounded by the maximum lifetime from now so that a
+    hostile expiry near year 9999 cannot overflow the date arithmetic."""
+    return min(header.expires_at, now + max_lifetime) + margin
+
+
+def answer_duplicate(
+    answered_at: dt.datetime | None, now: dt.datetime, interval: dt.timedelta
+) -> bool:
+    """Whether a copy of an envelope already decided gets its receipt again. The first copy
+    always does (``answered_at`` is None until then): after a broker loses the receipts it held,
+    each sender re-publishes once and hears back at once. Later copies are answered at most once
+    per ``interval``, so replaying one valid envelope a million times costs one receipt a
+    minute."""
+    return answered_at is None or now - answered_at >= interval or now < answered_at
 
 
 def receipt_payload(

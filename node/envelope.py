@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ WRAP_DOMAIN = b"xnode-wrap-v1\x00"
 PRIORITIES = ("low", "normal", "high", "urgent")
 DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024
 DEFAULT_CLOCK_SKEW = dt.timedelta(minutes=5)
+DEFAULT_MAX_LIFETIME = dt.timedelta(days=90)
 # The signature field is always 64 bytes: Avro writes its length as the varint 0x80 0x01.
 SIGNATURE_FIELD_BYTES = 2 + primitives.SIGNATURE_BYTES
 
@@ -213,8 +215,11 @@ def seal(
     priority: str = "normal",
     message_id: str | None = None,
     max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+    max_lifetime: dt.timedelta = DEFAULT_MAX_LIFETIME,
 ) -> Sealed:
     """Encrypt ``payload`` (already Avro-ready, e.g. from :meth:`SchemaRegistry.from_json`)."""
+    if now.tzinfo is None or expires_at.tzinfo is None:
+        raise SealError("times must carry a time zone", "expires_at")
     if kind not in KINDS:
         raise SealError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}", "kind")
     if priority not in PRIORITIES:
@@ -229,7 +234,21 @@ def seal(
     if sender_id in ids:
         raise SealError("a node does not send to itself", "to")
     if expires_at <= now:
-        raise SealError("expiry must be after the creation time")
+        raise SealError("expiry must be after the creation time", "expires_at")
+    if expires_at - now > max_lifetime:
+        raise SealError(
+            f"expiry {_fmt(expires_at)} is more than {max_lifetime.days} days away; receivers"
+            " refuse longer lifetimes (envelope.max_lifetime_days)",
+            "expires_at",
+        )
+    for name, value in (("message_id", message_id), ("thread_id", thread_id),
+                        ("in_reply_to", in_reply_to)):  # fmt: skip
+        if value is not None and not is_canonical_uuid(value):
+            raise SealError(
+                f"{name} must be a UUID in canonical form (lowercase, hyphenated, e.g. "
+                f"0192f3a4-5b6c-7d8e-9f00-112233445566); got {value[:60]!r}",
+                name,
+            )
     schema = registry.schema(payload_schema_name(registry, schema_name, kind))
     validation.check(registry, schema.name, payload, validation.Context(now, tuple(ids)))
 
@@ -279,6 +298,15 @@ def seal(
     return Sealed(header, data)
 
 
+def is_canonical_uuid(value: str) -> bool:
+    """Whether ``value`` is a UUID written the one way receivers accept (they refuse any other
+    spelling as malformed, without a receipt: so the sender must refuse it first)."""
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
 def _millis(value: dt.datetime) -> dt.datetime:
     """Truncate to what ``timestamp-millis`` stores, so the header reads back identical."""
     if value.tzinfo is None:
@@ -320,13 +348,18 @@ def parse(
     )
 
 
-def verify_sender(parsed: ParsedEnvelope, peers: PeerDirectory) -> Descriptor:
-    """Authenticate the envelope: known, unrevoked sender whose identity key signed it."""
+def verify_sender(
+    parsed: ParsedEnvelope, peers: PeerDirectory, *, revoked_ok: bool = False
+) -> Descriptor:
+    """Authenticate the envelope: known, unrevoked sender whose identity key signed it.
+
+    ``revoked_ok`` is for re-opening what was accepted *before* a revocation: the local system
+    must still be able to read it (views flag the sender as revoked)."""
     header = parsed.header
     sender = peers.get(header.sender)
     if sender is None:
         raise EnvelopeError("unknown-sender", f"sender {header.sender!r} is not a known peer")
-    if header.sender in peers.revoked:
+    if header.sender in peers.revoked and not revoked_ok:
         raise EnvelopeError("revoked-sender", f"sender {header.sender!r} has been revoked")
     if header.sender_key_id != sender.identity_key_id:
         raise EnvelopeError(
@@ -345,8 +378,14 @@ def verify_sender(parsed: ParsedEnvelope, peers: PeerDirectory) -> Descriptor:
     return sender
 
 
-def check_age(header: Header, now: dt.datetime, max_skew: dt.timedelta) -> None:
-    """Refuse expired envelopes and envelopes dated beyond the allowed clock skew."""
+def check_age(
+    header: Header,
+    now: dt.datetime,
+    max_skew: dt.timedelta,
+    max_lifetime: dt.timedelta = DEFAULT_MAX_LIFETIME,
+) -> None:
+    """Refuse expired envelopes, envelopes dated beyond the allowed clock skew, and envelopes
+    meant to live longer than the maximum lifetime (which bounds every date derived from one)."""
     if header.created_at > now + max_skew:
         raise EnvelopeError(
             "clock-skew",
@@ -355,6 +394,13 @@ def check_age(header: Header, now: dt.datetime, max_skew: dt.timedelta) -> None:
         )
     if header.expires_at <= now:
         raise EnvelopeError("expired", f"expired at {_fmt(header.expires_at)}")
+    lifetime = header.expires_at - header.created_at
+    if lifetime > max_lifetime:
+        raise EnvelopeError(
+            "lifetime-exceeded",
+            f"lifetime of {lifetime.days} days (created {_fmt(header.created_at)}, expires "
+            f"{_fmt(header.expires_at)}) exceeds the {max_lifetime.days} days this node accepts",
+        )
 
 
 def decrypt(parsed: ParsedEnvelope, own_id: str, own_keys: Mapping[str, EncryptionKey]) -> bytes:
@@ -416,7 +462,7 @@ def reopen(
     """Open an envelope this node accepted earlier (its inbox copy): verified and decrypted
     again, but not judged by age — it was in time when it arrived."""
     parsed = parse(registry, data, max(len(data), 1))
-    sender = verify_sender(parsed, peers)
+    sender = verify_sender(parsed, peers, revoked_ok=True)
     plaintext = decrypt(parsed, own_id, own_keys)
     schema, payload = decode_payload(registry, parsed.header, plaintext)
     return Opened(parsed.header, sender, schema, payload, parsed.sha256)
@@ -432,11 +478,12 @@ def open_envelope(
     now: dt.datetime,
     max_skew: dt.timedelta = DEFAULT_CLOCK_SKEW,
     max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
+    max_lifetime: dt.timedelta = DEFAULT_MAX_LIFETIME,
 ) -> Opened:
     """Verify, then decrypt, then decode. Raises :class:`EnvelopeError` at the first failure."""
     parsed = parse(registry, data, max_bytes)
     sender = verify_sender(parsed, peers)
-    check_age(parsed.header, now, max_skew)
+    check_age(parsed.header, now, max_skew, max_lifetime)
     plaintext = decrypt(parsed, own_id, own_keys)
     schema, payload = decode_payload(registry, parsed.header, plaintext)
     return Opened(parsed.header, sender, schema, payload, parsed.sha256)

@@ -99,6 +99,53 @@ class Metrics:
             ["peer"],
             registry=r,
         )
+        self.duplicates_unanswered = Counter(
+            "xnode_duplicate_answers_suppressed",
+            "Copies not answered because the same message was answered less than"
+            " delivery.duplicate_answer_seconds ago (a replay flood costs one receipt a minute).",
+            ["peer"],
+            registry=r,
+        )
+        self.receipts_not_sealed = Counter(
+            "xnode_receipts_not_sealed",
+            "Receipts owed to a sender that could not be sealed (its encryption key expired or is"
+            " unusable); the message was kept, the receipt skipped and audited.",
+            ["peer"],
+            registry=r,
+        )
+        self.id_collisions = Counter(
+            "xnode_message_id_collisions",
+            "Messages whose id another sender had already used here (both kept; a sign that a"
+            " member reuses ids it saw, see docs/threat-model.md).",
+            ["peer"],
+            registry=r,
+        )
+        self.thread_held_apart = Counter(
+            "xnode_thread_joins_held_apart",
+            "Messages naming a thread their sender does not take part in here, not addressed to"
+            " its participants: delivered but kept out of that thread (docs/threat-model.md).",
+            ["peer"],
+            registry=r,
+        )
+        self.quarantine_evicted = Counter(
+            "xnode_quarantine_evicted",
+            "Refused records of unauthenticated senders dropped from quarantine, oldest first,"
+            " to keep it within store.quarantine_unauthenticated_max.",
+            registry=r,
+        )
+        self.quarantine_entries = Gauge(
+            "xnode_quarantine_entries",
+            "Records kept in quarantine, by whether their sender was authenticated.",
+            ["sender"],
+            registry=r,
+        )
+        self.quarantine_bytes = Gauge(
+            "xnode_quarantine_bytes",
+            "Bytes of refused records kept in quarantine, by whether their sender was"
+            " authenticated.",
+            ["sender"],
+            registry=r,
+        )
         self.receipt_latency = Histogram(
             "xnode_receipt_latency_seconds",
             "From submission to the recipient's receipt arriving back (end to end).",
@@ -223,6 +270,14 @@ class Metrics:
             self.oldest_unreceipted.labels(peer).set(max(age, 0.0))
         self.audit_length.set(snapshot.audit_length)
         self.webhook_failed.set(snapshot.webhook_failed)
+        if snapshot.quarantine is not None:
+            for authenticated, label in ((True, "authenticated"), (False, "unauthenticated")):
+                self.quarantine_entries.labels(label).set(
+                    snapshot.quarantine.entries.get(authenticated, 0)
+                )
+                self.quarantine_bytes.labels(label).set(
+                    snapshot.quarantine.raw_bytes.get(authenticated, 0)
+                )
 
     def observe_keys(
         self, own: Descriptor, peers: Mapping[str, Descriptor], now: dt.datetime

@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from node import checkpoint, control, delivery, envelope, submit, views
+from node import checkpoint, control, delivery, envelope, quarantine, submit, threads, views
 from node.adapters import from_config
 from node.adapters.api import ApiServer
 from node.audit import AuditEvent
@@ -74,6 +74,16 @@ DEDUPE_MARGIN = dt.timedelta(days=2)
 # A record whose processing fails this often (not for lack of disk) is quarantined and skipped,
 # so no record can hold up the records behind it on its partition.
 MAX_RECORD_ATTEMPTS = 3
+
+
+def receipt_expiry(
+    header: envelope.Header, now: dt.datetime, max_lifetime: dt.timedelta
+) -> dt.datetime:
+    """A receipt lives as long as the message it answers (the sender waits for it until then),
+    at least a day, and never beyond the maximum lifetime its recipient accepts."""
+    return min(max(header.expires_at, now + dt.timedelta(days=1)), now + max_lifetime)
+
+
 OFFSET_CHECK_SECONDS = 1.0
 STORE_PROBE_SECONDS = 2.0
 
@@ -166,6 +176,7 @@ class Node:
         self.inbox_changed = Pulse()
         self.store_problem: str | None = None  # why the store cannot write, while it cannot
         self._record_failures: dict[tuple[str, int, int], int] = {}
+        self._evicted_since_summary = 0  # unauthenticated quarantine entries evicted, unaudited
         self._out_of_range: list[tuple[str, int]] = []
         self._loop_errors: dict[str, float] = {}
         self._last_run: dict[str, float] = {}
@@ -189,6 +200,12 @@ class Node:
         self.metrics = Metrics(self.node_id)
         self.metrics.up_since.set(time.time())
         self.metrics.known_peers(self.peers)
+        store = self.config.store
+        self._quarantine_limits = quarantine.QuarantineLimits(
+            prefix_bytes=store.quarantine_prefix_bytes,
+            sender_quota_bytes=store.quarantine_sender_quota_mb * 1024 * 1024,
+            unauthenticated_max=store.quarantine_unauthenticated_max,
+        )
         self.retry = RetryPolicy(
             initial=dt.timedelta(seconds=self.config.delivery.retry_initial_seconds),
             maximum=dt.timedelta(seconds=self.config.delivery.retry_max_seconds),
@@ -285,6 +302,7 @@ class Node:
             max_bytes=self.config.envelope.max_bytes,
             own_roles=self.config.node.roles,
             policy=Policy.from_config(self.config.policy.rules),
+            max_lifetime=dt.timedelta(days=self.config.envelope.max_lifetime_days),
         )
 
     # -- submitting -----------------------------------------------------------------------------
@@ -320,38 +338,48 @@ class Node:
 
     def _receipt(
         self, header: envelope.Header, envelope_sha256: str, reason: str | None, detail: str | None
-    ) -> tuple[OutboundMessage, AuditEvent] | None:
-        """The signed receipt owed to an authenticated sender, ready for the outbox."""
+    ) -> tuple[tuple[OutboundMessage, AuditEvent] | None, list[AuditEvent]]:
+        """The signed receipt owed to an authenticated sender, ready for the outbox, and the
+        audit events to store with the decision. A receipt that cannot be sealed (the sender's
+        encryption key expired, say) is recorded as ``receipt-not-sealed`` and skipped: the
+        message itself is kept, and a later copy is answered again once the key is renewed."""
         sender = self.peers.get(header.sender)
         if sender is None:
-            return None
+            return None, []
         now = self.clock()
         payload = delivery.receipt_payload(header.message_id, envelope_sha256, now, reason, detail)
         try:
             sealed = envelope.seal(
                 self.registry, identity=self.identity, sender_id=self.node_id, kind="receipt",
                 schema_name=delivery.RECEIPT_SCHEMA, payload=payload, recipients=[sender],
-                now=now, expires_at=max(header.expires_at, now + dt.timedelta(days=1)),
+                now=now, expires_at=receipt_expiry(header, now, self._receive_ctx.max_lifetime),
                 thread_id=header.thread_id, in_reply_to=header.message_id,
             )  # fmt: skip
         except Exception as exc:  # e.g. the sender's encryption key expired: keep the message
+            self.metrics.receipts_not_sealed.labels(header.sender).inc()
             log.warning("receipt_not_sealed", node=self.node_id, message_id=header.message_id,
                         peer=header.sender, error=type(exc).__name__)  # fmt: skip
-            return None
+            failed = AuditEvent(
+                "receipt-not-sealed", now, message_id=header.message_id, peer=header.sender,
+                detail={"error": type(exc).__name__, "detail": str(exc)[:200]},
+            )  # fmt: skip
+            return None, [failed]
         message = submit.outbound(sealed, delivery.RECEIPT_SCHEMA, expects_receipt=False)
         event = AuditEvent(
             "receipt-sent", now, message_id=header.message_id, peer=header.sender,
             detail={"status": "delivered" if reason is None else "rejected", "reason": reason},
         )  # fmt: skip
-        return message, event
+        return (message, event), []
 
     async def _queue_receipt(
         self, header: envelope.Header, envelope_sha256: str, reason: str | None, detail: str | None
     ) -> None:
-        receipt = self._receipt(header, envelope_sha256, reason, detail)
+        receipt, events = self._receipt(header, envelope_sha256, reason, detail)
         if receipt is not None:
             await self._run(self.store.submit, *receipt)
             self._wake_publisher.set()
+        elif events:
+            await self._run(self.store.append_audit, events)
 
     # -- views for local systems (API, adapters) ---------------------------------------------------
 
@@ -372,7 +400,7 @@ class Node:
         if message is None:
             return None
         statuses = await self._run(self.store.message_status, message_id)
-        return views.sent_item(message, statuses)
+        return views.sent_item(message, statuses, self.node_id)
 
     async def thread(self, thread_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(sent, received) views of one case."""
@@ -380,7 +408,7 @@ class Node:
         sent_items = []
         for message in sent:
             statuses = await self._run(self.store.message_status, message.message_id)
-            sent_items.append(views.sent_item(message, statuses))
+            sent_items.append(views.sent_item(message, statuses, self.node_id))
         received_items = []
         for m in received:
             item = self.inbox_item(m)
@@ -436,6 +464,8 @@ class Node:
         :meth:`checkpoint_tick` reports it."""
         try:
             item = control.read_control(self.registry, record.value, self.peer_directory)
+            if isinstance(item, control.Heartbeat):
+                control.check_heartbeat_time(item, self.clock(), self._receive_ctx.max_skew)
         except control.ControlRejected as exc:
             if not (exc.reason == "unknown-sender" and record.key == self.node_id.encode()):
                 self.metrics.control_ignored.labels(exc.reason).inc()
@@ -676,6 +706,8 @@ class Node:
         if self.transport.started and due("heartbeat", self.config.delivery.heartbeat_seconds, now):
             await self._heartbeat()
         await self.checkpoint_tick()  # signed even while the broker is away
+        if due("evictions", 60, now):
+            await self._summarise_evictions()
         if due("purge", 3600, now):  # hourly, and once at start
             await self._purge()
         if due("expire", 1, now):
@@ -844,7 +876,7 @@ class Node:
     async def _quarantine_unprocessable(self, record: InboundRecord, exc: Exception) -> None:
         now = self.clock()
         detail = f"processing failed {MAX_RECORD_ATTEMPTS} times ({type(exc).__name__})"
-        entry = self._quarantine_entry(record, now, "processing-failed", detail, None, None)
+        entry = await self._quarantine_entry(record, now, "processing-failed", detail, None, None)
         event = AuditEvent("quarantined", now, detail={"reason": "processing-failed",
                            "topic": record.topic, "offset": record.offset})  # fmt: skip
         await self._run(self.store.record_rejection, None, entry, [event])
@@ -873,23 +905,43 @@ class Node:
     async def _accept(self, outcome: Accepted, record: InboundRecord, now: dt.datetime) -> None:
         header = outcome.opened.header
         sha = outcome.opened.envelope_sha256.hex()
+        participants = await self._run(self.store.thread_participants, header.thread_id)
+        joined = threads.joins_thread(
+            header.sender, header.recipient_ids, participants, self.node_id
+        )
         message = InboxMessage(
             seq=0, message_id=header.message_id, sender=header.sender, kind=header.kind,
             thread_id=header.thread_id, in_reply_to=header.in_reply_to,
             schema_name=outcome.opened.payload_schema.name,
             handling_code=outcome.opened.payload["handling"]["code"], envelope=outcome.raw,
             envelope_sha256=sha, created_at=header.created_at, expires_at=header.expires_at,
-            received_at=now, state="received",
+            received_at=now, state="received", recipients=header.recipient_ids,
+            thread_joined=joined,
         )  # fmt: skip
         remembered = self._dedupe(header, sha, now, "delivered", None)
-        event = AuditEvent("received", now, message_id=header.message_id, peer=header.sender,
-                           detail={"kind": header.kind, "envelope_sha256": sha})  # fmt: skip
-        receipt = self._receipt(header, sha, None, None)
-        seq = await self._run(self.store.record_inbound, message, remembered, [event], receipt)
+        events = [AuditEvent("received", now, message_id=header.message_id, peer=header.sender,
+                             detail={"kind": header.kind, "envelope_sha256": sha})]  # fmt: skip
+        if not joined:
+            events.append(AuditEvent(
+                "thread-held-apart", now, message_id=header.message_id, peer=header.sender,
+                detail={"thread_id": header.thread_id, "participants": sorted(participants)},
+            ))  # fmt: skip
+        receipt, receipt_events = self._receipt(header, sha, None, None)
+        result = await self._run(
+            self.store.record_inbound, message, remembered, events + receipt_events, receipt
+        )
         self._wake_publisher.set()
         log.info("message_received", node=self.node_id, message_id=header.message_id,
                  thread_id=header.thread_id, peer=header.sender, kind=header.kind)  # fmt: skip
-        stored = InboxMessage(**{**message.__dict__, "seq": seq})
+        if result.id_also_used_by:
+            self.metrics.id_collisions.labels(header.sender).inc()
+            log.warning("message_id_collision", node=self.node_id, message_id=header.message_id,
+                        peer=header.sender, also_used_by=list(result.id_also_used_by))  # fmt: skip
+        if not joined:
+            self.metrics.thread_held_apart.labels(header.sender).inc()
+            log.warning("thread_held_apart", node=self.node_id, message_id=header.message_id,
+                        thread_id=header.thread_id, peer=header.sender)  # fmt: skip
+        stored = InboxMessage(**{**message.__dict__, "seq": result.seq})
         self.metrics.received.labels(header.kind, header.sender).inc()
         self.inbox_changed.notify()
         for handler in self._handlers:
@@ -901,19 +953,28 @@ class Node:
     def _dedupe(
         self, header: envelope.Header, sha: str, now: dt.datetime, outcome: str, reason: str | None
     ) -> DedupeEntry:
+        keep = delivery.keep_until(header, now, self._receive_ctx.max_lifetime, DEDUPE_MARGIN)
         return DedupeEntry(
             message_id=header.message_id, sender=header.sender, outcome=outcome, reason=reason,
-            envelope_sha256=sha, seen_at=now, keep_until=header.expires_at + DEDUPE_MARGIN,
+            envelope_sha256=sha, seen_at=now, keep_until=keep,
         )  # fmt: skip
 
     async def _duplicate(self, outcome: Duplicate, record: InboundRecord, now: dt.datetime) -> None:
+        """A copy of what was decided before: counted always; answered (and audited) at most
+        once per ``delivery.duplicate_answer_seconds``, so replaying a valid envelope cannot
+        make this node seal and store receipts, or audit entries, without bound."""
         header, previous = outcome.header, outcome.previous
+        self.metrics.duplicates.labels(header.sender).inc()
+        interval = dt.timedelta(seconds=self.config.delivery.duplicate_answer_seconds)
+        if not delivery.answer_duplicate(previous.answered_at, now, interval):
+            self.metrics.duplicates_unanswered.labels(header.sender).inc()
+            return
         event = AuditEvent("duplicate", now, message_id=header.message_id, peer=header.sender,
                            detail={"topic": record.topic, "offset": record.offset})  # fmt: skip
-        self.metrics.duplicates.labels(header.sender).inc()
         await self._run(self.store.append_audit, [event])
         if header.kind != "receipt":  # answer as before, so a sender whose receipt was lost stops
             await self._queue_receipt(header, previous.envelope_sha256, previous.reason, None)
+        await self._run(self.store.mark_answered, header.sender, header.message_id, now)
 
     async def _receipt_received(
         self, outcome: ReceiptReceived, record: InboundRecord, now: dt.datetime
@@ -942,7 +1003,7 @@ class Node:
                 latency = max((now - matched.created_at).total_seconds(), 0.0)
                 self.metrics.receipt_latency.labels(matched.kind, header.sender).observe(latency)
         else:
-            quarantine = self._quarantine_entry(
+            quarantine = await self._quarantine_entry(
                 record, now, "invalid-payload", "receipt for a message this node did not send",
                 header.sender, header.message_id,
             )  # fmt: skip
@@ -960,7 +1021,7 @@ class Node:
             if header is not None and outcome.remember
             else None
         )
-        quarantine = self._quarantine_entry(
+        quarantine = await self._quarantine_entry(
             record, now, outcome.reason, outcome.detail,
             header.sender if header else None, header.message_id if header else None,
         )  # fmt: skip
@@ -969,23 +1030,47 @@ class Node:
             peer=header.sender if header else None,
             detail={"reason": outcome.reason, "topic": record.topic, "offset": record.offset},
         )  # fmt: skip
-        await self._run(self.store.record_rejection, remembered, quarantine, [event])
+        evicted = await self._run(
+            self.store.record_rejection, remembered, quarantine, [event],
+            keep_unauthenticated=self._quarantine_limits.unauthenticated_max,
+        )  # fmt: skip
         self.metrics.quarantined.labels(outcome.reason).inc()
-        log.warning("message_quarantined", node=self.node_id, reason=outcome.reason,
-                    message_id=header.message_id if header else None,
-                    thread_id=header.thread_id if header else None,
-                    peer=header.sender if header else None, topic=record.topic,
-                    offset=record.offset)  # fmt: skip
+        if evicted:
+            self.metrics.quarantine_evicted.inc(evicted)
+            self._evicted_since_summary += evicted
+        else:
+            log.warning("message_quarantined", node=self.node_id, reason=outcome.reason,
+                        message_id=header.message_id if header else None,
+                        thread_id=header.thread_id if header else None,
+                        peer=header.sender if header else None, topic=record.topic,
+                        offset=record.offset)  # fmt: skip
         if header is not None and outcome.answer_sender:
             await self._queue_receipt(
                 header, outcome.envelope_sha256, outcome.reason, outcome.detail
             )
 
-    def _quarantine_entry(
+    async def _quarantine_entry(
         self, record: InboundRecord, now: dt.datetime, reason: str, detail: str,
         sender: str | None, message_id: str | None,
     ) -> QuarantineEntry:  # fmt: skip
+        """What quarantine keeps of a refused record: ``sender`` is set only when it was
+        authenticated; see :mod:`node.quarantine` for how much is kept."""
+        used = 0 if sender is None else await self._run(self.store.quarantine_bytes, sender)
+        kept = quarantine.kept_bytes(record.value, sender is not None, used,
+                                     self._quarantine_limits)  # fmt: skip
         return QuarantineEntry(
-            received_at=now, reason=reason, detail=detail, raw=record.value, topic=record.topic,
+            received_at=now, reason=reason, detail=detail, raw=kept, topic=record.topic,
             partition=record.partition, offset=record.offset, sender=sender, message_id=message_id,
+            authenticated=sender is not None,
+            raw_sha256=hashlib.sha256(record.value).hexdigest(), raw_length=len(record.value),
         )  # fmt: skip
+
+    async def _summarise_evictions(self) -> None:
+        """One audit entry (and log line) for the unauthenticated records evicted since the
+        last one, instead of one per record during a flood."""
+        count, self._evicted_since_summary = self._evicted_since_summary, 0
+        if count:
+            event = AuditEvent("quarantine-evicted", self.clock(), detail={"count": count})
+            await self._run(self.store.append_audit, [event])
+            log.warning("quarantine_evicted", node=self.node_id, count=count,
+                        kept=self._quarantine_limits.unauthenticated_max)  # fmt: skip

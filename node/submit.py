@@ -150,6 +150,13 @@ def prepare(
     )
     payload = registry.from_json(schema_name, request.payload, "payload")
     ttl = request.ttl or dt.timedelta(days=config.envelope.default_ttl_days)
+    max_lifetime = dt.timedelta(days=config.envelope.max_lifetime_days)
+    if ttl > max_lifetime:
+        raise envelope.SealError(
+            f"ttl of {ttl.days} days exceeds envelope.max_lifetime_days"
+            f" ({config.envelope.max_lifetime_days}); receivers refuse longer lifetimes",
+            "ttl_seconds",
+        )
     sealed = envelope.seal(
         registry,
         identity=identity,
@@ -164,6 +171,7 @@ def prepare(
         in_reply_to=request.in_reply_to,
         priority=request.priority,
         max_bytes=config.envelope.max_bytes,
+        max_lifetime=max_lifetime,
     )
     key = request.idempotency_key
     request_sha256 = None if key is None else fingerprint(request)

@@ -53,6 +53,9 @@ def inbox_item(
         "expires_at": timestamp(message.expires_at),
         "received_at": timestamp(message.received_at),
         "state": message.state,
+        "addressed_to": list(message.recipients),
+        "thread_joined": message.thread_joined,
+        "sender_revoked": message.sender in peers.revoked,
     }
     try:
         opened = envelope.reopen(
@@ -93,10 +96,13 @@ def recipient_status(s: RecipientStatus) -> dict[str, Any]:
     }
 
 
-def sent_item(message: OutboundMessage, statuses: Sequence[RecipientStatus]) -> dict[str, Any]:
+def sent_item(
+    message: OutboundMessage, statuses: Sequence[RecipientStatus], own_id: str
+) -> dict[str, Any]:
     return {
         "id": message.message_id,
         "direction": "sent",
+        "sender": own_id,
         "kind": message.kind,
         "thread_id": message.thread_id,
         "payload_schema": short_name(message.schema_name),
@@ -119,7 +125,10 @@ def quarantine_item(q: QuarantineEntry) -> dict[str, Any]:
         "message_id": q.message_id,
         "topic": q.topic,
         "offset": q.offset,
-        "size": len(q.raw),
+        "size": q.raw_length if q.raw_length is not None else len(q.raw),
+        "kept_bytes": len(q.raw),
+        "sha256": q.raw_sha256,
+        "authenticated": q.authenticated,
     }
 
 

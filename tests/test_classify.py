@@ -80,17 +80,17 @@ def seal(
 
 
 class Memory:
-    """The dedupe table, as the shell fills it: one entry per remembered message id."""
+    """The dedupe table, as the shell fills it: one entry per remembered (sender, message id)."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, DedupeEntry] = {}
+        self.entries: dict[tuple[str, str], DedupeEntry] = {}
 
-    def seen(self, message_id: str) -> DedupeEntry | None:
-        return self.entries.get(message_id)
+    def seen(self, sender: str, message_id: str) -> DedupeEntry | None:
+        return self.entries.get((sender, message_id))
 
     def remember(self, message_id: str, sender: str, sha256_hex: str, reason: str | None = None):
         outcome = "delivered" if reason is None else "rejected"
-        self.entries[message_id] = DedupeEntry(
+        self.entries[(sender, message_id)] = DedupeEntry(
             message_id, sender, outcome, reason, sha256_hex, NOW, NOW + dt.timedelta(days=9)
         )
 
@@ -99,7 +99,7 @@ def classify(
     ctx: ReceiveContext,
     raw: bytes,
     now: dt.datetime = NOW,
-    seen: Callable[[str], DedupeEntry | None] = lambda _id: None,
+    seen: Callable[[str, str], DedupeEntry | None] = lambda _sender, _id: None,
 ) -> delivery.Outcome:
     return delivery.classify(ctx, raw, now, seen)
 
@@ -170,7 +170,7 @@ def test_a_byte_identical_copy_is_a_duplicate_answered_as_before(registry, paylo
 
     again = classify(ctx, raw, NOW + dt.timedelta(hours=1), memory.seen)
     assert isinstance(again, Duplicate), again
-    assert again.previous is memory.entries[message_id]  # the earlier answer, to repeat
+    assert again.previous is memory.entries[("zm-police", message_id)]  # the answer to repeat
     assert again.header.message_id == message_id and again.header.sender == "zm-police"
     assert again.envelope_sha256 == sha(raw)
 
@@ -207,7 +207,9 @@ def test_same_sender_reusing_an_id_for_another_envelope_is_a_replay(registry, pa
     assert outcome.header is not None and outcome.header.message_id == message_id
 
 
-def test_another_sender_using_a_seen_id_is_a_replay(registry, payload):
+def test_another_sender_using_a_seen_id_is_another_message(registry, payload):
+    """A message is (sender, id): a second member using the id is neither a replay of the first
+    nor refused, and the first sender's own later copy is still recognised as its own."""
     ctx, memory = context(registry), Memory()
     first_raw = seal(registry, payload)
     first = classify(ctx, first_raw, seen=memory.seen)
@@ -216,9 +218,35 @@ def test_another_sender_using_a_seen_id_is_a_replay(registry, payload):
     memory.remember(message_id, "zm-police", sha(first_raw))
 
     squatter = seal(registry, payload, sender=MW, message_id=message_id)
-    outcome = rejected(classify(ctx, squatter, seen=memory.seen), squatter, "replay")
-    assert "another sender" in outcome.detail
-    authenticated(outcome, MW, remember=False)  # the answer goes to mw-police, not zm-police
+    outcome = classify(ctx, squatter, seen=memory.seen)
+    assert isinstance(outcome, Accepted) and outcome.opened.header.sender == "mw-police"
+    memory.remember(message_id, "mw-police", sha(squatter))
+    again = classify(ctx, first_raw, seen=memory.seen)
+    assert isinstance(again, Duplicate) and again.previous.sender == "zm-police"
+
+
+def test_a_squatter_first_does_not_make_the_real_message_a_replay(registry, payload):
+    ctx, memory = context(registry), Memory()
+    real = seal(registry, payload)
+    message_id = envelope.parse(registry, real).header.message_id
+    squatter = seal(registry, payload, sender=MW, message_id=message_id)
+    assert isinstance(classify(ctx, squatter, seen=memory.seen), Accepted)
+    memory.remember(message_id, "mw-police", sha(squatter))
+    outcome = classify(ctx, real, seen=memory.seen)
+    assert isinstance(outcome, Accepted) and outcome.opened.header.sender == "zm-police"
+
+
+def test_a_lifetime_beyond_the_maximum_is_refused_and_remembered_safely(registry, payload):
+    """An expiry near year 9999 is refused by lifetime, not by an overflow, and the date the
+    decision is remembered until stays finite."""
+    ctx = context(registry)
+    far = seal(registry, payload, expires_at=dt.datetime(9999, 12, 30, tzinfo=dt.UTC),
+               max_lifetime=dt.timedelta(days=3_000_000))  # fmt: skip
+    outcome = rejected(classify(ctx, far), far, "lifetime-exceeded")
+    authenticated(outcome, ZM, remember=True)
+    assert outcome.header is not None
+    keep = delivery.keep_until(outcome.header, NOW, ctx.max_lifetime, dt.timedelta(days=2))
+    assert keep == NOW + ctx.max_lifetime + dt.timedelta(days=2)
 
 
 # -- policy, age, recipients -----------------------------------------------------------------

@@ -482,8 +482,18 @@ def test_ttl_days_out_of_range_is_refused(network, payload_json, tmp_path, capsy
     assert not out.exists()
 
 
+def test_ttl_days_beyond_the_maximum_lifetime_is_a_clear_error(network, payload_json, tmp_path,
+                                                                capsys):  # fmt: skip
+    code, out, err = run(capsys, "envelope", "seal", "--dir", network / "zm-police",
+                         "--kind", "mla", "--to", "zw-police", "--schema", "CaseUpdate",
+                         "--in", payload_json, "--out", tmp_path / "x.xenv", "--ttl-days", "3650")  # fmt: skip
+    assert code != 0 and "Traceback" not in err
+    assert "exceeds envelope.max_lifetime_days (90)" in err
+    assert not (tmp_path / "x.xenv").exists()
+
+
 def test_ttl_days_at_the_bounds_is_taken_as_given(network, payload_json, tmp_path, capsys):
-    for days in (1, 3650):
+    for days in (1, 90):
         out = tmp_path / f"{days}.xenv"
         code, _, err = run(capsys, "envelope", "seal", "--dir", network / "zm-police",
                            "--kind", "mla", "--to", "zw-police", "--schema", "CaseUpdate",

@@ -117,20 +117,22 @@ def test_reason_codes_become_receipt_symbols_and_back(reason, symbol):
     assert delivery.reason_code(None) is None
 
 
-def test_a_seen_id_from_another_sender_is_named(registry, payload):
+def test_dedupe_is_asked_for_the_authenticated_sender_and_the_id(registry, payload):
     raw = sealed(registry, payload)
-    outcome = delivery.classify(receiving(registry), raw, NOW, lambda _: entry(raw, "mw-police"))
-    assert isinstance(outcome, Rejected)
-    assert (outcome.reason, outcome.detail, outcome.remember) == (
-        "replay",
-        "message id already used by another sender",
-        False,
-    )
+    asked: list[tuple[str, str]] = []
+
+    def seen(sender: str, message_id: str) -> DedupeEntry | None:
+        asked.append((sender, message_id))
+        return None
+
+    outcome = delivery.classify(receiving(registry), raw, NOW, seen)
+    assert not isinstance(outcome, Rejected)
+    assert asked == [("zm-police", envelope.parse(registry, raw).header.message_id)]
 
 
 def test_a_seen_id_with_other_content_is_named(registry, payload):
     raw = sealed(registry, payload)
-    outcome = delivery.classify(receiving(registry), raw, NOW, lambda _: entry(b"", "zm-police"))
+    outcome = delivery.classify(receiving(registry), raw, NOW, lambda _s, _i: entry(b"", "zm-police"))
     assert isinstance(outcome, Rejected)
     assert (outcome.reason, outcome.detail, outcome.remember) == (
         "replay",
@@ -141,7 +143,7 @@ def test_a_seen_id_with_other_content_is_named(registry, payload):
 
 def test_a_policy_refusal_names_every_role_of_the_sender(registry, payload):
     outcome = delivery.classify(
-        receiving(registry), sealed(registry, payload, SHELTER), NOW, lambda _: None
+        receiving(registry), sealed(registry, payload, SHELTER), NOW, lambda _s, _i: None
     )
     assert isinstance(outcome, Rejected)
     assert (outcome.reason, outcome.detail) == (

@@ -91,7 +91,7 @@ PAYLOADS = (
         ({"priority": "asap"}, "priority",
          "unknown priority 'asap'; expected one of low, normal, high, urgent"),
         ({"recipients": []}, "to", "at least one recipient is required"),
-        ({"expires_at": NOW}, None, "expiry must be after the creation time"),
+        ({"expires_at": NOW}, "expires_at", "expiry must be after the creation time"),
         ({"schema_name": "NoSuchThing"}, "schema",
          f"unknown payload schema 'NoSuchThing'; known: {PAYLOADS}"),
         ({"schema_name": "xnode.common.Handling"}, "schema",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import hashlib
 import os
 
 from aiokafka import AIOKafkaProducer
@@ -162,7 +163,12 @@ async def test_hostile_records_are_quarantined_and_the_next_good_message_arrives
         assert b.metrics.duplicates.labels("zm-police")._value.get() == duplicates_before + 1
         assert len(await b._run(b.store.quarantined, 100)) == len(hostile)
         entries = {q.reason: q for q in await b._run(b.store.quarantined, 100)}
-        assert entries["too-large"].raw == hostile["too-large"]  # kept whole, for inspection
+        # unauthenticated: a prefix kept for inspection, with the hash and length of the whole
+        too_large = entries["too-large"]
+        assert too_large.raw == hostile["too-large"][:4096] and too_large.truncated
+        assert too_large.raw_length == 100_000 and not too_large.authenticated
+        assert too_large.raw_sha256 == hashlib.sha256(hostile["too-large"]).hexdigest()
+        assert entries["expired"].raw == old and entries["expired"].authenticated  # whole
         assert entries["unknown-sender"].sender is None  # unauthenticated: nothing claimed
         # every quarantined record is counted, by reason, for the operators' alerts
         counted = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import sqlite3
 import stat
 from dataclasses import replace
@@ -14,7 +15,14 @@ import pytest
 
 from node import audit
 from node.audit import AuditEvent
-from node.store.base import DedupeEntry, InboxMessage, OutboundMessage, QuarantineEntry, StoreError
+from node.store.base import (
+    DedupeEntry,
+    InboxMessage,
+    OutboundMessage,
+    QuarantineEntry,
+    Retention,
+    StoreError,
+)
 from node.store.sqlite import MIGRATIONS, SqliteStore
 
 T0 = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
@@ -32,9 +40,9 @@ def store(tmp_path):
 
 
 def outbound(message_id="m1", recipients=("zw-police", "mw-police"), key=None, priority="normal",
-             expires=3600, expects_receipt=True) -> OutboundMessage:  # fmt: skip
+             expires=3600, expects_receipt=True, thread_id="t1") -> OutboundMessage:  # fmt: skip
     return OutboundMessage(
-        message_id=message_id, kind="alert", thread_id="t1", schema_name="xnode.payload.Alert",
+        message_id=message_id, kind="alert", thread_id=thread_id, schema_name="xnode.payload.Alert",
         priority=priority, envelope=b"sealed-" + message_id.encode(), envelope_sha256="ab" * 32,
         created_at=T0, expires_at=at(expires), recipients=recipients,
         expects_receipt=expects_receipt, idempotency_key=key,
@@ -51,6 +59,54 @@ def test_file_mode_and_migrations_are_idempotent(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     store = SqliteStore.open(path)
     assert store.schema_version == len(MIGRATIONS)
+    store.close()
+
+
+def test_wal_and_shm_files_are_private_whatever_the_umask(tmp_path):
+    """SQLite creates -wal and -shm with the database file's mode; the file is made 0600
+    before SQLite opens it, so a loose umask never exposes any of the three."""
+    old = os.umask(0o000)
+    try:
+        store = SqliteStore.open(tmp_path / "node.db")
+        store.append_audit([ev("peer-added", peer="zw-police")])
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+        store.close()
+    finally:
+        os.umask(old)
+    assert modes == {"node.db": 0o600, "node.db-wal": 0o600, "node.db-shm": 0o600}
+
+
+def test_migration_4_keeps_messages_and_keys_them_by_sender(tmp_path):
+    """A store written by the previous release (schema 3) keeps its inbox (cursors included),
+    dedupe rows and quarantine, and then accepts a second sender's message under a used id."""
+    path = tmp_path / "node.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for script in MIGRATIONS[:3]:
+        for statement in filter(str.strip, script.split(";")):
+            conn.execute(statement)
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '3')")
+    conn.execute(
+        "INSERT INTO inbox (seq, message_id, sender, kind, thread_id, schema_name, handling_code,"
+        " envelope, envelope_sha256, created_at, expires_at, received_at, state) VALUES"
+        " (7, 'in1', 'zw-police', 'mla', 't9', 'xnode.payload.MlaRequest', 'H1', x'00', 'ef',"
+        " 0, 9e9, 1, 'acked')"
+    )
+    conn.execute("INSERT INTO dedupe VALUES ('in1', 'zw-police', 'delivered', NULL, 'ef', 1, 9e9)")
+    conn.execute("INSERT INTO quarantine (received_at, reason, detail, raw) VALUES"
+                 " (1, 'malformed', 'x', x'01')")  # fmt: skip
+    conn.commit()
+    conn.close()
+    store = SqliteStore.open(path)
+    assert store.schema_version == len(MIGRATIONS)
+    old = store.inbox_at(7)
+    assert (old.message_id, old.sender, old.state, old.thread_joined) == ("in1", "zw-police",
+                                                                           "acked", True)  # fmt: skip
+    assert store.seen("zw-police", "in1").answered_at is None
+    assert store.quarantined(5)[0].authenticated is False
+    result = store.record_inbound(inbox_message(sender="mw-police"), dedupe(sender="mw-police"),
+                                  [ev("received")])  # fmt: skip
+    assert result.seq == 8 and result.id_also_used_by == ("zw-police",)
     store.close()
 
 
@@ -132,17 +188,17 @@ def test_fire_and_forget_closes_after_publication(store):
     assert store.message_status("r1")[0].state == "delivered"
 
 
-def inbox_message(message_id="in1", kind="mla") -> InboxMessage:
+def inbox_message(message_id="in1", kind="mla", sender="zw-police") -> InboxMessage:
     return InboxMessage(
-        seq=0, message_id=message_id, sender="zw-police", kind=kind, thread_id="t9",
+        seq=0, message_id=message_id, sender=sender, kind=kind, thread_id="t9",
         in_reply_to=None, schema_name="xnode.payload.MlaRequest", handling_code="H1",
         envelope=b"sealed", envelope_sha256="ef" * 32, created_at=T0, expires_at=at(3600),
         received_at=at(1), state="received",
     )  # fmt: skip
 
 
-def dedupe(message_id="in1", outcome="delivered", reason=None) -> DedupeEntry:
-    return DedupeEntry(message_id, "zw-police", outcome, reason, "ef" * 32, at(1), at(86400))
+def dedupe(message_id="in1", outcome="delivered", reason=None, sender="zw-police") -> DedupeEntry:
+    return DedupeEntry(message_id, sender, outcome, reason, "ef" * 32, at(1), at(86400))
 
 
 def test_a_message_is_audited_as_received_before_its_receipt_is(store):
@@ -156,17 +212,85 @@ def test_a_message_is_audited_as_received_before_its_receipt_is(store):
 
 
 def test_inbound_dedupe_inbox_and_ack(store):
-    assert store.seen("in1") is None
-    seq = store.record_inbound(inbox_message(), dedupe(), [ev("received", message_id="in1")])
-    assert store.seen("in1").outcome == "delivered"
+    assert store.seen("zw-police", "in1") is None
+    seq = store.record_inbound(inbox_message(), dedupe(), [ev("received", message_id="in1")]).seq
+    assert store.seen("zw-police", "in1").outcome == "delivered"
     with pytest.raises(sqlite3.IntegrityError):  # a second insert of the same id is impossible
         store.record_inbound(inbox_message(), dedupe(), [ev("received")])
     store.record_inbound(inbox_message("in2", kind="alert"), dedupe("in2"), [ev("received")])
     assert [m.message_id for m in store.inbox(0, None, 10)] == ["in1", "in2"]
     assert [m.message_id for m in store.inbox(seq, None, 10)] == ["in2"]
     assert [m.message_id for m in store.inbox(0, "alert", 10)] == ["in2"]
-    assert store.ack("in1", at(5)) and not store.ack("nothing", at(5))
-    assert store.inbox_message("in1").state == "acked"
+    assert store.ack(seq, at(5)) and not store.ack(999, at(5))
+    assert store.inbox_at(seq).state == "acked"
+    assert store.audit_entries("in1")[-1].event.peer == "zw-police"
+
+
+def test_a_message_is_its_sender_and_id_so_another_sender_cannot_take_the_id(store):
+    """The squatter's copy under the same id is a different message: both are kept, the
+    collision is reported (and audited) and neither sender's dedupe row hides the other's."""
+    first = store.record_inbound(
+        inbox_message(sender="mw-police"), dedupe(sender="mw-police"), [ev("received")]
+    )
+    assert first.id_also_used_by == ()
+    second = store.record_inbound(inbox_message(), dedupe(), [ev("received", message_id="in1")])
+    assert second.id_also_used_by == ("mw-police",)
+    assert store.seen("zw-police", "in1").sender == "zw-police"
+    assert store.seen("mw-police", "in1").sender == "mw-police"
+    assert store.seen("bw-police", "in1") is None
+    assert [m.sender for m in store.inbox_messages("in1")] == ["mw-police", "zw-police"]
+    collision = store.audit_entries("in1")[-1].event
+    assert (collision.event, collision.peer) == ("id-collision", "zw-police")
+    assert collision.detail == {"also_used_by": ["mw-police"]}
+
+
+def test_thread_participants_are_who_sent_was_addressed_or_was_sent_to(store):
+    assert store.thread_participants("t9") == frozenset()
+    store.submit(outbound("m1", recipients=("bw-police",), thread_id="t9"), ev("submitted"))
+    store.submit(outbound("r1", recipients=("na-police",), expects_receipt=False,
+                          thread_id="t9"), ev("submitted"))  # fmt: skip  (a receipt: not joining)
+    joined = InboxMessage(**{**inbox_message().__dict__, "recipients": ("zm-police", "mw-police")})
+    store.record_inbound(joined, dedupe(), [ev("received")])
+    apart = InboxMessage(**{**inbox_message("in2", sender="ao-police").__dict__,
+                            "recipients": ("zm-police", "sz-police"), "thread_joined": False})
+    store.record_inbound(apart, dedupe("in2", sender="ao-police"), [ev("received")])
+    assert store.thread_participants("t9") == {"bw-police", "zw-police", "zm-police", "mw-police"}
+    assert store.inbox_messages("in2")[0].thread_joined is False
+    assert store.inbox_messages("in1")[0].recipients == ("zm-police", "mw-police")
+
+
+def test_unauthenticated_quarantine_is_bounded_and_only_audited_until_full(store):
+    for i in range(5):
+        junk = QuarantineEntry(at(i), "malformed", "garbage", b"j" * 10, raw_length=900_000,
+                               raw_sha256="aa" * 32)  # fmt: skip
+        evicted = store.record_rejection(None, junk, [ev("quarantined", i)], keep_unauthenticated=3)
+        assert evicted == (1 if i >= 3 else 0)
+    signed = QuarantineEntry(at(9), "expired", "late", b"s" * 100, sender="zw-police",
+                             authenticated=True, raw_length=100)  # fmt: skip
+    assert store.record_rejection(None, signed, [ev("quarantined", 9)], keep_unauthenticated=3) == 0
+    kept = store.quarantined(10)
+    assert [q.authenticated for q in kept] == [True, False, False, False]
+    assert [q.received_at for q in kept[1:]] == [at(4), at(3), at(2)]  # the oldest went first
+    assert kept[1].truncated and not kept[0].truncated
+    assert [e.event.event for e in store.audit_entries()].count("quarantined") == 4
+    assert store.quarantine_bytes("zw-police") == 100 and store.quarantine_bytes("mw-police") == 0
+    usage = store.snapshot().quarantine
+    assert usage.entries == {True: 1, False: 3} and usage.raw_bytes == {True: 100, False: 30}
+
+
+def test_a_duplicate_answer_is_remembered(store):
+    store.record_inbound(inbox_message(), dedupe(), [ev("received")])
+    assert store.seen("zw-police", "in1").answered_at is None  # so the first copy is answered
+    store.mark_answered("zw-police", "in1", at(100))
+    assert store.seen("zw-police", "in1").answered_at == at(100)
+
+
+def test_dedupe_outlives_its_keep_until_while_the_inbox_holds_the_message(store):
+    store.record_inbound(inbox_message(), dedupe(), [ev("received")])
+    later = at(10 * 86400)
+    counts = store.purge(later, Retention(inbox_before=at(0), outbox_before=at(0),
+                                          quarantine_before=at(0)))  # fmt: skip
+    assert counts["dedupe"] == 0 and store.seen("zw-police", "in1") is not None
 
 
 def test_rejection_is_quarantined_and_remembered(store):
@@ -176,7 +300,7 @@ def test_rejection_is_quarantined_and_remembered(store):
     store.record_rejection(None, QuarantineEntry(at(2), "malformed", "garbage", b"junk"), [])
     assert [q.reason for q in store.quarantined(10)] == ["malformed", "expired"]
     assert store.quarantined(10)[1].raw == b"\x00raw"
-    assert store.seen("in3").reason == "expired"
+    assert store.seen("zw-police", "in3").reason == "expired"
 
 
 def test_audit_chain_verifies_and_detects_tampering(store, tmp_path):
@@ -299,7 +423,7 @@ def test_retention_purge_deletes_what_is_due_and_keeps_the_audit_hashes(store):
     assert [s.state for s in store.message_status("m2")] == ["queued", "delivered"]  # still open
     assert store.message_status("m3")  # final, but not long enough ago
     assert [m.message_id for m in store.inbox(0, None, 10)] == ["in2"]
-    assert store.seen("in1") is None and store.seen("in2") is not None
+    assert store.seen("zw-police", "in1") is None and store.seen("zw-police", "in2") is not None
     assert store.quarantined(10) == []
     entries = store.audit_entries()
     purged = [(e.event.message_id, e.event.detail["from"]) for e in entries[length:]]

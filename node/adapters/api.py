@@ -366,17 +366,27 @@ class ApiServer:
         return record is not None and record.revoked_at is None
 
     async def ack(self, request: web.Request) -> web.Response:
+        """Acknowledge a received message. A message is (sender, id): when two senders used one
+        id (see docs/threat-model.md) ``?sender=`` says which; without it such an id is 409."""
         message_id = _path(request, "id")
+        sender = _query(request, "sender")
         token = request[TOKEN_KEY]
         # before the lookup, so a token that may read nothing cannot tell ids apart (404/403)
         if not tokens.readable_kinds(token.scopes):
             problem(403, f"token {token.name!r} may not read any kind", "scope")
-        message = await self.node._run(self.node.store.inbox_message, message_id)
-        if message is None:
+        found = await self.node._run(self.node.store.inbox_messages, message_id)
+        if sender is not None:
+            found = [m for m in found if m.sender == sender]
+        if not found:
             problem(404, f"no received message {message_id}", "id")
+        if len(found) > 1:
+            senders = ", ".join(m.sender for m in found)
+            problem(409, f"message id {message_id} was used by several senders ({senders}); "
+                    "say which with ?sender=", "sender", "ambiguous_id")  # fmt: skip
+        message = found[0]
         self._require(request, "read", message.kind)
-        await self.node._run(self.node.store.ack, message_id, self.node.clock())
-        return web.json_response({"id": message_id, "state": "acked"})
+        await self.node._run(self.node.store.ack, message.seq, self.node.clock())
+        return web.json_response({"id": message_id, "sender": message.sender, "state": "acked"})
 
     async def get_thread(self, request: web.Request) -> web.Response:
         thread_id = _path(request, "thread_id")
@@ -390,7 +400,11 @@ class ApiServer:
         ] + [item for item in received if tokens.allows(token.scopes, "read", item["kind"])]
         if not visible:
             problem(404, f"no messages of thread {thread_id} visible to this token", "thread_id")
-        return web.json_response({"thread_id": thread_id, "messages": views.by_time(visible)})
+        joined = [item for item in visible if item.get("thread_joined", True)]
+        apart = [item for item in visible if not item.get("thread_joined", True)]
+        return web.json_response(
+            {"thread_id": thread_id, "messages": views.by_time(joined), "held_apart": apart}
+        )
 
     # -- reference ------------------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ class WebhookAdapter:
 
     async def _attempt(self, delivery: AdapterDelivery) -> None:
         node = self.node
-        message = await node._run(node.store.inbox_message, delivery.message_id)
+        message = await node._run(node.store.inbox_at, delivery.seq)
         if message is None:  # purged meanwhile: nothing left to post
             await self._record(delivery, "done", None, "message no longer in the inbox")
             return

@@ -105,11 +105,23 @@ class InboxMessage:
     expires_at: dt.datetime
     received_at: dt.datetime
     state: str
+    recipients: tuple[str, ...] = ()  # everyone the envelope was addressed to
+    thread_joined: bool = True  # False: named a thread its sender does not take part in here
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    """What storing a received message found: its inbox cursor, and the other senders that
+    used the same message id here (a collision operators must see; nobody is refused)."""
+
+    seq: int
+    id_also_used_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class DedupeEntry:
-    """A message id already handled, with what we answered, kept past the maximum message age."""
+    """A (sender, message id) already handled, with what we answered, kept past the maximum
+    message age and as long as the inbox holds the message."""
 
     message_id: str
     sender: str
@@ -118,10 +130,14 @@ class DedupeEntry:
     envelope_sha256: str
     seen_at: dt.datetime
     keep_until: dt.datetime
+    answered_at: dt.datetime | None = None  # when a copy was last answered with a receipt
 
 
 @dataclass(frozen=True)
 class QuarantineEntry:
+    """A refused record. ``raw`` is what was kept: everything for an authenticated sender within
+    its quota, otherwise a prefix; ``raw_sha256`` and ``raw_length`` describe the whole."""
+
     received_at: dt.datetime
     reason: str
     detail: str
@@ -132,6 +148,21 @@ class QuarantineEntry:
     sender: str | None = None
     message_id: str | None = None
     id: int | None = None
+    authenticated: bool = False
+    raw_sha256: str | None = None
+    raw_length: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.raw_length is not None and len(self.raw) < self.raw_length
+
+
+@dataclass(frozen=True)
+class QuarantineUsage:
+    """How much quarantine holds, by whether the sender was authenticated (metrics)."""
+
+    entries: dict[bool, int]
+    raw_bytes: dict[bool, int]
 
 
 @dataclass(frozen=True)
@@ -177,6 +208,7 @@ class Snapshot:
     oldest_open: dict[str, dt.datetime]  # creation time of the oldest unreceipted, per peer
     audit_length: int
     webhook_failed: int
+    quarantine: QuarantineUsage | None = None
 
 
 @dataclass(frozen=True)
@@ -232,29 +264,38 @@ class Store(Protocol):
     def snapshot(self) -> Snapshot: ...
 
     # inbound
-    def seen(self, message_id: str) -> DedupeEntry | None: ...
+    def seen(self, sender: str, message_id: str) -> DedupeEntry | None: ...
+    def mark_answered(self, sender: str, message_id: str, at: dt.datetime) -> None: ...
     def record_inbound(
         self,
         message: InboxMessage,
         dedupe: DedupeEntry,
         audit: Sequence[AuditEvent],
         receipt: tuple[OutboundMessage, AuditEvent] | None = None,
-    ) -> int: ...
+    ) -> InboundResult: ...
     def record_rejection(
         self,
         dedupe: DedupeEntry | None,
         quarantine: QuarantineEntry,
         audit: Sequence[AuditEvent],
-    ) -> None: ...
+        *,
+        keep_unauthenticated: int | None = None,
+    ) -> int: ...
+    def quarantine_bytes(self, sender: str) -> int: ...
     def inbox(
         self, after: int, kind: str | Sequence[str] | None, limit: int
     ) -> list[InboxMessage]: ...
-    def inbox_message(self, message_id: str) -> InboxMessage | None: ...
-    def ack(self, message_id: str, now: dt.datetime) -> bool: ...
+    def inbox_at(self, seq: int) -> InboxMessage | None: ...
+    def inbox_message(
+        self, message_id: str, sender: str | None = None
+    ) -> InboxMessage | None: ...
+    def inbox_messages(self, message_id: str) -> list[InboxMessage]: ...
+    def ack(self, seq: int, now: dt.datetime) -> bool: ...
     def quarantined(self, limit: int) -> list[QuarantineEntry]: ...
 
     def thread(self, thread_id: str) -> tuple[list[OutboundMessage], list[InboxMessage]]: ...
-    def set_inbox_state(self, message_id: str, state: str) -> None: ...
+    def thread_participants(self, thread_id: str) -> frozenset[str]: ...
+    def set_inbox_state(self, seq: int, state: str) -> None: ...
 
     # adapters
     def adapter_cursor(self, adapter: str) -> int: ...

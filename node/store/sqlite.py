@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -28,9 +29,11 @@ from node.store.base import (
     Attempt,
     DedupeEntry,
     Delivery,
+    InboundResult,
     InboxMessage,
     OutboundMessage,
     QuarantineEntry,
+    QuarantineUsage,
     ReceiptMatch,
     RecipientStatus,
     Retention,
@@ -153,6 +156,61 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE outbox ADD COLUMN request_sha256 TEXT
     """,
+    # 4: a received message is (sender, message id), never the id alone: one member cannot
+    # suppress another's message by using its id first. The inbox records whether a message
+    # joined the thread it names and whom it was addressed to; dedupe when a copy was last
+    # answered; quarantine what was kept of refused bytes.
+    """
+    CREATE TABLE dedupe_v4 (
+        sender TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        envelope_sha256 TEXT NOT NULL,
+        seen_at REAL NOT NULL,
+        keep_until REAL NOT NULL,
+        answered_at REAL,
+        PRIMARY KEY (sender, message_id)
+    );
+    INSERT INTO dedupe_v4 (sender, message_id, outcome, reason, envelope_sha256, seen_at,
+        keep_until) SELECT sender, message_id, outcome, reason, envelope_sha256, seen_at,
+        keep_until FROM dedupe;
+    DROP TABLE dedupe;
+    ALTER TABLE dedupe_v4 RENAME TO dedupe;
+    CREATE INDEX dedupe_message ON dedupe (message_id);
+    CREATE TABLE inbox_v4 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        in_reply_to TEXT,
+        schema_name TEXT NOT NULL,
+        handling_code TEXT NOT NULL,
+        envelope BLOB NOT NULL,
+        envelope_sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        received_at REAL NOT NULL,
+        state TEXT NOT NULL,
+        recipients TEXT NOT NULL DEFAULT '',
+        thread_joined INTEGER NOT NULL DEFAULT 1,
+        UNIQUE (sender, message_id)
+    );
+    INSERT INTO inbox_v4 (seq, message_id, sender, kind, thread_id, in_reply_to, schema_name,
+        handling_code, envelope, envelope_sha256, created_at, expires_at, received_at, state)
+        SELECT seq, message_id, sender, kind, thread_id, in_reply_to, schema_name,
+        handling_code, envelope, envelope_sha256, created_at, expires_at, received_at, state
+        FROM inbox;
+    DROP TABLE inbox;
+    ALTER TABLE inbox_v4 RENAME TO inbox;
+    CREATE INDEX inbox_thread ON inbox (thread_id, seq);
+    CREATE INDEX inbox_message ON inbox (message_id);
+    ALTER TABLE quarantine ADD COLUMN authenticated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE quarantine ADD COLUMN raw_sha256 TEXT;
+    ALTER TABLE quarantine ADD COLUMN raw_length INTEGER;
+    CREATE INDEX quarantine_kept ON quarantine (authenticated, sender, id)
+    """,
 )
 
 
@@ -190,6 +248,23 @@ class SqliteStore:
 
     @classmethod
     def open(cls, path: Path) -> SqliteStore:
+        """Open (creating if needed) the store file, private to the node's user.
+
+        The file is created 0600 and tightened *before* SQLite opens it: SQLite gives the
+        ``-wal`` and ``-shm`` files it creates the permissions of the database file, so none of
+        the three is ever readable by others, whatever the process umask."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(fd)
+            path.chmod(0o600)
+            for companion in (
+                path.with_name(path.name + "-wal"),
+                path.with_name(path.name + "-shm"),
+            ):
+                if companion.exists():
+                    companion.chmod(0o600)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot open the store ({exc.strerror})") from exc
         try:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -201,7 +276,6 @@ class SqliteStore:
         conn.execute("PRAGMA busy_timeout=30000")
         store = cls(conn, path)
         store._migrate()
-        path.chmod(0o600)
         return store
 
     def close(self) -> None:
@@ -521,7 +595,8 @@ class SqliteStore:
             if (
                 seen is not None
                 and not c.execute(
-                    "SELECT 1 FROM dedupe WHERE message_id = ?", (seen.message_id,)
+                    "SELECT 1 FROM dedupe WHERE sender = ? AND message_id = ?",
+                    (seen.sender, seen.message_id),
                 ).fetchone()
             ):
                 self._remember(c, seen)
@@ -605,7 +680,13 @@ class SqliteStore:
             quarantine = c.execute(
                 "DELETE FROM quarantine WHERE received_at < ?", (_ts(retention.quarantine_before),)
             ).rowcount
-            dedupe = c.execute("DELETE FROM dedupe WHERE keep_until < ?", (_ts(now),)).rowcount
+            # A dedupe row outlives its keep-until while the inbox still holds the message: a copy
+            # arriving then must be recognised, not stored a second time.
+            dedupe = c.execute(
+                "DELETE FROM dedupe WHERE keep_until < ? AND NOT EXISTS (SELECT 1 FROM inbox i"
+                " WHERE i.sender = dedupe.sender AND i.message_id = dedupe.message_id)",
+                (_ts(now),),
+            ).rowcount
             counts = {"inbox": len(inbox), "outbox": len(outbox), "quarantine": quarantine,
                       "dedupe": dedupe}  # fmt: skip
             events = [AuditEvent("purged", now, message_id=r["message_id"],
@@ -659,18 +740,26 @@ class SqliteStore:
         failed = self._conn.execute(
             "SELECT COUNT(*) AS n FROM inbox WHERE state = 'webhook-failed'"
         ).fetchone()
+        usage = QuarantineUsage({False: 0, True: 0}, {False: 0, True: 0})
+        for r in self._conn.execute(
+            "SELECT authenticated, COUNT(*) AS n, COALESCE(SUM(LENGTH(raw)), 0) AS b"
+            " FROM quarantine GROUP BY authenticated"
+        ):
+            usage.entries[bool(r["authenticated"])] = int(r["n"])
+            usage.raw_bytes[bool(r["authenticated"])] = int(r["b"])
         return Snapshot(
             outbox_depth={r["recipient"]: r["n"] for r in rows},
             oldest_open={r["recipient"]: _dt_req(r["oldest"]) for r in rows},
             audit_length=int(audit["n"]),
             webhook_failed=int(failed["n"]),
+            quarantine=usage,
         )
 
     # -- inbound -------------------------------------------------------------------------------
 
-    def seen(self, message_id: str) -> DedupeEntry | None:
+    def seen(self, sender: str, message_id: str) -> DedupeEntry | None:
         r = self._conn.execute(
-            "SELECT * FROM dedupe WHERE message_id = ?", (message_id,)
+            "SELECT * FROM dedupe WHERE sender = ? AND message_id = ?", (sender, message_id)
         ).fetchone()
         if r is None:
             return None
@@ -682,20 +771,31 @@ class SqliteStore:
             envelope_sha256=r["envelope_sha256"],
             seen_at=_dt_req(r["seen_at"]),
             keep_until=_dt_req(r["keep_until"]),
+            answered_at=_dt(r["answered_at"]),
         )
+
+    def mark_answered(self, sender: str, message_id: str, at: dt.datetime) -> None:
+        """Note that a copy of (sender, message id) was just answered (duplicates are answered
+        at most once per interval)."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE dedupe SET answered_at = ? WHERE sender = ? AND message_id = ?",
+                (_ts(at), sender, message_id),
+            )
 
     def _remember(self, c: sqlite3.Connection, d: DedupeEntry) -> None:
         c.execute(
-            "INSERT INTO dedupe (message_id, sender, outcome, reason, envelope_sha256, seen_at,"
-            " keep_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO dedupe (sender, message_id, outcome, reason, envelope_sha256, seen_at,"
+            " keep_until, answered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                d.message_id,
                 d.sender,
+                d.message_id,
                 d.outcome,
                 d.reason,
                 d.envelope_sha256,
                 _ts(d.seen_at),
                 _ts(d.keep_until),
+                None if d.answered_at is None else _ts(d.answered_at),
             ),
         )
 
@@ -705,15 +805,25 @@ class SqliteStore:
         dedupe: DedupeEntry,
         audit: Sequence[AuditEvent],
         receipt: tuple[OutboundMessage, AuditEvent] | None = None,
-    ) -> int:
-        """Store a verified message, remember its id and queue its receipt, atomically (one
-        fsync); return its inbox cursor."""
+    ) -> InboundResult:
+        """Store a verified message, remember (sender, id) and queue its receipt, atomically
+        (one fsync). Other senders that used the same id are reported, and audited as an
+        ``id-collision``: both messages are kept, neither sender is refused."""
         with self._tx() as c:
+            others = tuple(
+                r["sender"]
+                for r in c.execute(
+                    "SELECT sender FROM dedupe WHERE message_id = ? AND sender <> ?"
+                    " ORDER BY sender",
+                    (message.message_id, message.sender),
+                )
+            )
             self._remember(c, dedupe)
             cursor = c.execute(
                 "INSERT INTO inbox (message_id, sender, kind, thread_id, in_reply_to, schema_name,"
                 " handling_code, envelope, envelope_sha256, created_at, expires_at, received_at,"
-                " state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state, recipients, thread_joined)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message.message_id,
                     message.sender,
@@ -728,26 +838,44 @@ class SqliteStore:
                     _ts(message.expires_at),
                     _ts(message.received_at),
                     message.state,
+                    ",".join(message.recipients),
+                    int(message.thread_joined),
                 ),
             )
-            self._append(c, audit)  # "received" before the "receipt-sent" of its answer
+            events = list(audit)  # "received" before the "receipt-sent" of its answer
+            if others:
+                events.append(
+                    AuditEvent(
+                        "id-collision", message.received_at, message_id=message.message_id,
+                        peer=message.sender, detail={"also_used_by": list(others)},
+                    )
+                )  # fmt: skip
+            self._append(c, events)
             if receipt is not None:
                 self._insert_outbound(c, *receipt)
-            return int(cursor.lastrowid or 0)
+            return InboundResult(int(cursor.lastrowid or 0), others)
 
     def record_rejection(
         self,
         dedupe: DedupeEntry | None,
         quarantine: QuarantineEntry,
         audit: Sequence[AuditEvent],
-    ) -> None:
-        """Keep the refused bytes with the reason (nothing is dropped silently)."""
+        *,
+        keep_unauthenticated: int | None = None,
+    ) -> int:
+        """Keep the refused record (what the caller decided to keep of it) with the reason.
+
+        With ``keep_unauthenticated``, at most that many records of unauthenticated senders
+        stay: the oldest beyond go, and the count of those is returned. Once that bound is
+        reached a refused unauthenticated record is no longer audited one by one (the caller
+        audits a periodic summary), so a flood of junk cannot grow the store without end."""
         with self._tx() as c:
             if dedupe is not None:
                 self._remember(c, dedupe)
             c.execute(
                 "INSERT INTO quarantine (received_at, reason, detail, raw, topic, partition,"
-                ' "offset", sender, message_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                ' "offset", sender, message_id, authenticated, raw_sha256, raw_length)'
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _ts(quarantine.received_at),
                     quarantine.reason,
@@ -758,9 +886,30 @@ class SqliteStore:
                     quarantine.offset,
                     quarantine.sender,
                     quarantine.message_id,
+                    int(quarantine.authenticated),
+                    quarantine.raw_sha256,
+                    quarantine.raw_length,
                 ),
             )
-            self._append(c, audit)
+            evicted = 0
+            if keep_unauthenticated is not None and not quarantine.authenticated:
+                evicted = c.execute(
+                    "DELETE FROM quarantine WHERE authenticated = 0 AND id NOT IN (SELECT id"
+                    " FROM quarantine WHERE authenticated = 0 ORDER BY id DESC LIMIT ?)",
+                    (keep_unauthenticated,),
+                ).rowcount
+            if not evicted:
+                self._append(c, audit)
+            return evicted
+
+    def quarantine_bytes(self, sender: str) -> int:
+        """Bytes of refused records of one authenticated sender kept whole (its quota use)."""
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(LENGTH(raw)), 0) AS n FROM quarantine"
+            " WHERE authenticated = 1 AND sender = ?",
+            (sender,),
+        ).fetchone()
+        return int(row["n"])
 
     def _inbox_row(self, r: sqlite3.Row) -> InboxMessage:
         return InboxMessage(
@@ -778,6 +927,8 @@ class SqliteStore:
             expires_at=_dt_req(r["expires_at"]),
             received_at=_dt_req(r["received_at"]),
             state=r["state"],
+            recipients=tuple(filter(None, r["recipients"].split(","))),
+            thread_joined=bool(r["thread_joined"]),
         )
 
     def inbox(self, after: int, kind: str | Sequence[str] | None, limit: int) -> list[InboxMessage]:
@@ -791,19 +942,33 @@ class SqliteStore:
         rows = self._conn.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
         return [self._inbox_row(r) for r in rows]
 
-    def inbox_message(self, message_id: str) -> InboxMessage | None:
-        r = self._conn.execute("SELECT * FROM inbox WHERE message_id = ?", (message_id,)).fetchone()
+    def inbox_at(self, seq: int) -> InboxMessage | None:
+        r = self._conn.execute("SELECT * FROM inbox WHERE seq = ?", (seq,)).fetchone()
         return None if r is None else self._inbox_row(r)
 
-    def ack(self, message_id: str, now: dt.datetime) -> bool:
+    def inbox_message(self, message_id: str, sender: str | None = None) -> InboxMessage | None:
+        """The first message stored under this id (of ``sender``, if given), or None."""
+        found = [m for m in self.inbox_messages(message_id) if sender in (None, m.sender)]
+        return found[0] if found else None
+
+    def inbox_messages(self, message_id: str) -> list[InboxMessage]:
+        """Every received message under this id: one, unless senders collided on it."""
+        rows = self._conn.execute(
+            "SELECT * FROM inbox WHERE message_id = ? ORDER BY seq", (message_id,)
+        ).fetchall()
+        return [self._inbox_row(r) for r in rows]
+
+    def ack(self, seq: int, now: dt.datetime) -> bool:
         """Mark a received message processed by the local system (audited)."""
         with self._tx() as c:
-            cursor = c.execute(
-                "UPDATE inbox SET state = 'acked' WHERE message_id = ?", (message_id,)
+            row = c.execute("SELECT message_id, sender FROM inbox WHERE seq = ?", (seq,)).fetchone()
+            if row is None:
+                return False
+            c.execute("UPDATE inbox SET state = 'acked' WHERE seq = ?", (seq,))
+            self._append(
+                c, [AuditEvent("acked", now, message_id=row["message_id"], peer=row["sender"])]
             )
-            if cursor.rowcount:
-                self._append(c, [AuditEvent("acked", now, message_id=message_id)])
-            return cursor.rowcount > 0
+            return True
 
     def quarantined(self, limit: int) -> list[QuarantineEntry]:
         rows = self._conn.execute(
@@ -821,6 +986,9 @@ class SqliteStore:
                 sender=r["sender"],
                 message_id=r["message_id"],
                 id=r["id"],
+                authenticated=bool(r["authenticated"]),
+                raw_sha256=r["raw_sha256"],
+                raw_length=r["raw_length"],
             )
             for r in rows
         ]
@@ -844,9 +1012,28 @@ class SqliteStore:
         ).fetchall()
         return outbound, [self._inbox_row(r) for r in received]
 
-    def set_inbox_state(self, message_id: str, state: str) -> None:
+    def thread_participants(self, thread_id: str) -> frozenset[str]:
+        """Who takes part in a thread at this node: the senders and addressees of the messages
+        that joined it, and the recipients of what this node sent in it (receipts excluded).
+        This node itself is not named; an empty set means the thread is new here."""
+        names: set[str] = set()
+        for r in self._conn.execute(
+            "SELECT sender, recipients FROM inbox WHERE thread_id = ? AND thread_joined = 1",
+            (thread_id,),
+        ):
+            names.add(r["sender"])
+            names.update(filter(None, r["recipients"].split(",")))
+        for r in self._conn.execute(
+            "SELECT DISTINCT r.recipient FROM outbox_recipients r JOIN outbox o"
+            " USING (message_id) WHERE o.thread_id = ? AND o.expects_receipt = 1",
+            (thread_id,),
+        ):
+            names.add(r["recipient"])
+        return frozenset(names)
+
+    def set_inbox_state(self, seq: int, state: str) -> None:
         with self._tx() as c:
-            c.execute("UPDATE inbox SET state = ? WHERE message_id = ?", (state, message_id))
+            c.execute("UPDATE inbox SET state = ? WHERE seq = ?", (state, seq))
 
     # -- adapters ------------------------------------------------------------------------------
 
