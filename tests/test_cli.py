@@ -484,7 +484,7 @@ def test_ttl_days_out_of_range_is_refused(network, payload_json, tmp_path, capsy
 
 def test_ttl_days_beyond_the_maximum_lifetime_is_a_clear_error(network, payload_json, tmp_path,
                                                                 capsys):  # fmt: skip
-    code, out, err = run(capsys, "envelope", "seal", "--dir", network / "zm-police",
+    code, _, err = run(capsys, "envelope", "seal", "--dir", network / "zm-police",
                          "--kind", "mla", "--to", "zw-police", "--schema", "CaseUpdate",
                          "--in", payload_json, "--out", tmp_path / "x.xenv", "--ttl-days", "3650")  # fmt: skip
     assert code != 0 and "Traceback" not in err
