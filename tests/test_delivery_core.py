@@ -132,7 +132,9 @@ def test_dedupe_is_asked_for_the_authenticated_sender_and_the_id(registry, paylo
 
 def test_a_seen_id_with_other_content_is_named(registry, payload):
     raw = sealed(registry, payload)
-    outcome = delivery.classify(receiving(registry), raw, NOW, lambda _s, _i: entry(b"", "zm-police"))
+    outcome = delivery.classify(
+        receiving(registry), raw, NOW, lambda _s, _i: entry(b"", "zm-police")
+    )
     assert isinstance(outcome, Rejected)
     assert (outcome.reason, outcome.detail, outcome.remember) == (
         "replay",

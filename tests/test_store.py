@@ -247,12 +247,19 @@ def test_a_message_is_its_sender_and_id_so_another_sender_cannot_take_the_id(sto
 def test_thread_participants_are_who_sent_was_addressed_or_was_sent_to(store):
     assert store.thread_participants("t9") == frozenset()
     store.submit(outbound("m1", recipients=("bw-police",), thread_id="t9"), ev("submitted"))
-    store.submit(outbound("r1", recipients=("na-police",), expects_receipt=False,
-                          thread_id="t9"), ev("submitted"))  # fmt: skip  (a receipt: not joining)
+    store.submit(
+        outbound("r1", recipients=("na-police",), expects_receipt=False, thread_id="t9"),
+        ev("submitted"),
+    )  # a receipt: not joining
     joined = InboxMessage(**{**inbox_message().__dict__, "recipients": ("zm-police", "mw-police")})
     store.record_inbound(joined, dedupe(), [ev("received")])
-    apart = InboxMessage(**{**inbox_message("in2", sender="ao-police").__dict__,
-                            "recipients": ("zm-police", "sz-police"), "thread_joined": False})
+    apart = InboxMessage(
+        **{
+            **inbox_message("in2", sender="ao-police").__dict__,
+            "recipients": ("zm-police", "sz-police"),
+            "thread_joined": False,
+        }
+    )
     store.record_inbound(apart, dedupe("in2", sender="ao-police"), [ev("received")])
     assert store.thread_participants("t9") == {"bw-police", "zw-police", "zm-police", "mw-police"}
     assert store.inbox_messages("in2")[0].thread_joined is False
