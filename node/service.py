@@ -907,8 +907,9 @@ class Node:
         sha = outcome.opened.envelope_sha256.hex()
         participants = await self._run(self.store.thread_participants, header.thread_id)
         joined = threads.joins_thread(
-            header.sender, header.recipient_ids, participants, self.node_id
-        )
+            header.sender, header.recipient_ids, participants, self.node_id,
+            opens=header.thread_id == header.message_id,
+        )  # fmt: skip
         message = InboxMessage(
             seq=0, message_id=header.message_id, sender=header.sender, kind=header.kind,
             thread_id=header.thread_id, in_reply_to=header.in_reply_to,

@@ -4,7 +4,10 @@ Thread ids are chosen by senders, so an id alone proves nothing: a member that l
 member's thread id could otherwise slip its own messages into that case at every node it
 reaches. The rule, applied by each receiving node to what it has seen itself:
 
-* a thread unknown here is opened by the message that names it;
+* a thread unknown here is opened by the message that names it, and a message whose thread id
+  is its own message id opens its thread wherever it arrives (an honest sender's first message
+  of a case; if another sender used that id first, the message id collides too, which is
+  audited as ``id-collision`` and counted — so claiming someone's thread that way is seen);
 * a sender that already takes part in the thread here (it sent in it, was addressed in it,
   or this node sent to it in it) joins it;
 * a newcomer joins only **openly**: its message is addressed to every participant the thread
@@ -24,11 +27,16 @@ from collections.abc import Iterable
 
 
 def joins_thread(
-    sender: str, recipients: Iterable[str], participants: frozenset[str], own_id: str
+    sender: str,
+    recipients: Iterable[str],
+    participants: frozenset[str],
+    own_id: str,
+    opens: bool = False,
 ) -> bool:
     """Whether a message from ``sender`` addressed to ``recipients`` joins a thread whose
-    participants at node ``own_id`` are ``participants`` (empty: the thread is new here)."""
-    if not participants or sender in participants:
+    participants at node ``own_id`` are ``participants`` (empty: the thread is new here);
+    ``opens``: the message's thread id is its own message id."""
+    if opens or not participants or sender in participants:
         return True
     others = participants - {own_id, sender}
     return others <= set(recipients)
