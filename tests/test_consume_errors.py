@@ -10,10 +10,14 @@ can put them (the store refusing a write, an unexpected exception for one record
 
 from __future__ import annotations
 
+import datetime as dt
+
 from aiokafka import AIOKafkaProducer
 
 from node import delivery
-from node.service import MAX_RECORD_ATTEMPTS
+from node.codec import default_registry
+from node.nodedir import NodeDir
+from node.service import MAX_RECORD_ATTEMPTS, Node, utc_now
 from node.store.base import StoreFull
 from tests.runtime_helpers import create_nodes, eventually, node_env
 from tests.test_faults import SPECS, LocalSide, all_delivered, request, started
@@ -182,5 +186,42 @@ async def test_forged_heartbeats_and_receipts_for_unknown_messages_change_nothin
         assert b.metrics.peer_last_seen.labels("zm-police")._value.get() == seen_before
     finally:
         await producer.stop()
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_receipt_that_cannot_be_sealed_is_recorded_and_the_message_kept(tmp_path, broker):
+    """The sender's encryption key expires (no attacker needed): the receiver keeps and hands
+    over the message, records ``receipt-not-sealed`` and moves on; the partition never stalls."""
+    registry = default_registry()
+    now = dt.datetime.now(dt.UTC)
+    zm, zw = NodeDir(tmp_path / "zm-police"), NodeDir(tmp_path / "zw-police")
+    short = zm.create(registry, node_id="zm-police", roles=("law-enforcement",), name="zm",
+                      now=now - dt.timedelta(days=1), passphrase=None, key_valid_days=2)  # fmt: skip
+    long = zw.create(registry, node_id="zw-police", roles=("law-enforcement",), name="zw",
+                     now=now - dt.timedelta(days=1), passphrase=None)  # fmt: skip
+    zm.add_peer(registry, "zm-police", long)
+    zw.add_peer(registry, "zw-police", short)
+    env = node_env(broker.bootstrap_servers)
+    local = LocalSide()
+    a = await started(zm, env)
+    b = Node(zw, env=env, clock=lambda: utc_now() + dt.timedelta(days=1, hours=12))
+    b.on_message(local)
+    await b.start()
+    try:
+        ids = [await a.submit(request(i)) for i in range(3)]
+
+        async def kept() -> bool:
+            return set(local.calls) == set(ids)
+
+        await eventually(kept, 30, "every message handed over despite the unsealable receipts")
+        events = [e.event for e in await b._run(b.store.audit_entries)]
+        unsealed = [e for e in events if e.event == "receipt-not-sealed"]
+        assert {e.message_id for e in unsealed} == set(ids)
+        assert all(e.peer == "zm-police" and "SealError" in e.detail["error"] for e in unsealed)
+        assert b.metrics.receipts_not_sealed.labels("zm-police")._value.get() >= 3
+        assert b.metrics.record_failures.labels("xchg.zw-police.mla")._value.get() == 0
+        assert max(local.calls.values()) == 1
+    finally:
         await a.stop()
         await b.stop()
