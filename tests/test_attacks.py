@@ -86,6 +86,7 @@ class Federation:
             XNODE_STORE_QUARANTINE_PREFIX_BYTES=str(PREFIX),
             XNODE_STORE_QUARANTINE_SENDER_QUOTA_MB="0",  # every refused record: prefix only
             XNODE_DELIVERY_DUPLICATE_ANSWER_SECONDS="3600",
+            XNODE_FOLDER_PATH="exchange",
         )
         self.processes[node_id] = spawn("run", "--dir", self.dirs[node_id], env=env,
                                         log=self.root / f"{node_id}.log")  # fmt: skip
@@ -221,6 +222,11 @@ def test_a_squatted_id_neither_suppresses_nor_refuses_the_real_message(fed: Fede
     a_rows = read_store(fed.dirs[A] / "node.db", "SELECT state, reason FROM outbox_recipients"
                         " WHERE message_id = ?", (message_id,))  # fmt: skip
     assert a_rows == [("delivered", None)]
+    # the folder adapter writes both, one file per sender
+    folder = fed.dirs[B] / "exchange" / "inbox" / "mla"
+    wait_for(lambda: len(list(folder.glob(f"{message_id}*"))) == 2, 30, "both inbox files")
+    written = {p.name: json.loads(p.read_text())["sender"] for p in folder.glob(f"{message_id}*")}
+    assert written == {f"{message_id}.json": S, f"{message_id}.{A}.json": A}
     # the local system must say which of the two it acknowledges
     ack = f"{fed.api(B)}/v1/inbox/{message_id}/ack"
     status, body = http("POST", ack, fed.tokens[B])

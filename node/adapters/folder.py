@@ -15,7 +15,8 @@ For an office with a laptop and no case-management system. Under ``[folder] path
   in place once it has settled. A new ``outbox/<name>`` that is sent clears an untouched
   ``failed/<name>`` it replaces.
 * ``inbox/<kind>/<message id>.json`` — each received message (the inbox JSON), written to a
-  temporary file, flushed to disk, then renamed into place.
+  temporary file, flushed to disk, then renamed into place; ``<message id>.<sender>.json`` if
+  another sender's message already has that name (two senders used one id).
 
 Restart-safe without duplicates: a file is submitted with an idempotency key made of its name
 and content hash, so a crash between submitting and moving it re-submits the same request and
@@ -230,6 +231,18 @@ def _read_text(path: Path) -> str | None:
 # -- imperative shell ---------------------------------------------------------------------------
 
 
+def inbox_file(directory: Path, item: dict[str, Any]) -> Path:
+    """``<message id>.json``; ``<message id>.<sender>.json`` when another sender's message is
+    already there under that id (a collision: a message is its sender and its id, and one
+    sender's file must never replace another's)."""
+    path = directory / f"{item['id']}.json"
+    try:
+        existing = json.loads(path.read_bytes()).get("sender")
+    except (OSError, ValueError, AttributeError):
+        return path
+    return path if existing == item["sender"] else directory / f"{item['id']}.{item['sender']}.json"
+
+
 class FolderAdapter:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -376,6 +389,6 @@ class FolderAdapter:
             directory = self.root / "inbox" / item["kind"]
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             data = json.dumps(item, indent=2, ensure_ascii=False).encode("utf-8")
-            write_file_atomically(directory / f"{item['id']}.json", data)
+            write_file_atomically(inbox_file(directory, item), data)
             await node._run(node.store.set_adapter_cursor, ADAPTER, item["cursor"])
         return len(items)
