@@ -41,3 +41,8 @@ def test_a_heartbeat_naming_another_key_is_refused(registry, zm):
     with pytest.raises(control.ControlRejected) as err:
         control.read_control(registry, raw, peers_of(zm))
     assert err.value.reason == "key-mismatch" and zm.identity.key_id in str(err.value)
+
+
+def test_read_heartbeat_takes_heartbeats_only(registry, zm):
+    raw = control.issue_heartbeat(registry, zm.identity, beat(zm))
+    assert control.read_heartbeat(registry, raw, peers_of(zm)) == beat(zm)

@@ -7,6 +7,7 @@ operator sees in the quarantine.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import uuid
@@ -152,3 +153,20 @@ def test_a_policy_refusal_names_every_role_of_the_sender(registry, payload):
         "policy-denied",
         "this node's policy does not accept alert from role(s) shelter, ngo",
     )
+
+
+def test_a_duplicate_is_answered_first_then_at_most_once_per_interval():
+    minute = dt.timedelta(minutes=1)
+    assert delivery.answer_duplicate(None, NOW, minute)  # the first copy: always
+    assert not delivery.answer_duplicate(NOW, NOW, minute)  # answered this very moment
+    assert not delivery.answer_duplicate(NOW, NOW + minute - dt.timedelta(microseconds=1), minute)
+    assert delivery.answer_duplicate(NOW, NOW + minute, minute)  # the interval has passed
+    assert delivery.answer_duplicate(NOW, NOW - dt.timedelta(seconds=1), minute)  # clock went back
+
+
+def test_a_decision_is_kept_past_expiry_but_never_beyond_the_lifetime_from_now(registry, payload):
+    header = envelope.parse(registry, sealed(registry, payload)).header
+    margin, lifetime = dt.timedelta(days=2), dt.timedelta(days=90)
+    assert delivery.keep_until(header, NOW, lifetime, margin) == header.expires_at + margin
+    far = dataclasses.replace(header, expires_at=dt.datetime(9999, 12, 30, tzinfo=dt.UTC))
+    assert delivery.keep_until(far, NOW, lifetime, margin) == NOW + lifetime + margin
