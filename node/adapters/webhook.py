@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,27 @@ def due(pending: list[AdapterDelivery], now: dt.datetime) -> list[AdapterDeliver
     for d in pending:  # ordered by inbox sequence
         heads.setdefault(d.thread_id, d)
     return [d for d in heads.values() if d.next_attempt_at is None or d.next_attempt_at <= now]
+
+
+def response_error(status: int, location: str | None) -> str | None:
+    """None for a 2xx; otherwise why the attempt failed. A redirect names only where it pointed
+    (scheme, host and port: a path or query could carry anything), and that it was not followed."""
+    if 200 <= status < 300:
+        return None
+    if 300 <= status < 400:
+        target = "elsewhere"
+        if location:
+            parts = urllib.parse.urlsplit(location)
+            if parts.hostname:  # never user:password@ or a path: only where it pointed
+                port = f":{parts.port}" if parts.port else ""
+                target = f"{parts.scheme}://{parts.hostname}{port}"
+            else:
+                target = "a path on the same host"
+        return (
+            f"HTTP {status} redirect to {target} not followed; webhook.url must name the final"
+            " address"
+        )
+    return f"HTTP {status}"
 
 
 class WebhookAdapter:
@@ -135,10 +157,14 @@ class WebhookAdapter:
         }
         assert self._session is not None
         try:
-            async with self._session.post(self.url, data=body, headers=headers) as response:
+            # Never follow a redirect: the body is decrypted case data and the header proves it
+            # came from this node; a 3xx is a failed attempt, whatever it points at.
+            async with self._session.post(
+                self.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 await response.read()
-                status = response.status
-            error = None if 200 <= status < 300 else f"HTTP {status}"
+                status, location = response.status, response.headers.get("Location")
+            error = response_error(status, location)
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
         if error is None:
