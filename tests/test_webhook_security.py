@@ -30,7 +30,7 @@ def config(url: str, extra: str = "", env: dict[str, str] | None = None):
 @pytest.mark.parametrize("url", ["http://10.1.2.3/xnode", "http://cases.example.org/in",
                                  "http://127.0.0.1.example.org/x", "http://[fe80::1]/x"])  # fmt: skip
 def test_plain_http_to_another_host_is_refused(url):
-    with pytest.raises(ConfigError, match="webhook.allow_plain_http"):
+    with pytest.raises(ConfigError, match=r"webhook\.allow_plain_http"):
         config(url)
 
 
@@ -43,7 +43,7 @@ def test_loopback_or_tls_is_accepted(url):
 
 def test_plain_http_elsewhere_only_when_explicitly_allowed():
     assert config("http://10.1.2.3/x", "allow_plain_http = true\n").webhook.allow_plain_http
-    with pytest.raises(ConfigError, match="webhook.allow_plain_http"):  # the environment too
+    with pytest.raises(ConfigError, match=r"webhook\.allow_plain_http"):  # the environment too
         config("https://10.1.2.3/x", env={"XNODE_WEBHOOK_URL": "http://10.1.2.3/x"})
 
 
