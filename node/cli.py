@@ -951,7 +951,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--scopes",
         required=True,
-        help="comma-separated: send:<kind>, send:*, read:<kind>, read:*, admin",
+        help="comma-separated: send:<kind>, send:*, read:<kind>, read:*, ops (/metrics and /readyz"
+        " when [api] ops_token_required), admin",
     )
     p.set_defaults(handler=cmd_token_create)
     p = token_sub.add_parser("list", help="tokens with their scopes (never the secrets)")

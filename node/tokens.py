@@ -6,7 +6,9 @@ hash suffices; it is shown once, at creation, and never stored). Scopes:
 
 * ``send:<kind>`` / ``send:*`` — submit messages of that kind and read their status;
 * ``read:<kind>`` / ``read:*`` — read and acknowledge received messages of that kind;
-* ``admin`` — everything, including the quarantine.
+* ``ops`` — ``/metrics`` and ``/readyz`` when ``[api] ops_token_required`` is set (a
+  Prometheus scraper or a load balancer's probe: no case data);
+* ``admin`` — everything, including the quarantine and ``ops``.
 
 Deny by default: a token without a matching scope is refused (HTTP 403).
 """
@@ -25,6 +27,7 @@ from node.store.base import ApiToken
 
 PREFIX = "xnt"
 ACTIONS = ("send", "read")
+OPS = "ops"
 SENDABLE_KINDS = tuple(k for k in KINDS if k != "receipt")
 _TOKEN = re.compile(rf"^{PREFIX}_([0-9a-f]{{12}})_([A-Za-z0-9_-]{{43}})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -43,11 +46,12 @@ def parse_scopes(text: str | Iterable[str]) -> tuple[str, ...]:
         if not scope:
             continue
         action, _, kind = scope.partition(":")
-        if scope == "admin":
+        if scope in ("admin", OPS):
             pass
         elif action not in ACTIONS or (kind != "*" and kind not in SENDABLE_KINDS):
             raise TokenError(
-                f"unknown scope {scope!r}; use admin, send:<kind>, send:*, read:<kind> or read:*"
+                f"unknown scope {scope!r}; use admin, ops, send:<kind>, send:*, read:<kind> or"
+                " read:*"
                 f" with kind one of {', '.join(SENDABLE_KINDS)}"
             )
         if scope not in scopes:
@@ -87,6 +91,11 @@ def allows(scopes: Iterable[str], action: str, kind: str) -> bool:
     """May a token with ``scopes`` do ``action`` (send/read) on messages of ``kind``?"""
     granted = set(scopes)
     return bool(granted & {"admin", f"{action}:*", f"{action}:{kind}"})
+
+
+def allows_ops(scopes: Iterable[str]) -> bool:
+    """May a token with ``scopes`` read the operational endpoints (metrics, readiness)?"""
+    return bool(set(scopes) & {"admin", OPS})
 
 
 def readable_kinds(scopes: Iterable[str]) -> tuple[str, ...]:

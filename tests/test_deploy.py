@@ -31,8 +31,17 @@ def promtool(*args: str, cwd: Path = PROMETHEUS) -> str:
 
 
 @needs_promtool
-def test_prometheus_config_and_rules_are_valid():
-    assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
+def test_prometheus_config_and_rules_are_valid(tmp_path: Path):
+    # as installed: beside the rules, with each node's ops token file in place
+    config = (PROMETHEUS / "prometheus.yml").read_text()
+    for name in ("prometheus.yml", "xnode-alerts.yml"):
+        shutil.copy(PROMETHEUS / name, tmp_path / name)
+    token_files = re.findall(r"credentials_file: ([^\s}]+)", config)
+    assert len(token_files) == 3
+    for name in token_files:
+        path = tmp_path / name
+        path.write_text("xnt_0123456789ab_" + "A" * 43 + "\n")
+    assert "SUCCESS" in promtool("check", "config", "prometheus.yml", cwd=tmp_path)
     assert "SUCCESS: 16 rules found" in promtool("check", "rules", "xnode-alerts.yml")
 
 

@@ -47,6 +47,9 @@ NODE_ID_KEY = web.AppKey("node_id", str)
 StoreFailureHook = Callable[[StoreUnavailable], None]
 STORE_FAILURE_KEY: web.AppKey[StoreFailureHook] = web.AppKey("store_failure")
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
+# /metrics and /readyz name the peers and the broker: behind a token with scope ops when
+# [api] ops_token_required is set (always, once the API is reachable beyond loopback).
+OPS_PATHS = frozenset({"/readyz", "/metrics"})
 MAX_LIMIT = 500
 MAX_CURSOR = 2**63 - 1  # SQLite integers are 64-bit
 SSE_KEEPALIVE_SECONDS = 15.0
@@ -246,7 +249,8 @@ class ApiServer:
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in OPEN_PATHS:
+        ops = request.path in OPS_PATHS and self.node.config.api.ops_token_required
+        if request.path in OPEN_PATHS and not ops:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, text = header.partition(" ")
@@ -262,6 +266,8 @@ class ApiServer:
             exc = _http(401, error, "Authorization")
             exc.headers["WWW-Authenticate"] = 'Bearer realm="xnode"'
             raise exc
+        if ops and not tokens.allows_ops(record.scopes):
+            problem(403, f"token {record.name!r} has no scope ops", "scope")
         request[TOKEN_KEY] = record
         return await handler(request)
 
