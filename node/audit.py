@@ -40,6 +40,8 @@ EVENTS = (
     "peer-added",
     "peer-updated",
     "peer-removed",
+    "peer-revoked",
+    "peer-unrevoked",
     "key-changed",
     "purged",
     "acked",

@@ -37,10 +37,13 @@ from node.service import open_store
 from node.store.base import StoreError
 from node.store.sqlite import SqliteStore
 from node.trust import (
+    REVOCATION_REASONS,
     PeerChange,
     PeerDirectory,
+    Revocation,
     SignedDescriptor,
     TrustError,
+    check_revocation,
     decide_peer_add,
     verify_descriptor,
 )
@@ -194,12 +197,12 @@ def cmd_peers_add(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     print(f"  roles:       {', '.join(d.roles)}")
     print(f"  fingerprint: {d.fingerprint}")
     known = node_dir.peers(registry).get(d.node_id)
-    change = decide_peer_add(config.node.id, known, incoming)  # refuse before asking
+    change = decide_peer_add(config.node.id, known, incoming, _now())  # refuse before asking
     if change is PeerChange.UNCHANGED:
         print("Already known with this exact descriptor; nothing changed.")
         return EXIT_OK
     _confirm("Does this fingerprint match the one the peer gave you?", args.yes)
-    node_dir.add_peer(registry, config.node.id, incoming)
+    node_dir.add_peer(registry, config.node.id, incoming, _now())
     event = "peer-added" if change is PeerChange.NEW else "peer-updated"
     _audit(node_dir, config, event, d.node_id, {
         "fingerprint": d.fingerprint, "descriptor_version": d.descriptor_version})  # fmt: skip
@@ -217,19 +220,61 @@ def _audit(
 
 
 def cmd_peers_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    peers = NodeDir(args.dir).peers(registry)
+    node_dir = NodeDir(args.dir)
+    peers, revoked = node_dir.peers(registry), node_dir.revocations()
     if args.json:
-        _print_json([_descriptor_summary(p) for p in peers.values()])
+        docs = []
+        for p in peers.values():
+            r = revoked.get(p.node_id)
+            docs.append({**_descriptor_summary(p), "status": "revoked" if r else "active",
+                         "revocation": r.to_json() if r else None})  # fmt: skip
+        _print_json(docs)
         return EXIT_OK
     if not peers:
         print("No peers yet. Add one with: xnode peers add --dir DIR FILE")
         return EXIT_OK
     for signed in peers.values():
         d = signed.descriptor
+        r = revoked.get(d.node_id)
+        status = f"REVOKED ({r.reason}, {r.at:%Y-%m-%d %H:%M} UTC)" if r else "active"
         print(
             f"{d.node_id:<32} v{d.descriptor_version:<3} {','.join(d.roles):<28} {d.display_name}"
         )
         print(f"{'':<32} fingerprint {d.fingerprint}")
+        print(f"{'':<32} status      {status}{' - ' + r.note if r and r.note else ''}")
+    return EXIT_OK
+
+
+def cmd_peers_revoke(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    """Stop trusting a peer at once: a running node refuses its envelopes as revoked-sender
+    from its next peer reload (within seconds) and sends it nothing more."""
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    revocations = node_dir.revocations()
+    if args.node_id not in node_dir.peers(registry) and args.node_id not in revocations:
+        raise CommandFailed(f"{args.node_id} is not a known peer")
+    revocation = Revocation(args.node_id, args.reason, _now(), args.note or "")
+    check_revocation(revocation)
+    node_dir.save_revocations({**revocations, args.node_id: revocation})
+    _audit(node_dir, config, "peer-revoked", args.node_id,
+           {"reason": args.reason, "note": args.note or ""})  # fmt: skip
+    print(
+        f"Revoked {args.node_id} ({args.reason}). A running node applies this within seconds:"
+        " its envelopes are refused as revoked-sender, nothing is sent to it."
+    )
+    return EXIT_OK
+
+
+def cmd_peers_unrevoke(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    revocations = node_dir.revocations()
+    if args.node_id not in revocations:
+        raise CommandFailed(f"{args.node_id} is not revoked")
+    _confirm(f"Trust {args.node_id} again?", args.yes)
+    node_dir.save_revocations({n: r for n, r in revocations.items() if n != args.node_id})
+    _audit(node_dir, node_dir.load_config(), "peer-unrevoked", args.node_id,
+           {"was": revocations[args.node_id].reason})  # fmt: skip
+    print(f"{args.node_id} is trusted again.")
     return EXIT_OK
 
 
@@ -264,13 +309,20 @@ def _submission(args: argparse.Namespace, registry: SchemaRegistry, to: list[str
         priority=args.priority,
         ttl=dt.timedelta(days=args.ttl_days) if args.ttl_days is not None else None,
     )
-    submit.resolve_recipients(request.to, config, peers)  # before asking for the passphrase
+    revoked = node_dir.revocations()
+    submit.resolve_recipients(request.to, config, peers, revoked)  # before the passphrase
     keys = node_dir.load_keys(registry, node_dir.passphrase(config))
     return (
         node_dir,
         config,
         submit.prepare(
-            registry, request, config=config, identity=keys.identity, peers=peers, now=_now()
+            registry,
+            request,
+            config=config,
+            identity=keys.identity,
+            peers=peers,
+            now=_now(),
+            revoked=revoked,
         ),
     )
 
@@ -859,6 +911,18 @@ def build_parser() -> argparse.ArgumentParser:
     node_dir_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=cmd_peers_list)
+    p = peers.add_parser("revoke", help="stop trusting a peer now (stolen keys, misbehaviour)")
+    node_dir_arg(p)
+    p.add_argument("node_id", help="peer node id")
+    p.add_argument("--reason", required=True, choices=list(REVOCATION_REASONS),
+                   help="; ".join(f"{k}: {v}" for k, v in REVOCATION_REASONS.items()))  # fmt: skip
+    p.add_argument("--note", help="free text kept with the revocation (who decided, ticket)")
+    p.set_defaults(handler=cmd_peers_revoke)
+    p = peers.add_parser("unrevoke", help="trust a revoked peer again")
+    node_dir_arg(p)
+    p.add_argument("node_id", help="peer node id")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(handler=cmd_peers_unrevoke)
     p = peers.add_parser("remove", help="forget a peer")
     node_dir_arg(p)
     p.add_argument("node_id", help="peer node id")

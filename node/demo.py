@@ -65,7 +65,7 @@ def run_demo(
         for peer in AGENCIES:
             if peer != node_id:
                 incoming = verify_descriptor((workdir / f"{peer}.xnd").read_bytes(), registry)
-                node_dir.add_peer(registry, node_id, incoming)
+                node_dir.add_peer(registry, node_id, incoming, dt.datetime.now(dt.UTC))
 
     recipients = ["zw-police", "za-shelter-johannesburg"]
     alert = demo_alert(now)

@@ -140,7 +140,7 @@ async def _start_nodes(
     for node_id, node_dir in dirs.items():
         for other, descriptor in signed.items():
             if other != node_id:
-                node_dir.add_peer(registry, node_id, descriptor)
+                node_dir.add_peer(registry, node_id, descriptor, now)
     say("  descriptors exchanged; starting the nodes\n")
     nodes = {}
     for node_id, node_dir in dirs.items():

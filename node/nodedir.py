@@ -46,6 +46,7 @@ from node.trust import (
     EncryptionKeyInfo,
     PeerChange,
     PeerDirectory,
+    Revocation,
     SignedDescriptor,
     TrustError,
     decide_peer_add,
@@ -57,6 +58,7 @@ CONFIG_FILE = "node.toml"
 PEER_CHECKPOINTS_DIR = "audit-peers"
 DESCRIPTOR_FILE = "descriptor.xnd"
 DESCRIPTOR_SUFFIX = ".xnd"
+REVOCATIONS_FILE = "revoked.json"
 PASSPHRASE_ENV = "XNODE_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 
 
@@ -227,13 +229,38 @@ class NodeDir:
         return found
 
     def peer_directory(self, registry: SchemaRegistry) -> PeerDirectory:
-        return PeerDirectory.of(s.descriptor for s in self.peers(registry).values())
+        """The known peers and the ids this node has revoked (refused as ``revoked-sender``)."""
+        return PeerDirectory.of(
+            (s.descriptor for s in self.peers(registry).values()), self.revocations()
+        )
+
+    @property
+    def revocations_path(self) -> Path:
+        return self.peers_path / REVOCATIONS_FILE
+
+    def revocations(self) -> dict[str, Revocation]:
+        """Revoked peers by node id; a file that cannot be read is an error, never "none"."""
+        path = self.revocations_path
+        if not path.exists():
+            return {}
+        try:
+            docs = json.loads(path.read_text("utf-8"))
+            found = [Revocation.from_json(doc) for doc in docs]
+        except (OSError, ValueError, KeyError, TypeError, TrustError) as exc:
+            raise NodeDirError(f"{path}: cannot read the revocations ({exc})") from exc
+        return {r.node_id: r for r in found}
+
+    def save_revocations(self, revocations: Mapping[str, Revocation]) -> None:
+        self.peers_path.mkdir(exist_ok=True)
+        docs = [revocations[n].to_json() for n in sorted(revocations)]
+        write_atomically(self.revocations_path,
+                         (json.dumps(docs, indent=2) + "\n").encode("utf-8"), 0o600)  # fmt: skip
 
     def add_peer(
-        self, registry: SchemaRegistry, own_id: str, incoming: SignedDescriptor
+        self, registry: SchemaRegistry, own_id: str, incoming: SignedDescriptor, now: dt.datetime
     ) -> PeerChange:
         known = self.peers(registry).get(incoming.node_id)
-        change = decide_peer_add(own_id, known, incoming)
+        change = decide_peer_add(own_id, known, incoming, now)
         if change is not PeerChange.UNCHANGED:
             self.peers_path.mkdir(exist_ok=True)
             write_atomically(self._peer_file(incoming.node_id), incoming.raw)

@@ -325,7 +325,7 @@ class Node:
         started = time.perf_counter()
         message, event = submit.prepare(
             self.registry, request, config=self.config, identity=self.identity,
-            peers=self.peers, now=self.clock(),
+            peers=self.peers, now=self.clock(), revoked=self.peer_directory.revoked,
         )  # fmt: skip
         self.metrics.seal_seconds.observe(time.perf_counter() - started)
         message_id = await self._run(self.store.submit, message, event)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,10 @@ class UnknownRecipient(ValueError):
     def __init__(self, message: str, recipient: str | None = None) -> None:
         super().__init__(message)
         self.recipient = recipient
+
+
+class RevokedRecipient(UnknownRecipient):
+    """A recipient this node has revoked (``xnode peers revoke``): nothing goes to it."""
 
 
 class NoRecipients(UnknownRecipient):
@@ -68,9 +72,13 @@ class Request:
 
 
 def resolve_recipients(
-    to: Sequence[str] | str, config: Config, peers: Mapping[str, Descriptor]
+    to: Sequence[str] | str,
+    config: Config,
+    peers: Mapping[str, Descriptor],
+    revoked: Collection[str] = (),
 ) -> list[Descriptor]:
-    """Explicit node ids or ``"neighbours"`` -> known peer descriptors; refuse the unknown."""
+    """Explicit node ids or ``"neighbours"`` -> known peer descriptors; refuse the unknown and
+    the revoked."""
     if isinstance(to, str):
         if to != "neighbours":
             raise NoRecipients('"to" must be a list of node ids or "neighbours"')
@@ -86,6 +94,12 @@ def resolve_recipients(
         raise NoRecipients("at least one recipient is required")
     resolved = []
     for node_id in ids:
+        if node_id in revoked:
+            raise RevokedRecipient(
+                f"{node_id} has been revoked on this node (xnode peers list); nothing is sent to"
+                " it until an operator runs xnode peers unrevoke",
+                node_id,
+            )
         if node_id not in peers:
             known = ", ".join(sorted(peers)) or "none"
             raise UnknownRecipient(f"unknown recipient {node_id}; known peers: {known}", node_id)
@@ -134,6 +148,7 @@ def prepare(
     identity: IdentityKey,
     peers: Mapping[str, Descriptor],
     now: dt.datetime,
+    revoked: Collection[str] = (),
 ) -> tuple[OutboundMessage, AuditEvent]:
     """Validate, seal and describe one submission; nothing is stored here."""
     if request.kind not in payloads.KINDS or request.kind == "receipt":
@@ -141,7 +156,7 @@ def prepare(
         raise envelope.SealError(
             f"unknown kind {request.kind!r}; expected one of {allowed}", "kind"
         )
-    recipients = resolve_recipients(request.to, config, peers)
+    recipients = resolve_recipients(request.to, config, peers, revoked)
     Policy.from_config(config.policy.rules).check_send(
         request.kind, config.node.roles, {r.node_id: r.roles for r in recipients}
     )

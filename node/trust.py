@@ -21,7 +21,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from node.codec import CodecError, SchemaRegistry
-from node.crypto.keys import IdentityKey, display_fingerprint, key_id
+from node.crypto.keys import (
+    IdentityKey,
+    display_fingerprint,
+    ed25519_key_problem,
+    key_id,
+    x25519_key_problem,
+)
 from node.crypto.primitives import CryptoFailure, sign, verify
 from node.routing.ids import InvalidIdentifier, country_of, validate_node_id, validate_roles
 
@@ -203,13 +209,37 @@ class PeerChange(enum.Enum):
     UNCHANGED = "unchanged"
 
 
+def check_peer_keys(descriptor: Descriptor, now: dt.datetime) -> None:
+    """Refuse a peer's keys that could not be used safely: an identity key of small order or
+    non-canonical encoding (signatures under it prove nothing), an encryption key of low order
+    (nothing can be encrypted to it), or encryption keys that have all expired (receipts to the
+    peer could not be sealed). A member with a valid signature can still send such a file; it
+    is refused here, at import, rather than failing later on the receive path."""
+    problem = ed25519_key_problem(descriptor.identity_key)
+    if problem:
+        raise TrustError(f"identity key of {descriptor.node_id!r} refused: {problem}")
+    for k in descriptor.encryption_keys:
+        problem = x25519_key_problem(k.public_key)
+        if problem:
+            raise TrustError(
+                f"encryption key {k.key_id} of {descriptor.node_id!r} refused: {problem}"
+            )
+    if all(k.valid_until <= now for k in descriptor.encryption_keys):
+        latest = max(k.valid_until for k in descriptor.encryption_keys)
+        raise TrustError(
+            f"every encryption key of {descriptor.node_id!r} has expired (the last on "
+            f"{latest:%Y-%m-%d}); ask the peer for its current descriptor"
+        )
+
+
 def decide_peer_add(
-    own_id: str, known: SignedDescriptor | None, incoming: SignedDescriptor
+    own_id: str, known: SignedDescriptor | None, incoming: SignedDescriptor, now: dt.datetime
 ) -> PeerChange:
     """Whether a verified descriptor may enter the directory; raise :class:`TrustError` if not."""
     new = incoming.descriptor
     if new.node_id == own_id:
         raise TrustError(f"{new.node_id!r} is this node's own id; a node is not its own peer")
+    check_peer_keys(new, now)
     if known is None:
         return PeerChange.NEW
     old = known.descriptor
@@ -233,6 +263,52 @@ def decide_peer_add(
             )
         return PeerChange.UNCHANGED
     return PeerChange.UPDATE
+
+
+REVOCATION_REASONS: dict[str, str] = {
+    "key-compromise": "the peer's keys were stolen or exposed",
+    "left-federation": "the agency no longer takes part",
+    "misbehaviour": "the member sends hostile or abusive traffic",
+    "superseded": "replaced by another node id",
+}
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """This node's decision to stop trusting a peer: everything it signs is refused as
+    ``revoked-sender`` from then on, and nothing is sent to it. (The federation trust list will
+    feed the same set; this is the local, operator-made entry.)"""
+
+    node_id: str
+    reason: str
+    at: dt.datetime
+    note: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"node_id": self.node_id, "reason": self.reason, "at": self.at.isoformat(),
+                "note": self.note}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Revocation:
+        at = dt.datetime.fromisoformat(str(doc["at"]))
+        revocation = cls(str(doc["node_id"]), str(doc["reason"]), at, str(doc.get("note", "")))
+        check_revocation(revocation)
+        return revocation
+
+
+def check_revocation(revocation: Revocation) -> None:
+    """Refuse a revocation that names no valid node or an unknown reason code."""
+    try:
+        validate_node_id(revocation.node_id)
+    except InvalidIdentifier as exc:
+        raise TrustError(f"revocation refused: {exc}") from exc
+    if revocation.reason not in REVOCATION_REASONS:
+        raise TrustError(
+            f"unknown revocation reason {revocation.reason!r}; one of "
+            f"{', '.join(REVOCATION_REASONS)}"
+        )
+    if revocation.at.tzinfo is None:
+        raise TrustError("revocation time must carry a time zone")
 
 
 @dataclass(frozen=True)

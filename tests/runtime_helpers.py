@@ -40,7 +40,7 @@ def create_nodes(root: Path, specs: dict[str, str]) -> dict[str, NodeDir]:
     for node_id, node_dir in dirs.items():
         for other, descriptor in signed.items():
             if other != node_id:
-                node_dir.add_peer(registry, node_id, descriptor)
+                node_dir.add_peer(registry, node_id, descriptor, now)
     return dirs
 
 

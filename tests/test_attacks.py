@@ -368,3 +368,35 @@ def test_hostile_ids_in_the_api_are_refused_at_the_edge(fed: Federation, field: 
     })  # fmt: skip
     assert (status, body["field"]) == (422, field), body
     assert read_store(fed.dirs[A] / "node.db", "SELECT COUNT(*) FROM outbox")[0][0] == outbox
+
+
+def test_a_revoked_member_is_refused_at_once_and_trusted_again_when_unrevoked(
+    fed: Federation,
+) -> None:
+    """zw-police's operator revokes zm-police (say its keys were stolen) while both nodes run:
+    within seconds its envelopes are refused as revoked-sender and nothing is sent to it;
+    unrevoked, its waiting message is delivered by the next re-publication."""
+    xnode("peers", "revoke", "--dir", fed.dirs[B], A, "--reason", "key-compromise",
+          "--note", "laptop stolen at Beitbridge")  # fmt: skip
+    listing = xnode("peers", "list", "--dir", fed.dirs[B]).stdout
+    assert "REVOKED (key-compromise" in listing and "laptop stolen at Beitbridge" in listing
+
+    def refused_to_send() -> bool:
+        status, body = http("POST", f"{fed.api(B)}/v1/messages", fed.tokens[B], {
+            "kind": "mla", "to": [A], "schema": "CaseUpdate", "payload": PAYLOAD,
+        })  # fmt: skip
+        return status == 403 and body["field"] == "to" and "revoked" in body["error"]
+
+    wait_for(refused_to_send, 30, "the running node to apply the revocation")
+    message_id = fed.send("Sent after the revocation.")
+    wait_for(lambda: fed.store("SELECT 1 FROM quarantine WHERE reason = 'revoked-sender'"), 30,
+             "the revoked sender's envelope refused")  # fmt: skip
+    assert not fed.store("SELECT 1 FROM inbox WHERE message_id = ?", (message_id,))
+    assert fed.state(message_id) == "sent"  # no receipt: an unauthenticated refusal is silent
+
+    xnode("peers", "unrevoke", "--dir", fed.dirs[B], A, "--yes")
+    fed.wait_delivered(message_id)
+    assert fed.store("SELECT sender FROM inbox WHERE message_id = ?", (message_id,)) == [(A,)]
+    events = [r[0] for r in fed.store("SELECT event FROM audit WHERE peer = ? AND event LIKE"
+                                      " 'peer-%'", (A,))]  # fmt: skip
+    assert events[-2:] == ["peer-revoked", "peer-unrevoked"]

@@ -200,8 +200,8 @@ async def test_a_receipt_that_cannot_be_sealed_is_recorded_and_the_message_kept(
                       now=now - dt.timedelta(days=1), passphrase=None, key_valid_days=2)  # fmt: skip
     long = zw.create(registry, node_id="zw-police", roles=("law-enforcement",), name="zw",
                      now=now - dt.timedelta(days=1), passphrase=None)  # fmt: skip
-    zm.add_peer(registry, "zm-police", long)
-    zw.add_peer(registry, "zw-police", short)
+    zm.add_peer(registry, "zm-police", long, now)
+    zw.add_peer(registry, "zw-police", short, now)
     env = node_env(broker.bootstrap_servers)
     local = LocalSide()
     a = await started(zm, env)

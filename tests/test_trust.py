@@ -13,7 +13,7 @@ from node.trust import (
     issue_descriptor,
     verify_descriptor,
 )
-from tests.conftest import make_node
+from tests.conftest import NOW, make_node
 
 
 def test_issue_and_verify(registry, nodes):
@@ -81,15 +81,15 @@ def test_peer_add_decisions(registry, nodes):
     v1_changed = issue_descriptor(
         zm.identity, dataclasses.replace(zm.descriptor, display_name="Zambia Police"), registry
     )
-    assert decide_peer_add("zw-police", None, v1) is PeerChange.NEW
-    assert decide_peer_add("zw-police", v1, v1) is PeerChange.UNCHANGED
-    assert decide_peer_add("zw-police", v1, v2) is PeerChange.UPDATE
+    assert decide_peer_add("zw-police", None, v1, NOW) is PeerChange.NEW
+    assert decide_peer_add("zw-police", v1, v1, NOW) is PeerChange.UNCHANGED
+    assert decide_peer_add("zw-police", v1, v2, NOW) is PeerChange.UPDATE
     with pytest.raises(TrustError, match="older than the known version 2"):
-        decide_peer_add("zw-police", v2, v1)
+        decide_peer_add("zw-police", v2, v1, NOW)
     with pytest.raises(TrustError, match="needs a higher version"):
-        decide_peer_add("zw-police", v1, v1_changed)
+        decide_peer_add("zw-police", v1, v1_changed, NOW)
     with pytest.raises(TrustError, match="own id"):
-        decide_peer_add("zm-police", None, v1)
+        decide_peer_add("zm-police", None, v1, NOW)
 
 
 def test_replacing_a_known_identity_key_is_refused(registry, nodes):
@@ -102,6 +102,6 @@ def test_replacing_a_known_identity_key_is_refused(registry, nodes):
         registry,
     )
     with pytest.raises(TrustError, match="refusing to replace the identity key") as err:
-        decide_peer_add("zw-police", known, fake)
+        decide_peer_add("zw-police", known, fake, NOW)
     assert zm.descriptor.fingerprint in str(err.value)
     assert "xnode peers remove zm-police" in str(err.value)

@@ -178,7 +178,7 @@ def test_peer_add_refusals_tell_the_operator_what_to_do(registry, nodes):
     known = issue_descriptor(zm.identity, zm.descriptor, registry)
     fake = issue_descriptor(impostor.identity, impostor.descriptor, registry)
     with pytest.raises(TrustError) as err:
-        decide_peer_add("zw-police", known, fake)
+        decide_peer_add("zw-police", known, fake, NOW)
     assert str(err.value) == (
         f"refusing to replace the identity key of known peer 'zm-police': known fingerprint "
         f"{zm.descriptor.fingerprint}, file has {impostor.descriptor.fingerprint}. If the peer "
@@ -189,7 +189,7 @@ def test_peer_add_refusals_tell_the_operator_what_to_do(registry, nodes):
         zm.identity, dataclasses.replace(zm.descriptor, display_name="Zambia Police"), registry
     )
     with pytest.raises(TrustError) as err:
-        decide_peer_add("zw-police", known, changed)
+        decide_peer_add("zw-police", known, changed, NOW)
     assert str(err.value) == (
         "'zm-police' version 1 differs from the known descriptor of the same version; a changed "
         "descriptor needs a higher version"

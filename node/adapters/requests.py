@@ -177,6 +177,8 @@ async def send(node: Node, request: core.Request) -> str:
         return await node.submit(request)
     except core.NoRecipients as exc:  # an empty list, or "neighbours" with none configured
         raise Refusal(422, str(exc), "to") from exc
+    except core.RevokedRecipient as exc:  # known, but revoked by this node's operator
+        raise Refusal(403, str(exc), "to") from exc
     except core.UnknownRecipient as exc:  # a node id that is not a known peer
         raise Refusal(404, str(exc), "to") from exc
     except core.IdempotencyKeyReused as exc:

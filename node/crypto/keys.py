@@ -87,3 +87,51 @@ def load_ed25519_public(raw: bytes) -> Ed25519PublicKey:
 
 def load_x25519_public(raw: bytes) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(raw)
+
+
+# The y-coordinates (sign bit cleared) of the Ed25519 points of small order, canonical and
+# non-canonical encodings: libsodium's blocklist. A signature under such a "public key" can
+# verify for messages its holder never signed, so no such key is ever accepted as an identity.
+_SMALL_ORDER_ED25519 = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "00" * 32,
+        "01" + "00" * 31,
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ec" + "ff" * 30 + "7f",
+        "ed" + "ff" * 30 + "7f",
+        "ee" + "ff" * 30 + "7f",
+    )
+)
+_ED25519_P = 2**255 - 19
+
+
+def ed25519_key_problem(raw: bytes) -> str | None:
+    """Why ``raw`` cannot be an identity key (None if it can): wrong length, a non-canonical
+    encoding, or a point of small order."""
+    if len(raw) != 32:
+        return "not a 32-byte Ed25519 public key"
+    y = bytes(raw[:31]) + bytes([raw[31] & 0x7F])
+    if y in _SMALL_ORDER_ED25519:
+        return "a point of small order (signatures under it prove nothing)"
+    if int.from_bytes(y, "little") >= _ED25519_P:
+        return "a non-canonical encoding"
+    try:
+        Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError:
+        return "not a point on the curve"
+    return None
+
+
+def x25519_key_problem(raw: bytes) -> str | None:
+    """Why ``raw`` cannot be an encryption key (None if it can): wrong length, or a point of
+    low order — an agreement with it yields the all-zero secret (RFC 7748 §6.1), so nothing
+    could be encrypted to it and receipts to its owner could never be sealed."""
+    if len(raw) != 32:
+        return "not a 32-byte X25519 public key"
+    try:
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(raw))
+    except ValueError:
+        return "a point of low order (key agreement with it gives the all-zero secret)"
+    return None
