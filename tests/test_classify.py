@@ -236,6 +236,12 @@ def test_a_squatter_first_does_not_make_the_real_message_a_replay(registry, payl
     assert isinstance(outcome, Accepted) and outcome.opened.header.sender == "zm-police"
 
 
+def test_a_lifetime_of_exactly_the_maximum_is_accepted(registry, payload):
+    ctx = context(registry)
+    raw = seal(registry, payload, expires_at=NOW + ctx.max_lifetime)
+    assert isinstance(classify(ctx, raw), Accepted)
+
+
 def test_a_lifetime_beyond_the_maximum_is_refused_and_remembered_safely(registry, payload):
     """An expiry near year 9999 is refused by lifetime, not by an overflow, and the date the
     decision is remembered until stays finite."""

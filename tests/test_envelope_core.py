@@ -405,3 +405,14 @@ def test_a_new_thread_id_is_a_uuid7_of_its_time():
     assert uuid7_time(uuid.UUID(first)) == NOW and uuid.UUID(first).version == 7
     assert uuid7_time(uuid.UUID(second)) == later
     assert first < second  # thread ids sort by creation time
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [("0192f3a4-5b6c-7d8e-9f00-112233445566", True),
+     ("0192F3A4-5B6C-7D8E-9F00-112233445566", False), ("0192f3a45b6c7d8e9f00112233445566", False),
+     ("{0192f3a4-5b6c-7d8e-9f00-112233445566}", False), ("../../etc/passwd", False), ("", False),
+     (None, False), (12, False)],
+)  # fmt: skip
+def test_only_canonical_uuids_are_ids(value, canonical):
+    assert envelope.is_canonical_uuid(value) is canonical

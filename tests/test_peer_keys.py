@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,13 @@ from node.crypto.keys import (
     x25519_key_problem,
 )
 from node.trust import (
+    REVOCATION_REASONS,
     EncryptionKeyInfo,
     PeerChange,
+    Revocation,
     TrustError,
     check_peer_keys,
+    check_revocation,
     decide_peer_add,
     issue_descriptor,
 )
@@ -104,3 +108,38 @@ def test_the_cli_refuses_the_file_and_keeps_the_directory(registry, tmp_path: Pa
     _, err = capsys.readouterr()
     assert code != 0 and "low order" in err and "Traceback" not in err
     assert not list((tmp_path / "zw" / "peers").glob("*.xnd"))
+
+
+# -- revocation records (peers/revoked.json) ----------------------------------------------------
+
+
+def test_a_revocation_survives_its_file_form():
+    revocation = Revocation("mw-police", "key-compromise", NOW, "laptop stolen at Beitbridge")
+    doc = revocation.to_json()
+    assert doc == {"node_id": "mw-police", "reason": "key-compromise", "at": NOW.isoformat(),
+                   "note": "laptop stolen at Beitbridge"}  # fmt: skip
+    assert Revocation.from_json(doc) == revocation
+    assert Revocation.from_json({k: v for k, v in doc.items() if k != "note"}).note == ""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"node_id": "MW_police"}, "invalid node id"),
+     ({"reason": "bored"}, "unknown revocation reason 'bored'; one of key-compromise, left-federation, "
+      "misbehaviour, superseded"),
+     ({"at": NOW.replace(tzinfo=None)}, "revocation time must carry a time zone")],
+)  # fmt: skip
+def test_a_revocation_that_cannot_be_applied_is_refused(change, message):
+    revocation = dataclasses.replace(Revocation("mw-police", "misbehaviour", NOW), **change)
+    with pytest.raises(TrustError, match=re.escape(message)):
+        check_revocation(revocation)
+    with pytest.raises(TrustError, match=re.escape(message)):
+        Revocation.from_json({**revocation.to_json(), "at": revocation.at.isoformat()})
+
+
+def test_every_reason_code_is_explained():
+    assert set(REVOCATION_REASONS) == {"key-compromise", "left-federation", "misbehaviour",
+                                       "superseded"}  # fmt: skip
+    assert all(text for text in REVOCATION_REASONS.values())
+    for reason in REVOCATION_REASONS:
+        check_revocation(Revocation("mw-police", reason, NOW))
