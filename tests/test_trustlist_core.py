@@ -1,0 +1,255 @@
+"""The federation trust list's acceptance rules (node/trustlist.py): quorum of the governors
+already trusted, versions that only go up, expiry, final revocation, pinning the first list."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node import trustlist as tl
+from node.crypto.keys import IdentityKey
+from node.trustlist import (
+    Change,
+    Freshness,
+    Governor,
+    ListChange,
+    Member,
+    PastKey,
+    TrustList,
+    TrustListRejected,
+)
+from tests.conftest import NOW
+
+DAY = dt.timedelta(days=1)
+GOVERNORS = [IdentityKey.generate() for _ in range(3)]  # secretariat, zm and zw secretariats
+NAMES = ["SADC secretariat", "ZM secretariat", "ZW secretariat"]
+OUTSIDER = IdentityKey.generate()
+ZM, ZW, MW = (IdentityKey.generate() for _ in range(3))
+
+
+def member(node_id: str, key: IdentityKey, status: str = "active", reason: str | None = None,
+           since: dt.datetime = NOW - DAY, past: tuple[PastKey, ...] = ()) -> Member:  # fmt: skip
+    return Member(node_id, node_id[:2], ("law-enforcement",), node_id, key.public_raw, status,
+                  since, reason, past)  # fmt: skip
+
+
+def trust_list(version: int = 1, threshold: int = 2, governors=GOVERNORS, members=None,
+               federation: str = "sadc-tip", expires: dt.datetime = NOW + 30 * DAY) -> TrustList:  # fmt: skip
+    return TrustList(
+        federation=federation, list_version=version, issued_at=NOW - DAY, expires_at=expires,
+        threshold=threshold,
+        governors=tuple(Governor(NAMES[i % 3] + ("" if i < 3 else f" {i}"), g.public_raw)
+                        for i, g in enumerate(governors)),
+        members=tuple(members if members is not None else
+                      [member("zm-police", ZM), member("zw-police", ZW)]),
+        history=tuple(ListChange(v, NOW - DAY, f"version {v}") for v in range(1, version + 1)),
+    )  # fmt: skip
+
+
+def signed(registry, t: TrustList, signers) -> tl.SignedTrustList:
+    s = tl.prepare(registry, t)
+    for key in signers:
+        s = tl.add_signature(s, key)
+    return s
+
+
+@pytest.fixture
+def genesis(registry):
+    return signed(registry, trust_list(), GOVERNORS[:2])
+
+
+def test_the_first_list_needs_its_fingerprint_pinned(registry, genesis):
+    pin = tl.governance_fingerprint(genesis.trust_list)
+    assert tl.decide(None, genesis, NOW, pinned=pin) is Change.APPLY
+    for wrong in (None, tl.governance_fingerprint(trust_list(threshold=1))):
+        with pytest.raises(TrustListRejected) as err:
+            tl.decide(None, genesis, NOW, pinned=wrong)
+        assert err.value.reason == "insufficient-signatures" and pin in err.value.detail
+
+
+def test_a_new_version_with_the_quorum_applies_and_one_short_is_refused(registry, genesis):
+    new = trust_list(2, members=[member("zm-police", ZM), member("zw-police", ZW),
+                                 member("mw-police", MW)])  # fmt: skip
+    assert tl.decide(genesis, signed(registry, new, GOVERNORS[1:]), NOW) is Change.APPLY
+    with pytest.raises(TrustListRejected, match=r"1 valid signature.*ZW secretariat.*2 needed"):
+        tl.decide(genesis, signed(registry, new, GOVERNORS[2:]), NOW)
+
+
+def test_signatures_of_non_governors_or_over_other_bytes_do_not_count(registry, genesis):
+    new = trust_list(2)
+    s = signed(registry, new, GOVERNORS[:1])
+    outsider = tl.GovernorSignature(OUTSIDER.key_id, tl.sign(OUTSIDER, tl.LIST_DOMAIN, s.body))
+    copied = tl.GovernorSignature(GOVERNORS[1].key_id, genesis.signatures[1].signature)
+    forged = dataclasses.replace(s, signatures=(*s.signatures, outsider, copied))
+    assert tl.valid_signers(forged, forged.trust_list.governors) == {GOVERNORS[0].key_id}
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(genesis, forged, NOW)
+    assert err.value.reason == "insufficient-signatures"
+    with pytest.raises(TrustListRejected, match="not a governor"):
+        tl.add_signature(s, OUTSIDER)
+
+
+def test_the_same_signature_twice_counts_once(registry, genesis):
+    s = signed(registry, trust_list(2), GOVERNORS[:1])
+    doubled = dataclasses.replace(s, signatures=s.signatures * 2)
+    with pytest.raises(TrustListRejected, match="1 valid signature"):
+        tl.decide(genesis, doubled, NOW)
+
+
+def test_a_replayed_older_list_is_a_rollback_and_the_same_list_is_unchanged(registry, genesis):
+    v3 = signed(registry, trust_list(3), GOVERNORS)
+    for older in (genesis, signed(registry, trust_list(3, threshold=1), GOVERNORS)):
+        with pytest.raises(TrustListRejected) as err:
+            tl.decide(v3, older, NOW)
+        assert err.value.reason == "rollback"
+    assert tl.decide(v3, v3, NOW) is Change.UNCHANGED
+
+
+def test_governors_change_only_with_the_old_quorum_and_the_new_ones_consent(registry, genesis):
+    newcomer = IdentityKey.generate()
+    rotated = [GOVERNORS[0], GOVERNORS[1], newcomer]
+    new = trust_list(2, governors=rotated)
+    # the newcomer and one old governor: not the old quorum
+    with pytest.raises(TrustListRejected, match="governors of the list this node trusts"):
+        tl.decide(genesis, signed(registry, new, [GOVERNORS[0], newcomer]), NOW)
+    assert tl.decide(genesis, signed(registry, new, GOVERNORS[:2]), NOW) is Change.APPLY
+    # the new list raises the threshold to 3: every new governor must sign it too
+    strict = trust_list(2, threshold=3, governors=rotated)
+    with pytest.raises(TrustListRejected, match="its own governors"):
+        tl.decide(genesis, signed(registry, strict, GOVERNORS[:2]), NOW)
+    assert tl.decide(genesis, signed(registry, strict, rotated), NOW) is Change.APPLY
+
+
+def test_an_expired_list_or_another_federation_is_refused(registry, genesis):
+    stale = trust_list(2, expires=NOW)
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(genesis, signed(registry, stale, GOVERNORS), NOW)
+    assert err.value.reason == "expired"
+    other = trust_list(2, federation="eac-tip")
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(genesis, signed(registry, other, GOVERNORS), NOW)
+    assert err.value.reason == "wrong-federation"
+
+
+def test_revocation_is_final_suspension_is_not(registry):
+    revoked = member("zw-police", ZW, "revoked", "key-compromise", NOW)
+    held = signed(registry, trust_list(2, members=[member("zm-police", ZM), revoked]), GOVERNORS)
+    for undo in ([member("zm-police", ZM), member("zw-police", ZW)], [member("zm-police", ZM)],
+                 [member("zm-police", ZM), member("zw-police", ZW, "suspended", "misbehaviour")]):  # fmt: skip
+        with pytest.raises(TrustListRejected) as err:
+            tl.decide(held, signed(registry, trust_list(3, members=undo), GOVERNORS), NOW)
+        assert err.value.reason == "revocation-reversed"
+    # the stolen key cannot come back under another name either
+    thief = member("bw-police", ZW)
+    with pytest.raises(TrustListRejected, match="same identity key"):
+        tl.decide(held, signed(registry, trust_list(3, members=[member("zm-police", ZM), revoked,
+                                                                 thief]), GOVERNORS), NOW)  # fmt: skip
+    suspended = signed(registry, trust_list(2, members=[
+        member("zm-police", ZM, "suspended", "misbehaviour"), member("zw-police", ZW)]), GOVERNORS)  # fmt: skip
+    assert tl.decide(suspended, signed(registry, trust_list(3), GOVERNORS), NOW) is Change.APPLY
+
+
+def test_a_compromised_past_key_stays_retired(registry):
+    new_zw = IdentityKey.generate()
+    rotated = member("zw-police", new_zw, past=(PastKey(ZW.public_raw, NOW, "key-compromise"),))
+    held = signed(registry, trust_list(2, members=[member("zm-police", ZM), rotated]), GOVERNORS)
+    back = trust_list(3, members=[member("zm-police", ZM), member("zw-police", ZW)])
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(held, signed(registry, back, GOVERNORS), NOW)
+    assert err.value.reason == "revocation-reversed"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"threshold": 0}, "threshold 0 must be from 1"), ({"threshold": 4}, "threshold 4"),
+     ({"federation": " "}, "no name"), ({"list_version": 0}, "version must be 1"),
+     ({"expires_at": NOW - 2 * DAY}, "expires before it is issued"),
+     ({"governors": (Governor("a", GOVERNORS[0].public_raw),) * 2, "threshold": 1},
+      "governor key is listed twice"),
+     ({"governors": (Governor("zero", bytes(32)),), "threshold": 1}, "small order"),
+     ({"members": (member("zm-police", ZM),) * 2}, "listed twice"),
+     ({"members": (member("zm-police", ZM), member("zw-police", ZM))}, "same identity key"),
+     ({"members": (dataclasses.replace(member("zm-police", ZM), country="zw"),)}, "country"),
+     ({"members": (dataclasses.replace(member("zm-police", ZM), roles=("pirate",)),)}, "role"),
+     ({"members": (member("zm-police", ZM, "revoked"),)}, "needs a reason code"),
+     ({"members": (member("zm-police", ZM, "active", "misbehaviour"),)}, "needs a reason"),
+     ({"members": (member("zm-police", ZM, "revoked", "bored"),)}, "needs a reason code"),
+     ({"members": (member("zm-police", ZM, past=(PastKey(ZM.public_raw, NOW, "superseded"),)),)},
+      "also retired"),
+     ({"history": (ListChange(2, NOW, "x"), ListChange(1, NOW, "y"))}, "increasing versions")],
+)  # fmt: skip
+def test_an_inconsistent_list_is_refused_before_anyone_signs_it(registry, change, message):
+    with pytest.raises(TrustListRejected, match=message) as err:
+        tl.prepare(registry, dataclasses.replace(trust_list(), **change))
+    assert err.value.reason == "invalid"
+
+
+def test_the_wire_form_is_strict(registry, genesis):
+    raw = genesis.encode(registry)
+    again = tl.decode(registry, raw)
+    assert again == genesis and again.encode(registry) == raw
+    with pytest.raises(TrustListRejected) as err:
+        tl.decode(registry, raw[:-3])
+    assert err.value.reason == "malformed"
+    padded = registry.encode(tl.SIGNED_SCHEMA, {"list": genesis.body + b"\x00",
+                                                "signatures": []})  # fmt: skip
+    with pytest.raises(TrustListRejected, match=r"malformed|canonical"):
+        tl.decode(registry, padded)
+
+
+def test_a_tampered_list_loses_its_signatures(registry, genesis):
+    body = bytearray(genesis.body)
+    body[-5] ^= 0x01
+    tampered = dataclasses.replace(genesis, body=bytes(body))
+    assert tl.valid_signers(tampered, genesis.trust_list.governors) == set()
+
+
+def test_who_may_send_under_a_list():
+    retired = PastKey(ZW.public_raw, NOW, "superseded")
+    new_zw = IdentityKey.generate()
+    t = trust_list(members=[member("zm-police", ZM, "revoked", "key-compromise", NOW),
+                            member("zw-police", new_zw, past=(retired,))])  # fmt: skip
+    standing = tl.sender_standing
+    assert standing(t, "zm-police", ZM.public_raw, NOW - DAY) is None  # before the revocation
+    assert standing(t, "zm-police", ZM.public_raw, NOW) == "revoked-sender"
+    assert standing(t, "zw-police", new_zw.public_raw, NOW + DAY) is None
+    assert standing(t, "zw-police", ZW.public_raw, NOW - DAY) is None  # old key, old message
+    assert standing(t, "zw-police", ZW.public_raw, NOW) == "unknown-sender"
+    assert standing(t, "zw-police", MW.public_raw, NOW - DAY) == "unknown-sender"
+    assert standing(t, "mw-police", MW.public_raw, NOW) == "unknown-sender"
+    assert tl.members_by_status(t) == {"active": ("zw-police",), "suspended": (),
+                                       "revoked": ("zm-police",)}  # fmt: skip
+
+
+def test_freshness_and_the_grace_period():
+    t = trust_list(expires=NOW)
+    grace = 7 * DAY
+    assert tl.freshness(t, NOW - dt.timedelta(seconds=1), grace) is Freshness.VALID
+    assert tl.freshness(t, NOW, grace) is Freshness.DEGRADED
+    assert tl.freshness(t, NOW + grace - dt.timedelta(seconds=1), grace) is Freshness.DEGRADED
+    assert tl.freshness(t, NOW + grace, grace) is Freshness.EXPIRED
+
+
+SUBSETS = [list(c) for r in range(4) for c in itertools.combinations(range(3), r)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(threshold=st.integers(1, 3), signers=st.sampled_from(SUBSETS),
+       extra=st.lists(st.sampled_from(range(3)), max_size=3))  # fmt: skip
+def test_a_list_applies_exactly_when_k_distinct_governors_signed(registry, threshold, signers,
+                                                                 extra):  # fmt: skip
+    held = signed(registry, trust_list(1, threshold=threshold), GOVERNORS)
+    candidate = signed(registry, trust_list(2, threshold=threshold),
+                       [GOVERNORS[i] for i in signers + extra])  # fmt: skip
+    distinct = len(set(signers + extra))
+    if distinct >= threshold:
+        assert tl.decide(held, candidate, NOW) is Change.APPLY
+    else:
+        with pytest.raises(TrustListRejected) as err:
+            tl.decide(held, candidate, NOW)
+        assert err.value.reason == "insufficient-signatures"
