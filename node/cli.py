@@ -18,6 +18,11 @@ from typing import Any
 
 from node import audit, checkpoint, codes, envelope, schema_docs, submit, tokens, views
 from node.adapters import AdapterError
+from node.cli_support import CommandFailed
+from node.cli_support import confirm as _confirm
+from node.cli_support import now as _now
+from node.cli_support import print_json as _print_json
+from node.cli_support import read_bytes as _read_bytes
 from node.codec import (
     CodecError,
     SchemaError,
@@ -54,19 +59,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-class CommandFailed(Exception):
-    """A command could not do what was asked; the message is the one line shown to the user."""
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
-
-
 def _read_json_file(path: Path) -> Any:
     try:
         text = path.read_text("utf-8")
@@ -78,13 +70,6 @@ def _read_json_file(path: Path) -> Any:
         raise CommandFailed(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CommandFailed(f"{path}: cannot read ({exc.strerror})") from exc
 
 
 def _descriptor_summary(signed: SignedDescriptor) -> dict[str, Any]:
@@ -176,16 +161,6 @@ def cmd_peers_export(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     print(f"  fingerprint: {signed.descriptor.fingerprint}")
     print("Give the file to the peer and read the fingerprint to them over another channel.")
     return EXIT_OK
-
-
-def _confirm(question: str, assume_yes: bool) -> None:
-    if assume_yes:
-        return
-    if not sys.stdin.isatty():
-        raise CommandFailed("not confirmed: compare the fingerprint, then run again with --yes")
-    answer = input(f"{question} [y/N] ").strip().lower()
-    if answer not in ("y", "yes"):
-        raise CommandFailed("not confirmed; nothing changed")
 
 
 def cmd_peers_add(args: argparse.Namespace, registry: SchemaRegistry) -> int:
