@@ -42,6 +42,7 @@ EVENTS = (
     "peer-removed",
     "peer-revoked",
     "peer-unrevoked",
+    "trust-list-applied",
     "key-changed",
     "purged",
     "acked",

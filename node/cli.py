@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from node import audit, checkpoint, codes, envelope, schema_docs, submit, tokens, views
+from node import audit, checkpoint, cli_trust, codes, envelope, schema_docs, submit, tokens, views
 from node.adapters import AdapterError
 from node.cli_support import CommandFailed
 from node.cli_support import confirm as _confirm
@@ -52,6 +52,7 @@ from node.trust import (
     decide_peer_add,
     verify_descriptor,
 )
+from node.trustlist import TrustListRejected
 from node.validation import PayloadInvalid
 
 EXIT_OK = 0
@@ -904,6 +905,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=cmd_peers_remove)
 
+    cli_trust.register(sub)
+
     env = sub.add_parser("envelope", help="seal, inspect and open envelope files offline")
     env_sub = env.add_subparsers(dest="envelope_command", required=True, metavar="ACTION")
     p = env_sub.add_parser("seal", help="sign and encrypt a JSON payload into an envelope file")
@@ -1048,6 +1051,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _EXPECTED_FAILURES = (
+    TrustListRejected,
     submit.UnknownRecipient,
     StoreError,
     PayloadInvalid,

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from node import checkpoint
+from node import checkpoint, trustlist
 from node.codec import SchemaRegistry
 from node.config import Config, KeySettings, NodeSettings, parse_config, render_config
 from node.crypto.keyfile import (
@@ -59,6 +59,7 @@ PEER_CHECKPOINTS_DIR = "audit-peers"
 DESCRIPTOR_FILE = "descriptor.xnd"
 DESCRIPTOR_SUFFIX = ".xnd"
 REVOCATIONS_FILE = "revoked.json"
+TRUST_LIST_FILE = "list.xtl"
 PASSPHRASE_ENV = "XNODE_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 
 
@@ -272,6 +273,26 @@ class NodeDir:
             return False
         path.unlink()
         return True
+
+    # -- federation trust list ---------------------------------------------------------------
+
+    @property
+    def trust_path(self) -> Path:
+        return self.path / "trust"
+
+    def trust_list(self, registry: SchemaRegistry) -> trustlist.SignedTrustList | None:
+        """The federation trust list this node applies, or None (bilateral mode: peers only)."""
+        path = self.trust_path / TRUST_LIST_FILE
+        if not path.exists():
+            return None
+        try:
+            return trustlist.decode(registry, path.read_bytes())
+        except (OSError, trustlist.TrustListRejected) as exc:
+            raise NodeDirError(f"{path}: cannot read the trust list ({exc})") from exc
+
+    def save_trust_list(self, registry: SchemaRegistry, signed: trustlist.SignedTrustList) -> None:
+        self.trust_path.mkdir(mode=0o755, exist_ok=True)
+        write_atomically(self.trust_path / TRUST_LIST_FILE, signed.encode(registry))
 
     # -- audit checkpoints -------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ the same act as comparing a peer's fingerprint, done once per federation instead
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 import hashlib
@@ -448,3 +449,95 @@ def members_by_status(t: TrustList) -> dict[str, Sequence[str]]:
     for m in t.members:
         out[m.status].append(m.node_id)
     return {s: tuple(ids) for s, ids in out.items()}
+
+
+# -- proposals: the next version of a list -------------------------------------------------------
+
+
+def next_version(
+    t: TrustList,
+    summary: str,
+    now: dt.datetime,
+    valid_for: dt.timedelta,
+    *,
+    members: Sequence[Member] | None = None,
+    governors: Sequence[Governor] | None = None,
+    threshold: int | None = None,
+) -> TrustList:
+    """``t`` changed as given, one version up, issued now, with the change in its history."""
+    version = t.list_version + 1
+    return TrustList(
+        federation=t.federation,
+        list_version=version,
+        issued_at=now,
+        expires_at=now + valid_for,
+        threshold=t.threshold if threshold is None else threshold,
+        governors=tuple(t.governors if governors is None else governors),
+        members=tuple(t.members if members is None else members),
+        history=(*t.history, ListChange(version, now, summary)),
+    )
+
+
+def with_member(t: TrustList, updated: Member) -> list[Member]:
+    """The members of ``t`` with ``updated`` replacing the entry of the same id, or added."""
+    others = [m for m in t.members if m.node_id != updated.node_id]
+    return sorted([*others, updated], key=lambda m: m.node_id)
+
+
+def set_status(
+    t: TrustList, node_id: str, status: str, reason: str | None, now: dt.datetime
+) -> Member:
+    """The member ``node_id`` with a new status from ``now``; refuses what the rules forbid
+    before anyone signs it (reinstating a revoked member, an unknown member)."""
+    m = t.member(node_id)
+    if m is None:
+        raise TrustListRejected("invalid", f"{node_id} is not a member of the list")
+    if m.status == "revoked":
+        raise TrustListRejected("revocation-reversed", f"{node_id} is revoked; revocation is final")
+    if m.status == status:
+        raise TrustListRejected("invalid", f"{node_id} is already {status}")
+    return dataclasses.replace(m, status=status, status_since=now, reason=reason)
+
+
+def diff(old: TrustList | None, new: TrustList) -> list[str]:
+    """What ``new`` changes, one line per change, for the people who sign it."""
+    if old is None:
+        lines = [f"new federation {new.federation!r}, version {new.list_version}"]
+        old_members: dict[str, Member] = {}
+        old_governors: dict[str, Governor] = {}
+        old_threshold = None
+    else:
+        lines = [f"{new.federation}: version {old.list_version} -> {new.list_version}"]
+        old_members = {m.node_id: m for m in old.members}
+        old_governors = old.governor_keys()
+        old_threshold = old.threshold
+    if new.threshold != old_threshold:
+        lines.append(f"threshold: {old_threshold or '-'} -> {new.threshold} of "
+                     f"{len(new.governors)} governors")  # fmt: skip
+    new_governors = new.governor_keys()
+    for k, g in new_governors.items():
+        if k not in old_governors:
+            lines.append(f"+ governor {g.name} (key {k})")
+    for k, g in old_governors.items():
+        if k not in new_governors:
+            lines.append(f"- governor {g.name} (key {k})")
+    new_members = {m.node_id: m for m in new.members}
+    for node_id, m in sorted(new_members.items()):
+        before = old_members.get(node_id)
+        if before is None:
+            lines.append(f"+ member {node_id} ({', '.join(m.roles)}) {m.status}, key "
+                         f"{key_id(m.identity_key)}")  # fmt: skip
+            continue
+        if before.status != m.status:
+            why = f" ({m.reason})" if m.reason else ""
+            lines.append(f"~ {node_id}: {before.status} -> {m.status}{why} from "
+                         f"{m.status_since:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+        if before.roles != m.roles:
+            lines.append(f"~ {node_id}: roles {', '.join(before.roles)} -> {', '.join(m.roles)}")
+        if before.identity_key != m.identity_key:
+            lines.append(f"~ {node_id}: identity key {key_id(before.identity_key)} -> "
+                         f"{key_id(m.identity_key)}")  # fmt: skip
+    for node_id in sorted(set(old_members) - set(new_members)):
+        lines.append(f"- member {node_id}")
+    lines.append(f"expires {new.expires_at:%Y-%m-%d %H:%M} UTC")
+    return lines
