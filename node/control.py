@@ -16,11 +16,18 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from node import checkpoint
+from node import checkpoint, trustlist
 from node.codec import CodecError, SchemaRegistry
 from node.crypto.keys import IdentityKey, load_ed25519_public
 from node.crypto.primitives import CryptoFailure, sign, verify
-from node.trust import Descriptor, PeerDirectory
+from node.trust import (
+    SIGNED_DESCRIPTOR_SCHEMA,
+    Descriptor,
+    PeerDirectory,
+    SignedDescriptor,
+    TrustError,
+    verify_descriptor,
+)
 
 CONTROL_DOMAIN = b"xnode-control-v1\x00"
 HEARTBEAT_SCHEMA = "xnode.control.Heartbeat"
@@ -62,6 +69,19 @@ def issue_checkpoint(registry: SchemaRegistry, signed: checkpoint.SignedCheckpoi
     return registry.encode(SIGNED_SCHEMA, wrapper)
 
 
+def issue_descriptor(registry: SchemaRegistry, signed: SignedDescriptor) -> bytes:
+    """The control record announcing a node's descriptor, with its own self-signature: how the
+    members of a federation learn each other's keys without swapping files."""
+    wrapper = {"kind": "descriptor", "record": signed.body, "signature": signed.signature}
+    return registry.encode(SIGNED_SCHEMA, wrapper)
+
+
+def issue_trust_list(registry: SchemaRegistry, signed: trustlist.SignedTrustList) -> bytes:
+    """The control record carrying a trust list; its governors' signatures are inside."""
+    wrapper = {"kind": "trust_list", "record": signed.encode(registry), "signature": b""}
+    return registry.encode(SIGNED_SCHEMA, wrapper)
+
+
 def _sender(peers: PeerDirectory, node_id: str) -> Descriptor:
     descriptor = peers.peers.get(node_id)
     if descriptor is None:
@@ -71,14 +91,27 @@ def _sender(peers: PeerDirectory, node_id: str) -> Descriptor:
     return descriptor
 
 
-def read_control(
-    registry: SchemaRegistry, raw: bytes, peers: PeerDirectory
-) -> Heartbeat | checkpoint.SignedCheckpoint:
-    """Decode, check the sender is a known unrevoked peer, verify the signature."""
-    if len(raw) > MAX_CONTROL_BYTES:
+ControlItem = Heartbeat | checkpoint.SignedCheckpoint | SignedDescriptor | trustlist.SignedTrustList
+
+
+def read_control(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -> ControlItem:
+    """Decode, check the sender is a known unrevoked peer, verify the signature. Descriptors and
+    trust lists are only decoded and self-verified here: whether they are believed is decided
+    against the trust list the node holds (a descriptor of a new member comes from a node that
+    is not a peer yet)."""
+    limit = trustlist.MAX_LIST_BYTES if len(raw) > MAX_CONTROL_BYTES else MAX_CONTROL_BYTES
+    if len(raw) > limit:
         raise ControlRejected("too-large", f"{len(raw)} bytes")
     try:
         wrapper = registry.decode(SIGNED_SCHEMA, raw)
+        if wrapper["kind"] == "trust_list":
+            return trustlist.decode(registry, wrapper["record"])
+        if len(raw) > MAX_CONTROL_BYTES:
+            raise ControlRejected("too-large", f"{len(raw)} bytes")
+        if wrapper["kind"] == "descriptor":
+            signed = registry.encode(SIGNED_DESCRIPTOR_SCHEMA, {
+                "descriptor": wrapper["record"], "signature": wrapper["signature"]})  # fmt: skip
+            return verify_descriptor(signed, registry)
         if wrapper["kind"] == "audit_checkpoint":
             node_id = str(registry.decode(checkpoint.SCHEMA, wrapper["record"])["node_id"])
         elif wrapper["kind"] == "heartbeat":
@@ -88,6 +121,10 @@ def read_control(
             raise ControlRejected("unsupported", f"control record kind {wrapper['kind']}")
     except CodecError as exc:
         raise ControlRejected("malformed", exc.problem) from exc
+    except trustlist.TrustListRejected as exc:
+        raise ControlRejected("malformed", exc.detail) from exc
+    except TrustError as exc:
+        raise ControlRejected("bad-descriptor", str(exc)[:200]) from exc
     descriptor = _sender(peers, node_id)
     if wrapper["kind"] == "audit_checkpoint":
         try:

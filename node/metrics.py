@@ -176,6 +176,13 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.trust_list_refused = Counter(
+            "xnode_trust_list_refused",
+            "Trust lists received on the control topic and refused, by reason (rollback,"
+            " insufficient-signatures, expired, wrong-federation, revocation-reversed, invalid).",
+            ["reason"],
+            registry=r,
+        )
         self.outbox_depth = Gauge(
             "xnode_outbox_depth",
             "Deliveries waiting for a receipt, per recipient.",

@@ -30,7 +30,17 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from node import checkpoint, control, delivery, envelope, quarantine, submit, threads, views
+from node import (
+    checkpoint,
+    control,
+    delivery,
+    envelope,
+    quarantine,
+    submit,
+    threads,
+    trustlist,
+    views,
+)
 from node.adapters import from_config
 from node.adapters.api import ApiServer
 from node.audit import AuditEvent
@@ -64,7 +74,7 @@ from node.transport.kafka import (
     PositionOutOfRange,
     TransportUnavailable,
 )
-from node.trust import Descriptor
+from node.trust import Descriptor, PeerDirectory, SignedDescriptor, TrustError
 
 log = structlog.get_logger("xnode")
 T = TypeVar("T")
@@ -177,6 +187,8 @@ class Node:
         self.store_problem: str | None = None  # why the store cannot write, while it cannot
         self._record_failures: dict[tuple[str, int, int], int] = {}
         self._evicted_since_summary = 0  # unauthenticated quarantine entries evicted, unaudited
+        self._offered_list: trustlist.SignedTrustList | None = None  # from the control topic
+        self._offered_descriptors: dict[str, SignedDescriptor] = {}
         self._out_of_range: list[tuple[str, int]] = []
         self._loop_errors: dict[str, float] = {}
         self._last_run: dict[str, float] = {}
@@ -290,9 +302,20 @@ class Node:
         return await loop.run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
 
     def _reload_peers(self) -> None:
+        """Peers from the node directory. In federated mode (a trust list in ``trust/``) only the
+        descriptors the list backs, with the roles it grants, and its suspended and revoked
+        members refused as revoked; local revocations (``xnode peers revoke``) apply in both."""
         signed = self.node_dir.peers(self.registry)
-        self.peers: dict[str, Descriptor] = {n: s.descriptor for n, s in signed.items()}
-        self.peer_directory = self.node_dir.peer_directory(self.registry)
+        descriptors = {n: s.descriptor for n, s in signed.items()}
+        revoked = set(self.node_dir.revocations())
+        self.trust_list = self.node_dir.trust_list(self.registry)
+        if self.trust_list is not None:
+            descriptors, barred = trustlist.federated_directory(
+                self.trust_list.trust_list, descriptors, self.clock()
+            )
+            revoked |= barred
+        self.peers: dict[str, Descriptor] = descriptors
+        self.peer_directory = PeerDirectory.of(descriptors.values(), revoked)
         self._receive_ctx = delivery.ReceiveContext(
             registry=self.registry,
             own_id=self.node_id,
@@ -473,6 +496,18 @@ class Node:
         if isinstance(item, checkpoint.SignedCheckpoint):
             self.audit_checkpoints.offer(item)
             return
+        if isinstance(item, SignedDescriptor):
+            if item.node_id != self.node_id:
+                self._offered_descriptors[item.node_id] = item
+            return
+        if isinstance(item, trustlist.SignedTrustList):
+            held = self.trust_list
+            newer = held is None or item.trust_list.list_version > held.trust_list.list_version
+            if held is not None and newer:
+                self._offered_list = item  # judged and applied by the maintenance loop
+            elif held is not None and item.body != held.body:
+                self.metrics.trust_list_refused.labels("rollback").inc()
+            return
         heartbeat = item
         seen = max(self.last_seen.get(heartbeat.node_id, 0.0), heartbeat.sent_at.timestamp())
         self.last_seen[heartbeat.node_id] = seen
@@ -502,6 +537,16 @@ class Node:
                 self.control, self.node_id, control.issue_heartbeat(self.registry, self.identity,
                                                                     beat)
             )  # fmt: skip
+        if self.trust_list is not None:  # federated: members learn each other's keys from here
+            mine = self.node_dir.own_descriptor(self.registry)
+            with contextlib.suppress(TransportUnavailable):
+                await self.transport.publish(
+                    self.control, self.node_id, control.issue_descriptor(self.registry, mine)
+                )
+                await self.transport.publish(
+                    self.control, self.node_id,
+                    control.issue_trust_list(self.registry, self.trust_list),
+                )  # fmt: skip
         await self.checkpoint_tick()
         own = self.audit_checkpoints.own
         if own is not None:
@@ -700,6 +745,8 @@ class Node:
                 added = await self.transport.refresh_assignment()
                 if added:
                     log.info("partitions_assigned", node=self.node_id, partitions=added)
+        if self._offered_list is not None or self._offered_descriptors:
+            await self._apply_federation()
         if due("peers", 5, now):
             await self._run(self._reload_peers)
             self.metrics.known_peers(self.peers)
@@ -718,6 +765,60 @@ class Node:
                     "message_expired", node=self.node_id, message_id=message_id, peer=recipient
                 )
         await self._sleep(0.5)
+
+    async def _apply_federation(self) -> None:
+        """Judge a trust list and member descriptors received on the control topic: a list
+        signed by the quorum of the governors this node trusts replaces the held one (audited);
+        a descriptor is stored when the held list backs its key. Refusals are counted and
+        logged; the node keeps running on what it holds."""
+        offered, self._offered_list = self._offered_list, None
+        descriptors, self._offered_descriptors = self._offered_descriptors, {}
+        now = self.clock()
+        if offered is not None and self.trust_list is not None:
+            try:
+                change = trustlist.decide(self.trust_list, offered, now)
+            except trustlist.TrustListRejected as exc:
+                self.metrics.trust_list_refused.labels(exc.reason).inc()
+                log.warning("trust_list_refused", node=self.node_id, reason=exc.reason,
+                            detail=exc.detail[:200])  # fmt: skip
+                change = None
+            if change is trustlist.Change.APPLY:
+                await self._run(self.node_dir.save_trust_list, self.registry, offered)
+                t = offered.trust_list
+                event = AuditEvent("trust-list-applied", now, detail={
+                    "federation": t.federation, "list_version": t.list_version,
+                    "members": len(t.members), "from": "control topic"})  # fmt: skip
+                await self._run(self.store.append_audit, [event])
+                log.info("trust_list_applied", node=self.node_id, federation=t.federation,
+                         list_version=t.list_version)  # fmt: skip
+                await self._run(self._reload_peers)
+        if self.trust_list is None:
+            return
+        t = self.trust_list.trust_list
+        known = await self._run(self.node_dir.peers, self.registry)
+        for node_id, signed in descriptors.items():
+            reason = trustlist.backs(t, node_id, signed.descriptor.identity_key)
+            if reason is not None:
+                self.metrics.control_ignored.labels("descriptor-not-backed").inc()
+                continue
+            held = known.get(node_id)
+            if held is not None and held.body == signed.body:
+                continue
+            if held is not None and held.descriptor.identity_key != signed.descriptor.identity_key:
+                await self._run(self.node_dir.remove_peer, node_id)  # the list rotated its key
+            try:
+                await self._run(self.node_dir.add_peer, self.registry, self.node_id, signed, now)
+            except TrustError as exc:
+                self.metrics.control_ignored.labels("bad-descriptor").inc()
+                log.warning("descriptor_refused", node=self.node_id, peer=node_id,
+                            error=str(exc)[:200])  # fmt: skip
+                continue
+            detail = {"from": "control topic", "fingerprint": signed.descriptor.fingerprint}
+            event = AuditEvent("peer-added" if held is None else "peer-updated", now,
+                               peer=node_id, detail=detail)  # fmt: skip
+            await self._run(self.store.append_audit, [event])
+            log.info("peer_descriptor_applied", node=self.node_id, peer=node_id)
+        await self._run(self._reload_peers)
 
     def _due(self, job: str, period: float, now: float) -> bool:
         """True (and remembered) when ``job`` last ran ``period`` seconds ago or never."""

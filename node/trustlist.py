@@ -541,3 +541,35 @@ def diff(old: TrustList | None, new: TrustList) -> list[str]:
         lines.append(f"- member {node_id}")
     lines.append(f"expires {new.expires_at:%Y-%m-%d %H:%M} UTC")
     return lines
+
+
+# -- what a node does with the list it holds -----------------------------------------------------
+
+
+def backs(t: TrustList, node_id: str, identity_key: bytes) -> str | None:
+    """Why the list does not back a descriptor of ``node_id`` with ``identity_key`` (None if it
+    does): not a member, or another key than the member's current one."""
+    m = t.member(node_id)
+    if m is None:
+        return f"{node_id} is not a member of {t.federation}"
+    if m.identity_key != identity_key:
+        return f"{node_id}'s identity key {key_id(identity_key)} is not the one the list names"
+    return None
+
+
+def federated_directory(
+    t: TrustList, descriptors: Mapping[str, Any], now: dt.datetime
+) -> tuple[dict[str, Any], set[str]]:
+    """The peers a node in federated mode uses — the descriptors the list backs, with the roles
+    the governors granted (not those a descriptor claims) — and the ids to refuse as revoked:
+    members suspended or revoked from a time already reached."""
+    peers: dict[str, Any] = {}
+    revoked: set[str] = set()
+    for node_id, d in descriptors.items():
+        m = t.member(node_id)
+        if m is None or backs(t, node_id, d.identity_key) is not None:
+            continue
+        peers[node_id] = dataclasses.replace(d, roles=m.roles)
+        if m.status != "active" and m.status_since <= now:
+            revoked.add(node_id)
+    return peers, revoked

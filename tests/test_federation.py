@@ -1,0 +1,193 @@
+"""A federation run by a trust list, with node processes and no file swapped between members.
+
+Three governing bodies sign lists offline (their node directories never run). zm-police and
+zw-police only pin the federation's list; they learn each other's keys from the control topic and
+exchange a message. mw-police joins later with two of three governors approving: the running
+nodes apply the new list from the control topic and mw-police exchanges messages with members it
+never swapped files with. Then the stolen-key drill: the governors revoke mw-police and its next
+message is refused. A replayed old list is refused and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from node import control, trustlist
+from node.codec import default_registry
+from node.nodedir import NodeDir
+from node.routing.topics import control_topic
+from node.transport.broker import free_port
+from tests.process_helpers import (
+    EXAMPLES,
+    BrokerProcess,
+    http,
+    metric,
+    node_env,
+    read_store,
+    spawn,
+    stop,
+    wait_for,
+    xnode,
+)
+
+pytestmark = pytest.mark.slow
+
+GOVERNORS = ("zm-secretariat", "zw-secretariat", "bw-secretariat")
+PAYLOAD = json.loads((EXAMPLES / "case-update.json").read_text())
+
+
+class Region:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.broker = BrokerProcess(root)
+        self.broker.start()
+        self.dirs: dict[str, Path] = {}
+        for node_id in (*GOVERNORS, "zm-police", "zw-police", "mw-police"):
+            role = "secretariat" if node_id in GOVERNORS else "law-enforcement"
+            self.dirs[node_id] = root / node_id
+            xnode("init", "--dir", self.dirs[node_id], "--id", node_id, "--roles", role)
+            xnode("peers", "export", "--dir", self.dirs[node_id], "--out", self.xnd(node_id))
+        self.ports: dict[str, int] = {}
+        self.processes: dict[str, object] = {}
+        self.tokens: dict[str, str] = {}
+
+    def xnd(self, node_id: str) -> Path:
+        return self.root / f"{node_id}.xnd"
+
+    def approve(self, proposal: Path, *governors: str) -> None:
+        for governor in governors:
+            xnode("trust", "sign", "--dir", self.dirs[governor], proposal, "--yes")
+
+    def start(self, node_id: str) -> None:
+        self.ports[node_id] = free_port()
+        self.tokens[node_id] = xnode("token", "create", "--dir", self.dirs[node_id], "--name",
+                                     "case", "--scopes", "send:*,read:*").stdout.strip()  # fmt: skip
+        env = node_env(self.broker.bootstrap, XNODE_API_PORT=str(self.ports[node_id]),
+                       XNODE_DELIVERY_HEARTBEAT_SECONDS="1")  # fmt: skip
+        self.processes[node_id] = spawn("run", "--dir", self.dirs[node_id], env=env,
+                                        log=self.root / f"{node_id}.log")  # fmt: skip
+
+    def api(self, node_id: str) -> str:
+        return f"http://127.0.0.1:{self.ports[node_id]}"
+
+    def peers(self, node_id: str) -> set[str]:
+        try:
+            status, body = http("GET", f"{self.api(node_id)}/v1/peers", self.tokens[node_id])
+        except OSError:
+            return set()
+        return {p["node_id"] for p in body["peers"]} if status == 200 else set()
+
+    def send(self, sender: str, recipient: str, note: str) -> tuple[int, dict]:
+        return http("POST", f"{self.api(sender)}/v1/messages", self.tokens[sender], {
+            "kind": "mla", "to": [recipient], "schema": "CaseUpdate",
+            "payload": {**PAYLOAD, "note": note},
+        }, timeout=30)  # fmt: skip
+
+    def delivered(self, sender: str, message_id: str) -> bool:
+        rows = read_store(self.dirs[sender] / "node.db", "SELECT state FROM outbox_recipients"
+                          " WHERE message_id = ?", (message_id,))  # fmt: skip
+        return bool(rows) and all(r[0] == "delivered" for r in rows)
+
+    def list_version(self, node_id: str) -> int | None:
+        held = NodeDir(self.dirs[node_id]).trust_list(default_registry())
+        return None if held is None else held.trust_list.list_version
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            stop(process)  # type: ignore[arg-type]
+        self.broker.stop()
+
+
+@pytest.fixture
+def region(tmp_path: Path):
+    r = Region(tmp_path)
+    yield r
+    r.close()
+
+
+def test_members_that_never_swapped_files_exchange_and_a_stolen_key_is_refused(region: Region):
+    r = region
+    v1 = r.root / "v1.xtl"
+    xnode("trust", "init", "--federation", "sadc-tip", "--threshold", "2",
+          *[a for g in GOVERNORS for a in ("--governor", r.xnd(g))],
+          "--member", r.xnd("zm-police"), "--member", r.xnd("zw-police"), "--out", v1)  # fmt: skip
+    r.approve(v1, "zm-secretariat", "bw-secretariat")
+    pin = json.loads(xnode("trust", "show", "--dir", r.dirs["zm-police"], v1, "--json").stdout)[
+        "governance_fingerprint"
+    ]
+    for member in ("zm-police", "zw-police"):
+        xnode("trust", "publish", "--dir", r.dirs[member], v1, "--pin", pin)
+        assert not list((r.dirs[member] / "peers").glob("*.xnd"))  # no file swapped
+        r.start(member)
+
+    wait_for(lambda: r.peers("zm-police") == {"zw-police"} and r.peers("zw-police") ==
+             {"zm-police"}, 60, "the members to learn each other's keys")  # fmt: skip
+    status, body = r.send("zm-police", "zw-police", "First message of the federation.")
+    assert status == 202, body
+    wait_for(lambda: r.delivered("zm-police", body["id"]), 60, "delivered without a file swap")
+
+    # mw-police joins: two of three governors approve; it pins the federation itself
+    v2 = r.root / "v2.xtl"
+    xnode("trust", "propose", "--dir", r.dirs["zm-police"], "add", r.xnd("mw-police"),
+          "--out", v2)  # fmt: skip
+    r.approve(v2, "zw-secretariat", "bw-secretariat")
+    xnode("trust", "publish", "--dir", r.dirs["mw-police"], v2, "--pin", pin)
+    r.start("mw-police")
+    wait_for(lambda: r.list_version("zm-police") == 2 and r.list_version("zw-police") == 2, 60,
+             "the running members to apply version 2 from the control topic")  # fmt: skip
+    wait_for(lambda: "mw-police" in r.peers("zw-police") and "zw-police" in r.peers("mw-police"),
+             60, "mw-police and zw-police to learn each other's keys")  # fmt: skip
+    status, body = r.send("mw-police", "zw-police", "Hello from Lilongwe.")
+    assert status == 202, body
+    wait_for(lambda: r.delivered("mw-police", body["id"]), 60, "the newcomer's message delivered")
+
+    # the stolen-key drill: mw-police's key is reported stolen; the governors revoke it
+    v3 = r.root / "v3.xtl"
+    xnode("trust", "propose", "--dir", r.dirs["zw-police"], "revoke", "mw-police", "--reason",
+          "key-compromise", "--out", v3)  # fmt: skip
+    r.approve(v3, "zm-secretariat", "zw-secretariat")
+    xnode("trust", "publish", "--dir", r.dirs["zw-police"], v3)
+    wait_for(lambda: r.list_version("zm-police") == 3, 60, "zm-police to apply the revocation")
+
+    def refused(node_id: str) -> bool:
+        rows = read_store(r.dirs[node_id] / "node.db",
+                          "SELECT 1 FROM quarantine WHERE reason = 'revoked-sender'")  # fmt: skip
+        return bool(rows)
+
+    status, body = r.send("mw-police", "zm-police", "Sent by whoever holds the stolen key.")
+    wait_for(lambda: refused("zm-police"), 60, "the thief's message refused")
+    assert not read_store(r.dirs["zm-police"] / "node.db",
+                          "SELECT 1 FROM inbox WHERE sender = 'mw-police'")  # fmt: skip
+    status, body = r.send("zw-police", "mw-police", "Nothing new is encrypted to it.")
+    assert status == 403 and body["field"] == "to"
+
+    # a replayed old list is refused and counted, and changes nothing
+    replay(r.broker.bootstrap, v1)
+    wait_for(lambda: (metric(http("GET", f"{r.api('zm-police')}/metrics")[1],
+                             "xnode_trust_list_refused_total", reason="rollback") or 0) >= 1,
+             30, "the replayed list refused")  # fmt: skip
+    assert r.list_version("zm-police") == 3
+    applied = read_store(r.dirs["zm-police"] / "node.db",
+                         "SELECT detail FROM audit WHERE event = 'trust-list-applied'")  # fmt: skip
+    assert [json.loads(d)["list_version"] for (d,) in applied] == [1, 2, 3]
+
+
+def replay(bootstrap: str, path: Path) -> None:
+    """Anyone on the control topic re-publishes an old, validly signed list."""
+    registry = default_registry()
+    record = control.issue_trust_list(registry, trustlist.decode(registry, path.read_bytes()))
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(control_topic("xchg"), record, key=b"replay")
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
