@@ -246,6 +246,8 @@ async def test_reference_and_operations_routes(pair: Pair):
     admin = await make_token(pair.a, "operator", "admin")
     assert (await pair.get(pair.a, "/v1/quarantine", admin))[0] == 200
     assert (await pair.get(pair.a, "/healthz"))[1]["status"] == "ok"
+    # ready once the broker has answered a probe (measured, not assumed: it may take a moment)
+    await asyncio.wait_for(pair.a.connected.wait(), 60)
     status, ready = await pair.get(pair.a, "/readyz")
     assert status == 200 and set(ready["checks"]) == {"store", "broker", "keys"}
     async with pair.http.get(f"{pair.a.api_url}/metrics") as r:
