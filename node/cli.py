@@ -286,6 +286,8 @@ def _submission(args: argparse.Namespace, registry: SchemaRegistry, to: list[str
         ttl=dt.timedelta(days=args.ttl_days) if args.ttl_days is not None else None,
     )
     revoked = node_dir.revocations()
+    submit.check_federation(node_dir.trust_list(registry), _now(),
+                            dt.timedelta(days=config.federation.grace_days))  # fmt: skip
     submit.resolve_recipients(request.to, config, peers, revoked)  # before the passphrase
     keys = node_dir.load_keys(registry, node_dir.passphrase(config))
     return (
@@ -1052,6 +1054,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _EXPECTED_FAILURES = (
     TrustListRejected,
+    submit.FederationExpired,
     submit.UnknownRecipient,
     StoreError,
     PayloadInvalid,

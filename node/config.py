@@ -230,6 +230,17 @@ class FolderSettings:
 
 
 @dataclass(frozen=True)
+class FederationSettings:
+    """Federated mode: a trust list in the node directory's trust/ (README: Federation)."""
+
+    grace_days: int = _setting(
+        7,
+        "After the trust list expires the node is degraded: it keeps receiving, and keeps sending"
+        " for this many days; after that it refuses to send until a newer list arrives.",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     node: NodeSettings
     keys: KeySettings = field(default_factory=KeySettings)
@@ -242,6 +253,7 @@ class Config:
     api: ApiSettings = field(default_factory=ApiSettings)
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     folder: FolderSettings = field(default_factory=FolderSettings)
+    federation: FederationSettings = field(default_factory=FederationSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -256,6 +268,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "api": ApiSettings,
     "webhook": WebhookSettings,
     "folder": FolderSettings,
+    "federation": FederationSettings,
 }
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
@@ -375,6 +388,7 @@ def _validate(config: Config, source: str) -> None:
         ("webhook.timeout_seconds", config.webhook.timeout_seconds, 1),
         ("folder.poll_interval_ms", config.folder.poll_interval_ms, 10),
         ("folder.settle_ms", config.folder.settle_ms, 0),
+        ("federation.grace_days", config.federation.grace_days, 0),
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from importlib import metadata
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -183,6 +184,25 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.trust_list_version = Gauge(
+            "xnode_trust_list_version",
+            "Version of the federation trust list this node applies (absent: bilateral mode).",
+            ["federation"],
+            registry=r,
+        )
+        self.trust_list_expiry = Gauge(
+            "xnode_trust_list_expiry_timestamp_seconds",
+            "Unix time the applied trust list expires; after it the node is degraded, and after"
+            " federation.grace_days more it refuses to send.",
+            ["federation"],
+            registry=r,
+        )
+        self.trust_list_members = Gauge(
+            "xnode_trust_list_members",
+            "Members of the applied trust list by status.",
+            ["federation", "status"],
+            registry=r,
+        )
         self.outbox_depth = Gauge(
             "xnode_outbox_depth",
             "Deliveries waiting for a receipt, per recipient.",
@@ -294,6 +314,16 @@ class Metrics:
             for key in descriptor.encryption_keys:
                 seconds = (key.valid_until - now).total_seconds()
                 self.key_expiry.labels(owner, descriptor.node_id, key.key_id).set(seconds)
+
+    def observe_trust_list(self, t: Any) -> None:
+        """The applied list's version, expiry and members per status (``node.trustlist``)."""
+        self.trust_list_version.labels(t.federation).set(t.list_version)
+        self.trust_list_expiry.labels(t.federation).set(t.expires_at.timestamp())
+        counts: dict[str, int] = {"active": 0, "suspended": 0, "revoked": 0}
+        for m in t.members:
+            counts[m.status] = counts.get(m.status, 0) + 1
+        for status, n in counts.items():
+            self.trust_list_members.labels(t.federation, status).set(n)
 
     def known_peers(self, peers: Iterable[str]) -> None:
         """Give every peer a series from the start, so 'never seen' is visible as 0."""

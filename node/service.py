@@ -345,6 +345,8 @@ class Node:
             if existing is not None:
                 log.info("message_submit_repeated", node=self.node_id, message_id=existing)
                 return existing
+        grace = dt.timedelta(days=self.config.federation.grace_days)
+        submit.check_federation(self.trust_list, self.clock(), grace)
         started = time.perf_counter()
         message, event = submit.prepare(
             self.registry, request, config=self.config, identity=self.identity,
@@ -466,7 +468,28 @@ class Node:
             "ok": bool(valid) and bool(self._encryption),
             "detail": f"{len(valid)} valid encryption key(s), identity {self.identity.key_id}",
         }
+        if self.trust_list is not None:
+            checks["trust"] = self._trust_check(now)
         return checks
+
+    def _trust_check(self, now: dt.datetime) -> dict[str, Any]:
+        """Federated mode: the held list valid (ok), expired within the grace period (ok,
+        degraded: still sending), or expired beyond it (not ok: sending refused)."""
+        assert self.trust_list is not None
+        t = self.trust_list.trust_list
+        grace = dt.timedelta(days=self.config.federation.grace_days)
+        state = trustlist.freshness(t, now, grace)
+        detail = (
+            f"{t.federation} version {t.list_version}, expires {t.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+        if state is trustlist.Freshness.DEGRADED:
+            detail += (
+                f"; EXPIRED: degraded, sending until {t.expires_at + grace:%Y-%m-%d %H:%M} UTC"
+            )
+        elif state is trustlist.Freshness.EXPIRED:
+            detail += "; EXPIRED beyond the grace period: sending refused until a newer list"
+        return {"ok": state is not trustlist.Freshness.EXPIRED, "state": state.value,
+                "detail": detail}  # fmt: skip
 
     async def render_metrics(self) -> bytes:
         """Refresh the gauges read from the store and the keys, then expose everything."""
@@ -475,6 +498,8 @@ class Node:
         self.metrics.observe_store(snapshot, self.peers, now)
         self.metrics.observe_keys(self.own_descriptor, self.peers, now)
         self.metrics.broker_connected.set(1 if self.broker_health.connected else 0)
+        if self.trust_list is not None:
+            self.metrics.observe_trust_list(self.trust_list.trust_list)
         with contextlib.suppress(OSError):
             usage = os.statvfs(self.store.path.parent)
             self.metrics.store_free_bytes.set(usage.f_bavail * usage.f_frsize)
@@ -750,6 +775,7 @@ class Node:
         if due("peers", 5, now):
             await self._run(self._reload_peers)
             self.metrics.known_peers(self.peers)
+            await self._end_deliveries_to_revoked()
         if self.transport.started and due("heartbeat", self.config.delivery.heartbeat_seconds, now):
             await self._heartbeat()
         await self.checkpoint_tick()  # signed even while the broker is away
@@ -765,6 +791,20 @@ class Node:
                     "message_expired", node=self.node_id, message_id=message_id, peer=recipient
                 )
         await self._sleep(0.5)
+
+    async def _end_deliveries_to_revoked(self) -> None:
+        """Messages still waiting for a revoked or suspended peer end as rejected with reason
+        ``recipient-revoked``: the local system sees it in the message's status (API, xnode
+        status) instead of a message that silently never arrives."""
+        for recipient in sorted(self.peer_directory.revoked):
+            ended = await self._run(
+                self.store.reject_open, recipient, "recipient-revoked",
+                f"{recipient} was revoked or suspended; nothing more is sent to it", self.clock(),
+            )  # fmt: skip
+            for message_id, kind in ended:
+                self.metrics.rejected.labels(kind, recipient, "recipient-revoked").inc()
+                log.warning("delivery_ended_recipient_revoked", node=self.node_id,
+                            message_id=message_id, peer=recipient)  # fmt: skip
 
     async def _apply_federation(self) -> None:
         """Judge a trust list and member descriptors received on the control topic: a list

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node import envelope, payloads
+from node import envelope, payloads, trustlist
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry
 from node.config import Config
@@ -41,6 +41,27 @@ class NoRecipients(UnknownRecipient):
     """The request names no usable recipient: an empty list, ``"neighbours"`` while the node
     has none configured, or another string. A mistake in the request (HTTP 422), unlike an
     unknown node id (404): there is nothing to look up."""
+
+
+class FederationExpired(Exception):
+    """The federation's trust list expired longer ago than ``federation.grace_days``: nothing is
+    sent until a newer list arrives (receiving goes on). A frozen distribution of lists must not
+    let a node keep trusting keys the governors may have revoked meanwhile."""
+
+
+def check_federation(
+    held: trustlist.SignedTrustList | None, now: dt.datetime, grace: dt.timedelta
+) -> None:
+    """Refuse to send once the held trust list is expired beyond the grace period."""
+    if held is None:
+        return
+    t = held.trust_list
+    if trustlist.freshness(t, now, grace) is trustlist.Freshness.EXPIRED:
+        raise FederationExpired(
+            f"the trust list of {t.federation} (version {t.list_version}) expired on "
+            f"{t.expires_at:%Y-%m-%d %H:%M} UTC, more than {grace.days} days ago "
+            "(federation.grace_days); sending resumes when the governors publish a newer list"
+        )
 
 
 class IdempotencyKeyReused(ValueError):

@@ -438,3 +438,20 @@ def test_retention_purge_deletes_what_is_due_and_keeps_the_audit_hashes(store):
                                               (None, "quarantine")], key=str)  # fmt: skip
     assert audit.verify(entries).ok
     assert store.audit_entries("m1")[0].event.event == "submitted"  # the history stays
+
+
+def test_open_deliveries_to_a_revoked_recipient_end_rejected(store):
+    store.submit(outbound("m1"), ev("submitted", message_id="m1"))
+    store.submit(outbound("r1", recipients=("zw-police",), expects_receipt=False), ev("submitted"))
+    store.apply_receipt("m1", "mw-police", "ab" * 32, delivered=True, reason=None, detail=None,
+                        now=at(1), audit=ev("receipted", 1))  # fmt: skip
+    ended = store.reject_open("zw-police", "recipient-revoked", "zw-police was revoked", at(5))
+    assert ended == [("m1", "alert")]  # the receipt owed to it ends too, but is no message
+    status = {s.recipient: s for s in store.message_status("m1")}
+    assert (status["zw-police"].state, status["zw-police"].reason) == ("rejected",
+                                                                     "recipient-revoked")  # fmt: skip
+    assert status["mw-police"].state == "delivered"  # other recipients are not touched
+    assert store.message_status("r1")[0].state == "rejected"
+    assert store.due_deliveries(at(100), 10) == []
+    assert store.reject_open("zw-police", "recipient-revoked", "again", at(6)) == []
+    assert store.audit_entries("m1")[-1].event.detail == {"reason": "recipient-revoked"}

@@ -175,6 +175,8 @@ async def send(node: Node, request: core.Request) -> str:
     """Submit through the node; map each refusal of the submission core to a :class:`Refusal`."""
     try:
         return await node.submit(request)
+    except core.FederationExpired as exc:  # the trust list expired beyond the grace period
+        raise Refusal(503, str(exc), None, "trust_list_expired") from exc
     except core.NoRecipients as exc:  # an empty list, or "neighbours" with none configured
         raise Refusal(422, str(exc), "to") from exc
     except core.RevokedRecipient as exc:  # known, but revoked by this node's operator

@@ -636,6 +636,30 @@ class SqliteStore:
             )
             return cursor.rowcount
 
+    def reject_open(
+        self, recipient: str, reason: str, detail: str, now: dt.datetime
+    ) -> list[tuple[str, str]]:
+        """End every open delivery to ``recipient`` as rejected with ``reason`` (a recipient this
+        node no longer trusts: nothing more is published to it); return (message id, kind) of
+        the messages that expected a receipt (receipts owed to it just end)."""
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT r.message_id, o.kind, o.expects_receipt FROM outbox_recipients r"
+                " JOIN outbox o USING (message_id) WHERE r.recipient = ? AND r.state IN (?, ?)",
+                (recipient, *OPEN_STATES),
+            ).fetchall()
+            for r in rows:
+                c.execute(
+                    "UPDATE outbox_recipients SET state = ?, reason = ?, detail = ?,"
+                    " updated_at = ?, next_attempt_at = NULL"
+                    " WHERE message_id = ? AND recipient = ?",
+                    (REJECTED, reason, detail, _ts(now), r["message_id"], recipient),
+                )
+            self._append(c, [AuditEvent("rejected", now, message_id=r["message_id"],
+                                        peer=recipient, detail={"reason": reason})
+                             for r in rows])  # fmt: skip
+            return [(r["message_id"], r["kind"]) for r in rows if r["expects_receipt"]]
+
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]:
         """Mark open deliveries of expired messages as expired; return them."""
         with self._tx() as c:
