@@ -25,10 +25,11 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check node tests bench tools
 	$(BIN)/mypy
 
-## bench: cryptographic floor and end-to-end throughput benchmarks
+## bench: cryptographic floor, end-to-end throughput and trust list benchmarks
 bench: $(VENV)/.installed
 	$(BIN)/python bench/crypto_floor.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/trustlist.py
 
 ## chaos: nodes and broker as processes under load, killed and restarted at random (MINUTES=10)
 MINUTES ?= 10

@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,8 +118,12 @@ class TrustList:
     members: tuple[Member, ...]
     history: tuple[ListChange, ...] = ()
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Member]:
+        return {m.node_id: m for m in self.members}
+
     def member(self, node_id: str) -> Member | None:
-        return next((m for m in self.members if m.node_id == node_id), None)
+        return self._by_id.get(node_id)
 
     def governor_keys(self) -> dict[str, Governor]:
         return {g.key_id: g for g in self.governors}
