@@ -125,6 +125,33 @@ def cmd_init(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     return EXIT_OK
 
 
+def cmd_keys_rotate(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    """A new encryption key in a new descriptor version. A running node picks it up within
+    seconds; in federated mode it announces the descriptor and the members switch to the new
+    key; in bilateral mode export the descriptor and have each peer add it again."""
+    if args.identity:
+        raise CommandFailed(
+            "identity keys are rotated through the federation's trust list (a governors'"
+            " proposal); this version rotates encryption keys only (--encryption)"
+        )
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    old = node_dir.own_descriptor(registry).descriptor
+    signed = node_dir.rotate_encryption_key(registry, node_dir.passphrase(config), _now(),
+                                            config.keys.encryption_valid_days)  # fmt: skip
+    new = signed.descriptor.encryption_keys[-1]
+    _audit(node_dir, config, "key-changed", None, {
+        "key_id": new.key_id, "descriptor_version": signed.descriptor.descriptor_version,
+        "kept": [k.key_id for k in old.encryption_keys]})  # fmt: skip
+    print(f"New encryption key {new.key_id}, valid until {new.valid_until:%Y-%m-%d}; descriptor "
+          f"version {signed.descriptor.descriptor_version}. Earlier keys stay until their "
+          "windows end, so messages already sealed to them still open.")  # fmt: skip
+    if node_dir.trust_list(registry) is None:
+        print("Bilateral mode: export the descriptor (xnode peers export) and have each peer"
+              " run xnode peers add with it.")  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_keys_show(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     node_dir = NodeDir(args.dir)
     config = node_dir.load_config()
@@ -868,6 +895,13 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="show this node's keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
+    p = keys.add_parser("rotate", help="new encryption key in a new descriptor version")
+    node_dir_arg(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--encryption", action="store_true", help="rotate the encryption key")
+    which.add_argument("--identity", action="store_true",
+                       help="(through the trust list; not in this version)")  # fmt: skip
+    p.set_defaults(handler=cmd_keys_rotate)
     p = keys.add_parser("show", help="key ids, fingerprints and validity of this node's keys")
     node_dir_arg(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -23,6 +23,7 @@ descriptor edited on disk is refused, not trusted.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -168,6 +169,30 @@ class NodeDir:
             keys=KeySettings(encryption_valid_days=key_valid_days),
         )
         write_atomically(self.config_path, render_config(config).encode("utf-8"))
+        return signed
+
+    def rotate_encryption_key(
+        self,
+        registry: SchemaRegistry,
+        passphrase: bytes | None,
+        now: dt.datetime,
+        valid_days: int,
+    ) -> SignedDescriptor:
+        """A new encryption key, valid from ``now``, in a new descriptor version signed by the
+        identity key. Senders use the newest valid key as soon as they hold the descriptor; the
+        old keys stay (listed and on disk) so that what was sealed to them still opens."""
+        keys = self.load_keys(registry, passphrase)
+        old = self.own_descriptor(registry).descriptor
+        fresh = EncryptionKey.generate()
+        write_private_key(self._encryption_key_file(fresh.key_id), fresh.private, passphrase)
+        info = EncryptionKeyInfo(fresh.key_id, fresh.public_raw, valid_from=now,
+                                 valid_until=now + dt.timedelta(days=valid_days))  # fmt: skip
+        descriptor = dataclasses.replace(
+            old, encryption_keys=(*old.encryption_keys, info),
+            descriptor_version=old.descriptor_version + 1, created_at=now,
+        )  # fmt: skip
+        signed = issue_descriptor(keys.identity, descriptor, registry)
+        write_atomically(self.path / DESCRIPTOR_FILE, signed.raw)
         return signed
 
     def _encryption_key_file(self, key_id: str) -> Path:

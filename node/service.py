@@ -202,12 +202,15 @@ class Node:
     async def start(self) -> None:
         self.config: Config = self.node_dir.load_config(self._env)
         self.node_id = self.config.node.id
-        keys = self.node_dir.load_keys(
-            self.registry, self.node_dir.passphrase(self.config, self._env)
-        )
+        self._passphrase = self.node_dir.passphrase(self.config, self._env)
+        keys = self.node_dir.load_keys(self.registry, self._passphrase)
         self.identity: IdentityKey = keys.identity
         self._encryption = keys.encryption
-        self.own_descriptor: Descriptor = self.node_dir.own_descriptor(self.registry).descriptor
+        # announced as held in memory, never re-read from the file: a descriptor rotated on disk
+        # is announced only once this process holds its keys (else peers could seal to a key
+        # this node cannot open yet)
+        self._own_signed = self.node_dir.own_descriptor(self.registry)
+        self.own_descriptor: Descriptor = self._own_signed.descriptor
         self._reload_peers()
         self.metrics = Metrics(self.node_id)
         self.metrics.up_since.set(time.time())
@@ -300,6 +303,18 @@ class Node:
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
+
+    def _reload_own_keys(self) -> None:
+        """Pick up a descriptor rotated while running (``xnode keys rotate``): its keys open
+        what is sealed to the new key, and the heartbeat announces the new version."""
+        signed = self.node_dir.own_descriptor(self.registry)
+        if signed.descriptor.descriptor_version == self.own_descriptor.descriptor_version:
+            return
+        keys = self.node_dir.load_keys(self.registry, self._passphrase)
+        self.identity, self._encryption = keys.identity, keys.encryption
+        self._own_signed, self.own_descriptor = signed, signed.descriptor
+        log.info("own_descriptor_reloaded", node=self.node_id,
+                 descriptor_version=signed.descriptor.descriptor_version)  # fmt: skip
 
     def _reload_peers(self) -> None:
         """Peers from the node directory. In federated mode (a trust list in ``trust/``) only the
@@ -563,11 +578,11 @@ class Node:
                                                                     beat)
             )  # fmt: skip
         if self.trust_list is not None:  # federated: members learn each other's keys from here
-            mine = self.node_dir.own_descriptor(self.registry)
             with contextlib.suppress(TransportUnavailable):
                 await self.transport.publish(
-                    self.control, self.node_id, control.issue_descriptor(self.registry, mine)
-                )
+                    self.control, self.node_id,
+                    control.issue_descriptor(self.registry, self._own_signed),
+                )  # fmt: skip
                 await self.transport.publish(
                     self.control, self.node_id,
                     control.issue_trust_list(self.registry, self.trust_list),
@@ -773,6 +788,7 @@ class Node:
         if self._offered_list is not None or self._offered_descriptors:
             await self._apply_federation()
         if due("peers", 5, now):
+            await self._run(self._reload_own_keys)
             await self._run(self._reload_peers)
             self.metrics.known_peers(self.peers)
             await self._end_deliveries_to_revoked()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from node import control, trustlist
+from node import control, envelope, trustlist
 from node.codec import default_registry
 from node.nodedir import NodeDir
 from node.routing.topics import control_topic
@@ -130,6 +130,26 @@ def test_members_that_never_swapped_files_exchange_and_a_stolen_key_is_refused(r
     status, body = r.send("zm-police", "zw-police", "First message of the federation.")
     assert status == 202, body
     wait_for(lambda: r.delivered("zm-police", body["id"]), 60, "delivered without a file swap")
+
+    # zw-police rotates its encryption key while running: zm-police learns the new descriptor
+    # from the control topic and seals the next message to the new key
+    xnode("keys", "rotate", "--dir", r.dirs["zw-police"], "--encryption")
+    registry = default_registry()
+    rotated = NodeDir(r.dirs["zw-police"]).own_descriptor(registry).descriptor
+    new_key = rotated.encryption_keys[-1].key_id
+
+    def uses_new_descriptor() -> bool:  # what the running node itself reports
+        status, body = http("GET", f"{r.api('zm-police')}/v1/peers", r.tokens["zm-police"])
+        return status == 200 and any(p["node_id"] == "zw-police" and p["descriptor_version"] == 2
+                                     for p in body["peers"])  # fmt: skip
+
+    wait_for(uses_new_descriptor, 60, "zm-police to use zw-police's new descriptor")
+    status, body = r.send("zm-police", "zw-police", "Sealed to the new key.")
+    assert status == 202, body
+    wait_for(lambda: r.delivered("zm-police", body["id"]), 60, "delivered to the new key")
+    raw = read_store(r.dirs["zm-police"] / "node.db", "SELECT envelope FROM outbox WHERE"
+                     " message_id = ?", (body["id"],))[0][0]  # fmt: skip
+    assert [e["key_id"] for e in envelope.parse(registry, raw).header.recipients] == [new_key]
 
     # mw-police joins: two of three governors approve; it pins the federation itself
     v2 = r.root / "v2.xtl"
