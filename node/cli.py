@@ -816,6 +816,10 @@ def cmd_demo(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     if args.dir is not None:
         args.dir.mkdir(parents=True, exist_ok=True)
     try:
+        if args.federation:
+            from node.demo_federation import run_federation_demo
+
+            return asyncio.run(run_federation_demo(registry, args.dir))
         return asyncio.run(run_network_demo(registry, args.dir))
     except BrokerUnavailable as exc:
         raise CommandFailed(str(exc)) from exc
@@ -1082,6 +1086,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--offline", action="store_true", help="the file-based variant: no broker, one alert"
     )
+    p.add_argument(
+        "--federation", action="store_true",
+        help="a region run by a threshold-signed trust list: members that never swap files, a"
+        " newcomer admitted by two of three governors, a stolen key revoked",
+    )  # fmt: skip
     p.set_defaults(handler=cmd_demo)
     return parser
 

@@ -365,6 +365,19 @@ def test_network_demo_as_the_readme_runs_it():
     assert "chain intact" in result.stdout
 
 
+def test_federation_demo():
+    """Members that never swap files exchange messages; a newcomer joins with two of three
+    governors; a stolen key is revoked and the thief refused."""
+    result = subprocess.run([XNODE or "xnode", "demo", "--federation"], capture_output=True,
+                            text=True, timeout=180)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "demo finished: every step behaved as required" in out
+    assert out.count("signed receipt back: delivered") == 2
+    assert "NOT" not in out and "zw-police refused it: revoked-sender" in out
+    assert "zw-police    [2, 3]" in out
+
+
 # -- domain payloads through the CLI -----------------------------------------------------------
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
