@@ -23,7 +23,7 @@ from node.trustlist import (
     TrustList,
     TrustListRejected,
 )
-from tests.conftest import NOW
+from tests.conftest import NOW, make_node
 
 DAY = dt.timedelta(days=1)
 GOVERNORS = [IdentityKey.generate() for _ in range(3)]  # secretariat, zm and zw secretariats
@@ -253,3 +253,204 @@ def test_a_list_applies_exactly_when_k_distinct_governors_signed(registry, thres
         with pytest.raises(TrustListRejected) as err:
             tl.decide(held, candidate, NOW)
         assert err.value.reason == "insufficient-signatures"
+
+
+# -- written to kill the survivors of the first mutation run -----------------------------------
+
+
+def test_every_field_survives_the_wire(registry):
+    retired = PastKey(MW.public_raw, NOW - DAY, "superseded")
+    t = trust_list(3, members=[member("zm-police", ZM, "suspended", "misbehaviour", NOW),
+                               member("zw-police", ZW, past=(retired,))])  # fmt: skip
+    again = tl.decode(registry, signed(registry, t, GOVERNORS).encode(registry)).trust_list
+    assert again == t
+    assert again.member("zw-police").past_keys == (retired,)
+    assert again.member("zm-police").reason == "misbehaviour"
+
+
+def test_a_status_an_older_node_does_not_know_is_not_active():
+    record = trust_list().to_record()
+    record["members"][0]["status"] = "unknown"
+    assert TrustList.from_record(record).members[0].status == "suspended"
+
+
+def test_size_limit_and_canonical_form(registry):
+    with pytest.raises(TrustListRejected, match=r"the limit is 8388608") as err:
+        tl.decode(registry, b"\x00" * (tl.MAX_LIST_BYTES + 1))
+    assert err.value.reason == "malformed"
+    with pytest.raises(TrustListRejected, match=r"^malformed: not a signed trust list"):
+        tl.decode(registry, b"\x00" * tl.MAX_LIST_BYTES)
+
+
+def test_valid_signatures_are_found_behind_foreign_ones(registry):
+    s = signed(registry, trust_list(2), GOVERNORS[:2])
+    outsider = tl.GovernorSignature(OUTSIDER.key_id, tl.sign(OUTSIDER, tl.LIST_DOMAIN, s.body))
+    shuffled = dataclasses.replace(s, signatures=(outsider, *s.signatures))
+    assert tl.valid_signers(shuffled, s.trust_list.governors) == {g.key_id for g in GOVERNORS[:2]}
+
+
+def test_a_list_that_keeps_a_revocation_applies(registry):
+    revoked = member("zw-police", ZW, "revoked", "key-compromise", NOW)
+    held = signed(registry, trust_list(2, members=[member("zm-police", ZM), revoked]), GOVERNORS)
+    grown = trust_list(3, members=[member("zm-police", ZM), revoked, member("mw-police", MW)])
+    assert tl.decide(held, signed(registry, grown, GOVERNORS[1:]), NOW) is Change.APPLY
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"members": (member("zm-police", IdentityKey.generate()),)}, None),
+     ({"members": (dataclasses.replace(member("zm-police", ZM), identity_key=bytes(32)),)},
+      "member zm-police: identity key is a point of small order"),
+     ({"members": (dataclasses.replace(member("zm-police", ZM), status="weird"),)},
+      "member zm-police: unknown status 'weird'"),
+     ({"expires_at": NOW - DAY}, "the list expires before it is issued"),
+     ({"history": (ListChange(2, NOW, "x"),)}, "the history must list increasing versions"),
+     ({"governors": (Governor(" ", GOVERNORS[0].public_raw),), "threshold": 1},
+      "governor ' ': no name")],
+)  # fmt: skip
+def test_content_checks_name_the_problem(registry, change, message):
+    t = dataclasses.replace(trust_list(), **change)
+    if message is None:
+        tl.check_list(t)
+        return
+    with pytest.raises(TrustListRejected) as err:
+        tl.check_list(t)
+    assert (err.value.reason, err.value.detail.startswith(message)) == ("invalid", True)
+
+
+def test_refusals_say_exactly_why(registry, genesis):
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(signed(registry, trust_list(4), GOVERNORS), signed(registry, trust_list(3),
+                                                                      GOVERNORS), NOW)  # fmt: skip
+    assert err.value.detail == "version 3 is not above the held version 4"
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(genesis, signed(registry, trust_list(2, federation="eac-tip"), GOVERNORS), NOW)
+    assert err.value.detail == "a list of 'eac-tip', this node belongs to 'sadc-tip'"
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(genesis, signed(registry, trust_list(2, expires=NOW), GOVERNORS), NOW)
+    assert err.value.detail == f"the list expired at {NOW.isoformat()}"
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(genesis, signed(registry, trust_list(2), []), NOW)
+    assert err.value.detail == (
+        "0 valid signature(s) of the governors of the list this node trusts (none); 2 needed"
+    )
+    rotated = trust_list(2, threshold=3, governors=[*GOVERNORS[:2], OUTSIDER])
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(genesis, signed(registry, rotated, GOVERNORS[:2]), NOW)
+    assert err.value.detail == (
+        "2 valid signature(s) of its own governors (SADC secretariat, ZM secretariat); 3 needed"
+    )
+    held = signed(registry, trust_list(2, members=[member("zm-police", ZM), member(
+        "zw-police", ZW, "revoked", "key-compromise", NOW)]), GOVERNORS)  # fmt: skip
+    with pytest.raises(TrustListRejected) as err:
+        tl.decide(held, signed(registry, trust_list(3, members=[member("zm-police", ZM)]),
+                               GOVERNORS), NOW)  # fmt: skip
+    assert err.value.detail == "zw-police is revoked in the held list; revocation is final"
+    with pytest.raises(TrustListRejected) as err:
+        tl.add_signature(signed(registry, trust_list(), []), OUTSIDER)
+    assert err.value.reason == "invalid"
+
+
+def test_the_governance_fingerprint_changes_with_what_governs():
+    base = tl.governance_fingerprint(trust_list())
+    assert base == tl.governance_fingerprint(trust_list(7, members=[]))  # members do not count
+    assert base != tl.governance_fingerprint(trust_list(threshold=3))
+    assert base != tl.governance_fingerprint(trust_list(federation="eac-tip"))
+    assert base != tl.governance_fingerprint(trust_list(governors=[*GOVERNORS[:2], OUTSIDER]))
+    assert len(base.split()) == 16
+
+
+# -- proposals ---------------------------------------------------------------------------------
+
+
+def test_the_next_version_carries_its_change_in_the_history():
+    old = trust_list(2)
+    later = NOW + DAY
+    new = tl.next_version(old, "add mw-police", later, 30 * DAY,
+                          members=[*old.members, member("mw-police", MW)])  # fmt: skip
+    assert (new.list_version, new.issued_at, new.expires_at) == (3, later, later + 30 * DAY)
+    assert new.history[-1] == ListChange(3, later, "add mw-police")
+    assert new.history[:-1] == old.history
+    assert (new.threshold, new.governors, new.federation) == (old.threshold, old.governors,
+                                                              old.federation)  # fmt: skip
+    assert [m.node_id for m in new.members] == ["zm-police", "zw-police", "mw-police"]
+    regoverned = tl.next_version(old, "governors", later, DAY, governors=old.governors[:1],
+                                 threshold=1)  # fmt: skip
+    assert (regoverned.threshold, len(regoverned.governors), regoverned.members) == (
+        1, 1, old.members)  # fmt: skip
+
+
+def test_status_changes_and_their_limits():
+    t = trust_list(members=[member("zm-police", ZM), member("zw-police", ZW, "revoked",
+                                                            "key-compromise")])  # fmt: skip
+    suspended = tl.set_status(t, "zm-police", "suspended", "misbehaviour", NOW + DAY)
+    assert (suspended.status, suspended.reason, suspended.status_since) == (
+        "suspended", "misbehaviour", NOW + DAY)  # fmt: skip
+    for node_id, status, reason, code, text in (
+        ("bw-police", "suspended", "misbehaviour", "invalid", "bw-police is not a member"),
+        ("zw-police", "active", None, "revocation-reversed", "zw-police is revoked"),
+        ("zm-police", "active", None, "invalid", "zm-police is already active"),
+    ):
+        with pytest.raises(TrustListRejected) as err:
+            tl.set_status(t, node_id, status, reason, NOW)
+        assert err.value.reason == code and err.value.detail.startswith(text)
+    updated = tl.with_member(t, suspended)
+    assert [(m.node_id, m.status) for m in updated] == [("zm-police", "suspended"),
+                                                        ("zw-police", "revoked")]  # fmt: skip
+    added = tl.with_member(t, member("bw-police", MW))
+    assert [m.node_id for m in added] == ["bw-police", "zm-police", "zw-police"]
+
+
+def test_the_diff_says_what_changes():
+    old = trust_list(2)
+    assert tl.diff(None, old)[0] == "new federation 'sadc-tip', version 2"
+    assert "threshold: - -> 2 of 3 governors" in tl.diff(None, old)
+    new = dataclasses.replace(
+        tl.next_version(old, "many", NOW, DAY, threshold=1,
+                        governors=[*old.governors[1:], Governor("Newcomer", OUTSIDER.public_raw)],
+                        members=[dataclasses.replace(member("zm-police", MW), status="suspended",
+                                                     reason="misbehaviour",
+                                                     roles=("immigration",)),
+                                 member("bw-police", IdentityKey.generate())]),
+    )  # fmt: skip
+    lines = tl.diff(old, new)
+    assert lines[0] == "sadc-tip: version 2 -> 3"
+    assert "threshold: 2 -> 1 of 3 governors" in lines
+    assert f"+ governor Newcomer (key {OUTSIDER.key_id})" in lines
+    assert f"- governor SADC secretariat (key {GOVERNORS[0].key_id})" in lines
+    assert any(
+        line.startswith("+ member bw-police (law-enforcement) active, key ") for line in lines
+    )
+    assert "~ zm-police: roles law-enforcement -> immigration" in lines
+    assert any(line.startswith("~ zm-police: active -> suspended (misbehaviour) from ")
+               for line in lines)  # fmt: skip
+    assert f"~ zm-police: identity key {ZM.key_id} -> {MW.key_id}" in lines
+    assert "- member zw-police" in lines
+    assert lines[-1] == f"expires {new.expires_at:%Y-%m-%d %H:%M} UTC"
+    assert not any(line.startswith(("+ governor Z", "- governor Z")) for line in lines)
+
+
+# -- what the list means for a node ----------------------------------------------------------
+
+
+def test_the_federated_directory_holds_what_the_list_backs(registry):
+    descriptors = {
+        node_id: dataclasses.replace(make_node(node_id).descriptor, identity_key=key.public_raw,
+                                     roles=("shelter",))
+        for node_id, key in (("zm-police", ZM), ("zw-police", ZW), ("mw-police", MW),
+                             ("bw-police", OUTSIDER))
+    }  # fmt: skip
+    descriptors["zw-police"] = dataclasses.replace(descriptors["zw-police"],
+                                                   identity_key=OUTSIDER.public_raw)  # fmt: skip
+    t = trust_list(members=[member("zm-police", ZM), member("zw-police", ZW),
+                            member("mw-police", MW, "suspended", "misbehaviour", NOW + DAY)])  # fmt: skip
+    peers, revoked = tl.federated_directory(t, descriptors, NOW)
+    assert sorted(peers) == ["mw-police", "zm-police"]  # bw not a member, zw's key not listed
+    assert peers["zm-police"].roles == ("law-enforcement",)  # the roles the list grants
+    assert revoked == set()  # the suspension starts tomorrow
+    assert tl.federated_directory(t, descriptors, NOW + DAY)[1] == {"mw-police"}
+    assert tl.backs(t, "zm-police", ZM.public_raw) is None
+    assert tl.backs(t, "bw-police", ZM.public_raw) == "bw-police is not a member of sadc-tip"
+    assert tl.backs(t, "zw-police", OUTSIDER.public_raw) == (
+        f"zw-police's identity key {OUTSIDER.key_id} is not the one the list names"
+    )
