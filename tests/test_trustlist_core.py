@@ -454,3 +454,9 @@ def test_the_federated_directory_holds_what_the_list_backs(registry):
     assert tl.backs(t, "zw-police", OUTSIDER.public_raw) == (
         f"zw-police's identity key {OUTSIDER.key_id} is not the one the list names"
     )
+
+
+def test_a_repeated_signature_does_not_hide_the_ones_after_it(registry):
+    s = signed(registry, trust_list(2), GOVERNORS[:2])
+    repeated = dataclasses.replace(s, signatures=(s.signatures[0], *s.signatures))
+    assert tl.valid_signers(repeated, s.trust_list.governors) == {g.key_id for g in GOVERNORS[:2]}
