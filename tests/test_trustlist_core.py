@@ -460,3 +460,17 @@ def test_a_repeated_signature_does_not_hide_the_ones_after_it(registry):
     s = signed(registry, trust_list(2), GOVERNORS[:2])
     repeated = dataclasses.replace(s, signatures=(s.signatures[0], *s.signatures))
     assert tl.valid_signers(repeated, s.trust_list.governors) == {g.key_id for g in GOVERNORS[:2]}
+
+
+def test_the_diff_of_a_reinstatement_names_no_reason():
+    old = trust_list(2, members=[member("zm-police", ZM, "suspended", "misbehaviour")])
+    new = tl.next_version(old, "reinstate", NOW, DAY, members=[member("zm-police", ZM,
+                                                                        since=NOW)])  # fmt: skip
+    assert f"~ zm-police: suspended -> active from {NOW:%Y-%m-%d %H:%M} UTC" in tl.diff(old, new)
+
+
+def test_a_bad_signature_does_not_hide_the_good_ones_after_it(registry):
+    s = signed(registry, trust_list(2), GOVERNORS[:2])
+    bad = tl.GovernorSignature(GOVERNORS[1].key_id, bytes(64))
+    assert tl.valid_signers(dataclasses.replace(s, signatures=(bad, *s.signatures)),
+                            s.trust_list.governors) == {g.key_id for g in GOVERNORS[:2]}  # fmt: skip
