@@ -324,6 +324,10 @@ class Node:
         descriptors = {n: s.descriptor for n, s in signed.items()}
         revoked = set(self.node_dir.revocations())
         self.trust_list = self.node_dir.trust_list(self.registry)
+        self._held_list_record = (
+            None if self.trust_list is None
+            else control.issue_trust_list(self.registry, self.trust_list)
+        )  # fmt: skip
         if self.trust_list is not None:
             descriptors, barred = trustlist.federated_directory(
                 self.trust_list.trust_list, descriptors, self.clock()
@@ -524,7 +528,10 @@ class Node:
         """A heartbeat or a peer's audit checkpoint from the shared control topic. A checkpoint
         newer than the one held is kept in memory until :meth:`checkpoint_tick` saves it; one
         that goes back (a sign that the peer rolled its audit log back) is never kept, and
-        :meth:`checkpoint_tick` reports it."""
+        :meth:`checkpoint_tick` reports it. The list this node holds, as every member announces
+        it, is recognised by its bytes and not decoded again."""
+        if record.value == self._held_list_record:
+            return
         try:
             item = control.read_control(self.registry, record.value, self.peer_directory)
             if isinstance(item, control.Heartbeat):
@@ -583,10 +590,8 @@ class Node:
                     self.control, self.node_id,
                     control.issue_descriptor(self.registry, self._own_signed),
                 )  # fmt: skip
-                await self.transport.publish(
-                    self.control, self.node_id,
-                    control.issue_trust_list(self.registry, self.trust_list),
-                )  # fmt: skip
+                if self._held_list_record is not None:
+                    await self.transport.publish(self.control, self.node_id, self._held_list_record)
         await self.checkpoint_tick()
         own = self.audit_checkpoints.own
         if own is not None:
