@@ -30,6 +30,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/crypto_floor.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/trustlist.py
+	$(BIN)/python bench/trustlist_spread.py --nodes 20
 
 ## chaos: nodes and broker as processes under load, killed and restarted at random (MINUTES=10)
 MINUTES ?= 10
