@@ -16,7 +16,18 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from node import audit, checkpoint, cli_trust, codes, envelope, schema_docs, submit, tokens, views
+from node import (
+    audit,
+    checkpoint,
+    cli_trust,
+    codes,
+    envelope,
+    schema_docs,
+    submit,
+    tokens,
+    trustlist,
+    views,
+)
 from node.adapters import AdapterError
 from node.cli_support import CommandFailed
 from node.cli_support import confirm as _confirm
@@ -43,6 +54,7 @@ from node.store.base import StoreError
 from node.store.sqlite import SqliteStore
 from node.trust import (
     REVOCATION_REASONS,
+    Descriptor,
     PeerChange,
     PeerDirectory,
     Revocation,
@@ -222,19 +234,38 @@ def _audit(
         store.append_audit([audit.AuditEvent(event, _now(), peer=peer, detail=detail)])
 
 
+def _list_standing(held: trustlist.SignedTrustList | None, d: Descriptor) -> str | None:
+    """What the federation trust list says of a stored peer (None in bilateral mode)."""
+    if held is None:
+        return None
+    t = held.trust_list
+    problem = trustlist.backs(t, d.node_id, d.identity_key)
+    if problem is not None:
+        return f"NOT USED: {problem}"
+    m = t.member(d.node_id)
+    assert m is not None
+    if m.status == "active":
+        return f"member of {t.federation} v{t.list_version}"
+    return f"{m.status.upper()} by {t.federation} v{t.list_version} ({m.reason})"
+
+
 def cmd_peers_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     node_dir = NodeDir(args.dir)
     peers, revoked = node_dir.peers(registry), node_dir.revocations()
+    held = node_dir.trust_list(registry)
     if args.json:
         docs = []
         for p in peers.values():
             r = revoked.get(p.node_id)
             docs.append({**_descriptor_summary(p), "status": "revoked" if r else "active",
-                         "revocation": r.to_json() if r else None})  # fmt: skip
+                         "revocation": r.to_json() if r else None,
+                         "trust_list": _list_standing(held, p.descriptor)})  # fmt: skip
         _print_json(docs)
         return EXIT_OK
     if not peers:
-        print("No peers yet. Add one with: xnode peers add --dir DIR FILE")
+        print("No peers yet. Add one with: xnode peers add --dir DIR FILE"
+              + (" (federated mode: members' descriptors arrive on the control topic)"
+                 if held else ""))  # fmt: skip
         return EXIT_OK
     for signed in peers.values():
         d = signed.descriptor
@@ -245,6 +276,9 @@ def cmd_peers_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         )
         print(f"{'':<32} fingerprint {d.fingerprint}")
         print(f"{'':<32} status      {status}{' - ' + r.note if r and r.note else ''}")
+        standing = _list_standing(held, d)
+        if standing is not None:
+            print(f"{'':<32} trust list  {standing}")
     return EXIT_OK
 
 

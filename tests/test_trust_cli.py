@@ -67,6 +67,12 @@ def test_found_admit_revoke(region: Path, capsys: pytest.CaptureFixture[str]) ->
         code, out, err = run(capsys, "trust", "publish", "--dir", root / member, v1, "--pin", pin)
         assert code == 0 and "Applied sadc-tip version 1 (2 members" in out, err
 
+    # a descriptor added by hand (bilateral) is not used while the list does not back it
+    assert run(capsys, "peers", "add", "--dir", root / "zm-police", root / "mw-police.xnd",
+               "--yes")[0] == 0  # fmt: skip
+    out = run(capsys, "peers", "list", "--dir", root / "zm-police")[1]
+    assert "trust list  NOT USED: mw-police is not a member of sadc-tip" in out
+
     # mw-police asks to join; a member drafts the proposal, two of three governors approve
     v2 = root / "v2.xtl"
     code, out, err = run(capsys, "trust", "propose", "--dir", root / "zm-police", "add",
@@ -78,6 +84,9 @@ def test_found_admit_revoke(region: Path, capsys: pytest.CaptureFixture[str]) ->
     sign(capsys, root, "zm-secretariat", v2)
     code, out, err = run(capsys, "trust", "publish", "--dir", root / "zm-police", v2)
     assert code == 0 and "version 2 (3 members" in out, err
+    listed = json.loads(run(capsys, "peers", "list", "--dir", root / "zm-police", "--json")[1])
+    assert [(p["node_id"], p["trust_list"]) for p in listed] == [
+        ("mw-police", "member of sadc-tip v2")]  # fmt: skip
 
     # a replayed older list is refused; the same list again changes nothing
     code, _, err = run(capsys, "trust", "publish", "--dir", root / "zm-police", v1)
@@ -99,6 +108,10 @@ def test_found_admit_revoke(region: Path, capsys: pytest.CaptureFixture[str]) ->
 
     code, out, _ = run(capsys, "trust", "show", "--dir", root / "zm-police")
     assert "sadc-tip version 3" in out and "REVOKED (key-compromise)" in out
+    assert run(capsys, "peers", "add", "--dir", root / "zm-police", root / "zw-police.xnd",
+               "--yes")[0] == 0  # fmt: skip
+    out = run(capsys, "peers", "list", "--dir", root / "zm-police")[1]
+    assert "trust list  REVOKED by sadc-tip v3 (key-compromise)" in out
     code, out, _ = run(capsys, "trust", "history", "--dir", root / "zm-police")
     assert [line.split("UTC  ")[1] for line in out.splitlines()] == [
         "federation sadc-tip founded", "add mw-police", "revoke zw-police (key-compromise)",
