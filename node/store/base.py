@@ -107,6 +107,9 @@ class InboxMessage:
     state: str
     recipients: tuple[str, ...] = ()  # everyone the envelope was addressed to
     thread_joined: bool = True  # False: named a thread its sender does not take part in here
+    # (key id, wrapped content key): the content key re-wrapped to this node's current key once
+    # the key the envelope was sealed to was destroyed (the envelope itself stays as signed)
+    local_wrap: tuple[str, bytes] | None = None
 
 
 @dataclass(frozen=True)

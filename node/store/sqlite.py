@@ -211,6 +211,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE quarantine ADD COLUMN raw_length INTEGER;
     CREATE INDEX quarantine_kept ON quarantine (authenticated, sender, id)
     """,
+    # 5: federation key lifecycle and delivery outcomes for local systems. A stored message
+    # whose encryption key is destroyed keeps its content key wrapped to the node's current key
+    # beside the untouched (still verifiable) envelope; every final outcome of a sent message
+    # (delivered, rejected, expired) is an event the webhook and folder adapters pass on.
+    """
+    ALTER TABLE inbox ADD COLUMN local_key_id TEXT;
+    ALTER TABLE inbox ADD COLUMN local_wrap BLOB;
+    CREATE TABLE status_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT,
+        at REAL NOT NULL
+    );
+    CREATE INDEX status_events_message ON status_events (message_id)
+    """,
 )
 
 
@@ -953,6 +973,9 @@ class SqliteStore:
             state=r["state"],
             recipients=tuple(filter(None, r["recipients"].split(","))),
             thread_joined=bool(r["thread_joined"]),
+            local_wrap=(
+                None if r["local_wrap"] is None else (r["local_key_id"], bytes(r["local_wrap"]))
+            ),
         )
 
     def inbox(self, after: int, kind: str | Sequence[str] | None, limit: int) -> list[InboxMessage]:
