@@ -682,7 +682,7 @@ def cmd_envelope_inspect(args: argparse.Namespace, registry: SchemaRegistry) -> 
         known = [s.descriptor for s in node_dir.peers(registry).values()]
         known.append(node_dir.own_descriptor(registry).descriptor)
         try:
-            sender = envelope.verify_sender(parsed, PeerDirectory.of(known))
+            sender = envelope.verify_sender(parsed, PeerDirectory.of(known), now=None)
         except envelope.EnvelopeError as exc:
             result["signature"] = {"status": exc.reason, "detail": exc.detail}
             status = EXIT_FAILED

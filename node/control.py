@@ -18,11 +18,10 @@ from dataclasses import dataclass
 
 from node import checkpoint, trustlist
 from node.codec import CodecError, SchemaRegistry
-from node.crypto.keys import IdentityKey, load_ed25519_public
+from node.crypto.keys import IdentityKey, key_id, load_ed25519_public
 from node.crypto.primitives import CryptoFailure, sign, verify
 from node.trust import (
     SIGNED_DESCRIPTOR_SCHEMA,
-    Descriptor,
     PeerDirectory,
     SignedDescriptor,
     TrustError,
@@ -82,19 +81,25 @@ def issue_trust_list(registry: SchemaRegistry, signed: trustlist.SignedTrustList
     return registry.encode(SIGNED_SCHEMA, wrapper)
 
 
-def _sender(peers: PeerDirectory, node_id: str) -> Descriptor:
-    descriptor = peers.peers.get(node_id)
-    if descriptor is None:
+def _sender(peers: PeerDirectory, node_id: str, now: dt.datetime | None) -> list[bytes]:
+    """The identity keys a control record of ``node_id`` may be signed with now: its current
+    key, and a key the trust list retired while its overlap lasts."""
+    if node_id not in peers:
         raise ControlRejected("unknown-sender", node_id)
     if node_id in peers.revoked:
         raise ControlRejected("revoked-sender", node_id)
-    return descriptor
+    return [
+        k.public_key for k in peers.sender_keys(node_id).values()
+        if k.arrivals_until is None or (now is not None and now < k.arrivals_until)
+    ]  # fmt: skip
 
 
 ControlItem = Heartbeat | checkpoint.SignedCheckpoint | SignedDescriptor | trustlist.SignedTrustList
 
 
-def read_control(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -> ControlItem:
+def read_control(
+    registry: SchemaRegistry, raw: bytes, peers: PeerDirectory, now: dt.datetime | None = None
+) -> ControlItem:
     """Decode, check the sender is a known unrevoked peer, verify the signature. Descriptors and
     trust lists are only decoded and self-verified here: whether they are believed is decided
     against the trust list the node holds (a descriptor of a new member comes from a node that
@@ -125,29 +130,41 @@ def read_control(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -> 
         raise ControlRejected("malformed", exc.detail) from exc
     except TrustError as exc:
         raise ControlRejected("bad-descriptor", str(exc)[:200]) from exc
-    descriptor = _sender(peers, node_id)
+    keys = _sender(peers, node_id, now)
     if wrapper["kind"] == "audit_checkpoint":
-        try:
-            return checkpoint.open_signed(
-                registry, wrapper["record"], wrapper["signature"],
-                node_id=node_id, identity_key=descriptor.identity_key,
-            )  # fmt: skip
-        except checkpoint.CheckpointError as exc:
-            raise ControlRejected(exc.reason, exc.detail) from exc
-    try:
-        verify(load_ed25519_public(descriptor.identity_key), CONTROL_DOMAIN, wrapper["record"],
-               wrapper["signature"])  # fmt: skip
-    except (CryptoFailure, ValueError) as exc:
-        raise ControlRejected("bad-signature", node_id) from exc
+        problem: checkpoint.CheckpointError | None = None
+        for key in keys:
+            try:
+                return checkpoint.open_signed(
+                    registry, wrapper["record"], wrapper["signature"],
+                    node_id=node_id, identity_key=key,
+                )  # fmt: skip
+            except checkpoint.CheckpointError as exc:
+                problem = exc
+        if problem is None:
+            raise ControlRejected("bad-signature", node_id)
+        raise ControlRejected(problem.reason, problem.detail)
+    signer = next((key for key in keys if _verifies(key, wrapper["record"],
+                                                    wrapper["signature"])), None)  # fmt: skip
+    if signer is None:
+        raise ControlRejected("bad-signature", node_id)
     heartbeat = Heartbeat(node_id, record["sent_at"], int(record["descriptor_version"]),
                           str(record["identity_key_id"]))  # fmt: skip
-    if heartbeat.identity_key_id != descriptor.identity_key_id:
+    if heartbeat.identity_key_id != key_id(signer):
         raise ControlRejected(
             "key-mismatch",
-            f"{node_id} names identity key {heartbeat.identity_key_id}, its descriptor has "
-            f"{descriptor.identity_key_id}",
+            f"{node_id} names identity key {heartbeat.identity_key_id}, its record is signed "
+            f"with {key_id(signer)}",
         )
     return heartbeat
+
+
+def _verifies(public_key: bytes, record: bytes, signature: bytes) -> bool:
+    try:
+        verify(load_ed25519_public(public_key), CONTROL_DOMAIN, record, signature)
+    except (CryptoFailure, ValueError):
+        return False
+    return True
 
 
 def check_heartbeat_time(heartbeat: Heartbeat, now: dt.datetime, max_skew: dt.timedelta) -> None:
@@ -161,9 +178,11 @@ def check_heartbeat_time(heartbeat: Heartbeat, now: dt.datetime, max_skew: dt.ti
         )
 
 
-def read_heartbeat(registry: SchemaRegistry, raw: bytes, peers: PeerDirectory) -> Heartbeat:
+def read_heartbeat(
+    registry: SchemaRegistry, raw: bytes, peers: PeerDirectory, now: dt.datetime | None = None
+) -> Heartbeat:
     """:func:`read_control` for a caller that takes heartbeats only."""
-    item = read_control(registry, raw, peers)
+    item = read_control(registry, raw, peers, now)
     if not isinstance(item, Heartbeat):
         raise ControlRejected("unsupported", "control record kind audit_checkpoint")
     return item

@@ -130,7 +130,7 @@ def classify(
     digest = hashlib.sha256(raw).hexdigest()
     try:
         parsed: ParsedEnvelope = envelope.parse(ctx.registry, raw, ctx.max_bytes)
-        envelope.verify_sender(parsed, ctx.peers)
+        envelope.verify_sender(parsed, ctx.peers, now=now)
     except EnvelopeError as exc:
         return Rejected(exc.reason, exc.detail, None, digest, remember=False)
     header = parsed.header

@@ -34,7 +34,7 @@ from typing import Any
 from node import validation
 from node.codec import CodecError, SchemaInfo, SchemaRegistry, avro_bytes
 from node.crypto import primitives
-from node.crypto.keys import EncryptionKey, IdentityKey, load_x25519_public
+from node.crypto.keys import EncryptionKey, IdentityKey, load_ed25519_public, load_x25519_public
 from node.crypto.primitives import CryptoFailure
 from node.payloads import KINDS, all_payloads, full_name, payloads_of, short_name
 from node.trust import Descriptor, PeerDirectory
@@ -349,29 +349,40 @@ def parse(
 
 
 def verify_sender(
-    parsed: ParsedEnvelope, peers: PeerDirectory, *, revoked_ok: bool = False
+    parsed: ParsedEnvelope,
+    peers: PeerDirectory,
+    *,
+    now: dt.datetime | None,
+    revoked_ok: bool = False,
 ) -> Descriptor:
-    """Authenticate the envelope: known, unrevoked sender whose identity key signed it.
+    """Authenticate the envelope: a known, unrevoked sender signed it with a key it may use.
 
-    ``revoked_ok`` is for re-opening what was accepted *before* a revocation: the local system
-    must still be able to read it (views flag the sender as revoked)."""
+    ``now`` is the arrival time; None when re-opening what was accepted earlier (its inbox
+    copy): then a revoked sender (``revoked_ok``) and a key retired since are accepted for what
+    was created before, so the local system can still read it (views flag the sender)."""
     header = parsed.header
     sender = peers.get(header.sender)
     if sender is None:
         raise EnvelopeError("unknown-sender", f"sender {header.sender!r} is not a known peer")
     if header.sender in peers.revoked and not revoked_ok:
         raise EnvelopeError("revoked-sender", f"sender {header.sender!r} has been revoked")
-    if header.sender_key_id != sender.identity_key_id:
+    keys = peers.sender_keys(header.sender)
+    key = keys.get(header.sender_key_id)
+    if key is None:
         raise EnvelopeError(
             "unknown-sender",
             f"sender {header.sender!r} signed with key {header.sender_key_id}, "
-            f"not its known identity key {sender.identity_key_id}",
+            f"not a known identity key of it ({', '.join(sorted(keys))})",
         )
+    refusal = key.refusal(header.created_at, now)
+    if refusal is not None:
+        raise EnvelopeError("unknown-sender", f"sender {header.sender!r}: {refusal}")
     try:
         primitives.verify(
-            sender.identity_public_key(), ENVELOPE_DOMAIN, parsed.signed_bytes, parsed.signature
-        )
-    except CryptoFailure as exc:
+            load_ed25519_public(key.public_key), ENVELOPE_DOMAIN, parsed.signed_bytes,
+            parsed.signature,
+        )  # fmt: skip
+    except (CryptoFailure, ValueError) as exc:
         raise EnvelopeError(
             "bad-signature", f"signature does not verify against {header.sender!r}"
         ) from exc
@@ -462,7 +473,7 @@ def reopen(
     """Open an envelope this node accepted earlier (its inbox copy): verified and decrypted
     again, but not judged by age — it was in time when it arrived."""
     parsed = parse(registry, data, max(len(data), 1))
-    sender = verify_sender(parsed, peers, revoked_ok=True)
+    sender = verify_sender(parsed, peers, now=None, revoked_ok=True)
     plaintext = decrypt(parsed, own_id, own_keys)
     schema, payload = decode_payload(registry, parsed.header, plaintext)
     return Opened(parsed.header, sender, schema, payload, parsed.sha256)
@@ -482,7 +493,7 @@ def open_envelope(
 ) -> Opened:
     """Verify, then decrypt, then decode. Raises :class:`EnvelopeError` at the first failure."""
     parsed = parse(registry, data, max_bytes)
-    sender = verify_sender(parsed, peers)
+    sender = verify_sender(parsed, peers, now=now)
     check_age(parsed.header, now, max_skew, max_lifetime)
     plaintext = decrypt(parsed, own_id, own_keys)
     schema, payload = decode_payload(registry, parsed.header, plaintext)

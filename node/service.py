@@ -328,13 +328,15 @@ class Node:
             None if self.trust_list is None
             else control.issue_trust_list(self.registry, self.trust_list)
         )  # fmt: skip
+        keys = None
         if self.trust_list is not None:
-            descriptors, barred = trustlist.federated_directory(
+            federated = trustlist.federated_directory(
                 self.trust_list.trust_list, descriptors, self.clock()
             )
-            revoked |= barred
+            descriptors, keys = federated.peers, federated.keys
+            revoked |= federated.barred
         self.peers: dict[str, Descriptor] = descriptors
-        self.peer_directory = PeerDirectory.of(descriptors.values(), revoked)
+        self.peer_directory = PeerDirectory.of(descriptors.values(), revoked, keys)
         self._receive_ctx = delivery.ReceiveContext(
             registry=self.registry,
             own_id=self.node_id,
@@ -533,7 +535,9 @@ class Node:
         if record.value == self._held_list_record:
             return
         try:
-            item = control.read_control(self.registry, record.value, self.peer_directory)
+            item = control.read_control(
+                self.registry, record.value, self.peer_directory, self.clock()
+            )
             if isinstance(item, control.Heartbeat):
                 control.check_heartbeat_time(item, self.clock(), self._receive_ctx.max_skew)
         except control.ControlRejected as exc:

@@ -312,18 +312,64 @@ def check_revocation(revocation: Revocation) -> None:
 
 
 @dataclass(frozen=True)
+class SenderKey:
+    """An identity key a peer may sign envelopes and control records with, and its limits.
+
+    A peer's current key has none. A key the federation's trust list retired has both set to
+    its retirement time: a new arrival signed with it is accepted only before then (the overlap
+    a routine rotation grants; none for a compromised key), and a stored envelope only if it
+    was created before then. ``created_at`` alone is never trusted for arrivals: a thief who
+    holds the key chooses it."""
+
+    public_key: bytes
+    arrivals_until: dt.datetime | None = None
+    signed_before: dt.datetime | None = None
+
+    @property
+    def key_id(self) -> str:
+        return key_id(self.public_key)
+
+    def refusal(self, created_at: dt.datetime, now: dt.datetime | None) -> str | None:
+        """Why an envelope created at ``created_at`` and signed with this key is not accepted
+        (``now`` None: re-opening a stored envelope, judged by its creation time)."""
+        if now is not None and self.arrivals_until is not None and now >= self.arrivals_until:
+            return f"key {self.key_id} was retired at {self.arrivals_until.isoformat()}"
+        if self.signed_before is not None and created_at >= self.signed_before:
+            return f"key {self.key_id} was retired before this envelope was created"
+        return None
+
+
+@dataclass(frozen=True)
 class PeerDirectory:
-    """Known peers by node id, plus the ids whose revocation has been received."""
+    """Known peers by node id, the ids whose revocation has been received, and in federated
+    mode every identity key the trust list lets each peer sign with (its current one and those
+    it retired); in bilateral mode a peer signs with its descriptor's key only."""
 
     peers: Mapping[str, Descriptor] = field(default_factory=dict)
     revoked: frozenset[str] = frozenset()
+    keys: Mapping[str, Mapping[str, SenderKey]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, descriptors: Iterable[Descriptor], revoked: Iterable[str] = ()) -> PeerDirectory:
-        return cls({d.node_id: d for d in descriptors}, frozenset(revoked))
+    def of(
+        cls,
+        descriptors: Iterable[Descriptor],
+        revoked: Iterable[str] = (),
+        keys: Mapping[str, Mapping[str, SenderKey]] | None = None,
+    ) -> PeerDirectory:
+        return cls({d.node_id: d for d in descriptors}, frozenset(revoked), dict(keys or {}))
 
     def get(self, node_id: str) -> Descriptor | None:
         return self.peers.get(node_id)
+
+    def sender_keys(self, node_id: str) -> Mapping[str, SenderKey]:
+        """The keys ``node_id`` may sign with, by key id (none for an unknown peer)."""
+        listed = self.keys.get(node_id)
+        if listed is not None:
+            return listed
+        descriptor = self.peers.get(node_id)
+        if descriptor is None:
+            return {}
+        return {descriptor.identity_key_id: SenderKey(descriptor.identity_key)}
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self.peers

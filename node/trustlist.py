@@ -48,6 +48,7 @@ from node.crypto.keys import (
 )
 from node.crypto.primitives import CryptoFailure, sign, verify
 from node.routing.ids import InvalidIdentifier, country_of, validate_node_id, validate_roles
+from node.trust import SenderKey
 
 LIST_DOMAIN = b"xnode-trust-list-v1\x00"
 LIST_SCHEMA = "xnode.trust.TrustList"
@@ -429,23 +430,15 @@ def freshness(t: TrustList, now: dt.datetime, grace: dt.timedelta) -> Freshness:
     return Freshness.DEGRADED if now < t.expires_at + grace else Freshness.EXPIRED
 
 
-def sender_standing(
-    t: TrustList, node_id: str, identity_key: bytes, created_at: dt.datetime
-) -> str | None:
-    """Why an envelope from ``node_id`` signed with ``identity_key`` and created at
-    ``created_at`` is refused under ``t`` (a reason code), or None if the list backs it.
-
-    Messages created before a suspension, a revocation or a key's retirement stay verifiable."""
-    m = t.member(node_id)
-    if m is None:
-        return "unknown-sender"
-    if identity_key != m.identity_key:
-        past = next((p for p in m.past_keys if p.identity_key == identity_key), None)
-        if past is None or created_at >= past.retired_at:
-            return "unknown-sender"
-    if m.status != "active" and created_at >= m.status_since:
-        return "revoked-sender"
-    return None
+def sender_keys(m: Member) -> dict[str, SenderKey]:
+    """The identity keys member ``m`` may sign with, by key id: its current key without limit,
+    and each retired key until its retirement time (for new arrivals, and for stored envelopes
+    created before it). A key retired as compromised gets its retirement time too, which the
+    governors set to the moment they retired it: nothing signed with it arrives after that."""
+    keys = {key_id(m.identity_key): SenderKey(m.identity_key)}
+    for p in m.past_keys:
+        keys[key_id(p.identity_key)] = SenderKey(p.identity_key, p.retired_at, p.retired_at)
+    return keys
 
 
 def members_by_status(t: TrustList) -> dict[str, Sequence[str]]:
@@ -562,19 +555,39 @@ def backs(t: TrustList, node_id: str, identity_key: bytes) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class FederatedPeers:
+    """What a node in federated mode works with (see :func:`federated_directory`)."""
+
+    peers: dict[str, Any]
+    barred: set[str]
+    keys: dict[str, dict[str, SenderKey]]
+
+
 def federated_directory(
     t: TrustList, descriptors: Mapping[str, Any], now: dt.datetime
-) -> tuple[dict[str, Any], set[str]]:
+) -> FederatedPeers:
     """The peers a node in federated mode uses — the descriptors the list backs, with the roles
-    the governors granted (not those a descriptor claims) — and the ids to refuse as revoked:
-    members suspended or revoked from a time already reached."""
+    the governors granted (not those a descriptor claims) — the ids to refuse as revoked
+    (members suspended or revoked from a time already reached) and the identity keys each
+    member may sign with.
+
+    A descriptor signed with a key the list retired in a routine rotation stays in use until
+    the member's new descriptor arrives (its encryption keys are still the member's), so a
+    rotation does not interrupt sending to it; one with a compromised key does not."""
     peers: dict[str, Any] = {}
-    revoked: set[str] = set()
+    barred: set[str] = set()
+    keys: dict[str, dict[str, SenderKey]] = {}
     for node_id, d in descriptors.items():
         m = t.member(node_id)
-        if m is None or backs(t, node_id, d.identity_key) is not None:
+        if m is None:
+            continue
+        if d.identity_key != m.identity_key and not any(
+            p.identity_key == d.identity_key and p.reason != "key-compromise" for p in m.past_keys
+        ):
             continue
         peers[node_id] = dataclasses.replace(d, roles=m.roles)
+        keys[node_id] = sender_keys(m)
         if m.status != "active" and m.status_since <= now:
-            revoked.add(node_id)
-    return peers, revoked
+            barred.add(node_id)
+    return FederatedPeers(peers, barred, keys)

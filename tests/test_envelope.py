@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from node import envelope
 from node.codec import SchemaRegistry
 from node.envelope import EnvelopeError, SealError
-from node.trust import PeerDirectory
+from node.crypto.keys import IdentityKey
+from node.trust import PeerDirectory, SenderKey
 from tests.conftest import NOW, MemNode, peers_of
 
 SKEW = dt.timedelta(minutes=5)
@@ -296,3 +297,31 @@ def test_every_position_flipped_once(registry, nodes, tamper_case):
         with pytest.raises(EnvelopeError) as err:
             open_as(registry, nodes["zw-police"], bytes(tampered), peers)
         assert err.value.reason in {"malformed", "bad-signature", "unknown-sender"}, position
+
+
+def test_a_key_the_federation_retired_opens_within_its_overlap_and_for_stored_copies(
+    registry, nodes, sealed
+):
+    """zm-police rotated its identity key: the trust list lists its old key as retired at
+    NOW + 1 h. An envelope signed with the old key is accepted as it arrives until then, and
+    re-opened from the inbox later because it was created before the retirement."""
+    zm, zw = nodes["zm-police"], nodes["zw-police"]
+    new_key = IdentityKey.generate()
+    retired_at = NOW + dt.timedelta(hours=1)
+    keys = {"zm-police": {
+        new_key.key_id: SenderKey(new_key.public_raw),
+        zm.identity.key_id: SenderKey(zm.identity.public_raw, retired_at, retired_at),
+    }}  # fmt: skip
+    peers = PeerDirectory.of([zm.descriptor], keys=keys)
+    assert open_as(registry, zw, sealed.data, peers).header.sender == "zm-police"
+    with pytest.raises(EnvelopeError) as refused:
+        open_as(registry, zw, sealed.data, peers, now=retired_at)
+    assert refused.value.reason == "unknown-sender" and "retired" in refused.value.detail
+    reopened = envelope.reopen(registry, sealed.data, own_id=zw.node_id, own_keys=zw.keys,
+                               peers=peers)  # fmt: skip
+    assert reopened.header.message_id == sealed.message_id
+    # A key the list does not name at all is refused even though the descriptor holds it.
+    only_new = PeerDirectory.of([zm.descriptor], keys={"zm-police": {
+        new_key.key_id: SenderKey(new_key.public_raw)}})  # fmt: skip
+    with pytest.raises(EnvelopeError, match="not a known identity key"):
+        open_as(registry, zw, sealed.data, only_new)

@@ -26,6 +26,7 @@ from node.trustlist import (
 from tests.conftest import NOW, make_node
 
 DAY = dt.timedelta(days=1)
+SECOND = dt.timedelta(seconds=1)
 GOVERNORS = [IdentityKey.generate() for _ in range(3)]  # secretariat, zm and zw secretariats
 NAMES = ["SADC secretariat", "ZM secretariat", "ZW secretariat"]
 OUTSIDER = IdentityKey.generate()
@@ -209,19 +210,20 @@ def test_a_tampered_list_loses_its_signatures(registry, genesis):
     assert tl.valid_signers(tampered, genesis.trust_list.governors) == set()
 
 
-def test_who_may_send_under_a_list():
+def test_which_keys_a_member_may_sign_with():
     retired = PastKey(ZW.public_raw, NOW, "superseded")
     new_zw = IdentityKey.generate()
-    t = trust_list(members=[member("zm-police", ZM, "revoked", "key-compromise", NOW),
-                            member("zw-police", new_zw, past=(retired,))])  # fmt: skip
-    standing = tl.sender_standing
-    assert standing(t, "zm-police", ZM.public_raw, NOW - DAY) is None  # before the revocation
-    assert standing(t, "zm-police", ZM.public_raw, NOW) == "revoked-sender"
-    assert standing(t, "zw-police", new_zw.public_raw, NOW + DAY) is None
-    assert standing(t, "zw-police", ZW.public_raw, NOW - DAY) is None  # old key, old message
-    assert standing(t, "zw-police", ZW.public_raw, NOW) == "unknown-sender"
-    assert standing(t, "zw-police", MW.public_raw, NOW - DAY) == "unknown-sender"
-    assert standing(t, "mw-police", MW.public_raw, NOW) == "unknown-sender"
+    zw = member("zw-police", new_zw, past=(retired,))
+    keys = tl.sender_keys(zw)
+    assert set(keys) == {new_zw.key_id, ZW.key_id}
+    current, old = keys[new_zw.key_id], keys[ZW.key_id]
+    assert current.refusal(NOW + 400 * DAY, NOW + 400 * DAY) is None  # no limit
+    assert old.refusal(NOW - DAY, NOW - SECOND) is None  # arrives within its overlap
+    assert old.refusal(NOW - DAY, NOW) is not None  # arrives once retired: refused
+    assert old.refusal(NOW - DAY, None) is None  # stored, created before: still verifies
+    assert old.refusal(NOW, None) is not None  # stored, created after the retirement
+    assert MW.key_id not in keys
+    t = trust_list(members=[member("zm-police", ZM, "revoked", "key-compromise", NOW), zw])
     assert tl.members_by_status(t) == {"active": ("zw-police",), "suspended": (),
                                        "revoked": ("zm-police",)}  # fmt: skip
 
@@ -433,6 +435,19 @@ def test_the_diff_says_what_changes():
 # -- what the list means for a node ----------------------------------------------------------
 
 
+@pytest.mark.parametrize(("reason", "kept"), [("superseded", True), ("key-compromise", False)])
+def test_a_rotated_members_old_descriptor_stays_in_use_unless_its_key_was_compromised(reason, kept):
+    new_zw = IdentityKey.generate()
+    old_descriptor = dataclasses.replace(make_node("zw-police").descriptor,
+                                         identity_key=ZW.public_raw)  # fmt: skip
+    t = trust_list(members=[member("zw-police", new_zw,
+                                   past=(PastKey(ZW.public_raw, NOW + DAY, reason),))])  # fmt: skip
+    federated = tl.federated_directory(t, {"zw-police": old_descriptor}, NOW)
+    assert ("zw-police" in federated.peers) is kept
+    if kept:
+        assert set(federated.keys["zw-police"]) == {new_zw.key_id, ZW.key_id}
+
+
 def test_the_federated_directory_holds_what_the_list_backs(registry):
     descriptors = {
         node_id: dataclasses.replace(make_node(node_id).descriptor, identity_key=key.public_raw,
@@ -444,11 +459,12 @@ def test_the_federated_directory_holds_what_the_list_backs(registry):
                                                    identity_key=OUTSIDER.public_raw)  # fmt: skip
     t = trust_list(members=[member("zm-police", ZM), member("zw-police", ZW),
                             member("mw-police", MW, "suspended", "misbehaviour", NOW + DAY)])  # fmt: skip
-    peers, revoked = tl.federated_directory(t, descriptors, NOW)
-    assert sorted(peers) == ["mw-police", "zm-police"]  # bw not a member, zw's key not listed
-    assert peers["zm-police"].roles == ("law-enforcement",)  # the roles the list grants
-    assert revoked == set()  # the suspension starts tomorrow
-    assert tl.federated_directory(t, descriptors, NOW + DAY)[1] == {"mw-police"}
+    federated = tl.federated_directory(t, descriptors, NOW)
+    assert sorted(federated.peers) == ["mw-police", "zm-police"]  # bw not a member, zw not listed
+    assert federated.peers["zm-police"].roles == ("law-enforcement",)  # what the list grants
+    assert federated.barred == set()  # the suspension starts tomorrow
+    assert set(federated.keys["zm-police"]) == {ZM.key_id}
+    assert tl.federated_directory(t, descriptors, NOW + DAY).barred == {"mw-police"}
     assert tl.backs(t, "zm-police", ZM.public_raw) is None
     assert tl.backs(t, "bw-police", ZM.public_raw) == "bw-police is not a member of sadc-tip"
     assert tl.backs(t, "zw-police", OUTSIDER.public_raw) == (
