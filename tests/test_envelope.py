@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from node import envelope
 from node.codec import SchemaRegistry
-from node.envelope import EnvelopeError, SealError
 from node.crypto.keys import IdentityKey
+from node.envelope import EnvelopeError, SealError
 from node.trust import PeerDirectory, SenderKey
 from tests.conftest import NOW, MemNode, peers_of
 
