@@ -22,6 +22,7 @@ from node import (
     cli_trust,
     codes,
     envelope,
+    member_requests,
     schema_docs,
     submit,
     tokens,
@@ -45,7 +46,7 @@ from node.config import Config, ConfigError
 from node.crypto.keyfile import KeyFileError
 from node.logging import bind_node
 from node.logging import configure as configure_logging
-from node.nodedir import NodeDir, NodeDirError, read_checkpoint, read_passphrase
+from node.nodedir import NodeDir, NodeDirError, read_checkpoint, read_passphrase, write_atomically
 from node.payloads import KINDS, kinds_of, short_name
 from node.policy import PolicyRefused
 from node.routing.ids import ROLES, InvalidIdentifier, parse_id_list
@@ -138,14 +139,15 @@ def cmd_init(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    """A new encryption key in a new descriptor version. A running node picks it up within
-    seconds; in federated mode it announces the descriptor and the members switch to the new
-    key; in bilateral mode export the descriptor and have each peer add it again."""
+    """``--encryption``: a new encryption key in a new descriptor version. A running node picks
+    it up within seconds; in federated mode it announces the descriptor and the members switch
+    to the new key; in bilateral mode export the descriptor and have each peer add it again.
+
+    ``--identity``: a new identity key, which the governors must put in the trust list. This
+    writes a rotation request signed by the current and the new key; once a list naming the new
+    key is applied here, the node switches to it by itself (and destroys the old one)."""
     if args.identity:
-        raise CommandFailed(
-            "identity keys are rotated through the federation's trust list (a governors'"
-            " proposal); this version rotates encryption keys only (--encryption)"
-        )
+        return _rotate_identity(args, registry)
     node_dir = NodeDir(args.dir)
     config = node_dir.load_config()
     old = node_dir.own_descriptor(registry).descriptor
@@ -156,11 +158,43 @@ def cmd_keys_rotate(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         "key_id": new.key_id, "descriptor_version": signed.descriptor.descriptor_version,
         "kept": [k.key_id for k in old.encryption_keys]})  # fmt: skip
     print(f"New encryption key {new.key_id}, valid until {new.valid_until:%Y-%m-%d}; descriptor "
-          f"version {signed.descriptor.descriptor_version}. Earlier keys stay until their "
-          "windows end, so messages already sealed to them still open.")  # fmt: skip
+          f"version {signed.descriptor.descriptor_version}. Earlier keys stay for "
+          f"keys.retired_key_days ({config.keys.retired_key_days}) so messages already sealed "
+          "to them still open; then stored messages are re-wrapped and the old key "
+          "destroyed.")  # fmt: skip
     if node_dir.trust_list(registry) is None:
         print("Bilateral mode: export the descriptor (xnode peers export) and have each peer"
               " run xnode peers add with it.")  # fmt: skip
+    return EXIT_OK
+
+
+def _rotate_identity(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    held = node_dir.trust_list(registry)
+    if held is None:
+        raise CommandFailed(
+            "identity keys are rotated through the federation's trust list, and this node holds"
+            " none (bilateral mode): create a new node (xnode init) and have each peer add it"
+        )
+    if args.out is None:
+        raise CommandFailed("--out FILE is required with --identity: the request to send")
+    old, fresh, descriptor = node_dir.prepare_identity_rotation(
+        registry, node_dir.passphrase(config), _now()
+    )
+    raw = member_requests.make_request(
+        registry, request=member_requests.ROTATE, federation=held.trust_list.federation,
+        descriptor=descriptor, roles=descriptor.descriptor.roles, contact=args.contact or "",
+        note=args.note or "", now=_now(), signers=[old, fresh],
+    )  # fmt: skip
+    write_atomically(args.out, raw, 0o644)
+    _audit(node_dir, config, "key-rotation-requested", None, {
+        "identity_key_id": old.key_id, "new_identity_key_id": fresh.key_id})  # fmt: skip
+    print(f"Rotation request written to {args.out}: identity key {old.key_id} -> {fresh.key_id}")
+    print(f"  new fingerprint: {descriptor.descriptor.fingerprint}")
+    print("Send it to the federation's governors; they propose it (xnode trust propose"
+          f" rotate-key {args.out.name}), sign and publish. This node switches to the new key"
+          " as soon as it applies that list, and destroys the old one.")  # fmt: skip
     return EXIT_OK
 
 
@@ -933,12 +967,15 @@ def build_parser() -> argparse.ArgumentParser:
     keys = sub.add_parser("keys", help="show this node's keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
-    p = keys.add_parser("rotate", help="new encryption key in a new descriptor version")
+    p = keys.add_parser("rotate", help="new encryption key, or ask for a new identity key")
     node_dir_arg(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--encryption", action="store_true", help="rotate the encryption key")
     which.add_argument("--identity", action="store_true",
-                       help="(through the trust list; not in this version)")  # fmt: skip
+                       help="ask the governors for a new identity key")  # fmt: skip
+    p.add_argument("--out", type=Path, help="--identity: the rotation request file to write")
+    p.add_argument("--contact", help="--identity: who the governors call to check the request")
+    p.add_argument("--note", help="--identity: why the key is replaced")
     p.set_defaults(handler=cmd_keys_rotate)
     p = keys.add_parser("show", help="key ids, fingerprints and validity of this node's keys")
     node_dir_arg(p)
@@ -1131,6 +1168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _EXPECTED_FAILURES = (
     TrustListRejected,
+    member_requests.RequestRefused,
     submit.FederationExpired,
     submit.UnknownRecipient,
     StoreError,

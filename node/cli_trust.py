@@ -8,8 +8,12 @@ The workflow, with no file ever passing between ordinary members:
 3. once k have signed, ``xnode trust publish --dir DIR v1.xtl`` installs it on that node; every
    node that pins the federation (``xnode trust publish --pin FINGERPRINT``, comparing the
    governance fingerprint out of band once) applies each later version it can verify;
-4. changes are proposals: ``xnode trust propose add|suspend|revoke|reinstate|set-roles|
-   set-governors|renew ... --out v2.xtl`` shows the readable diff; governors sign; publish.
+4. changes are proposals: ``xnode trust propose add|rotate-key|suspend|revoke|reinstate|
+   set-roles|set-governors|renew ... --out v2.xtl`` shows the readable diff; governors sign;
+   publish;
+5. a new agency asks to join with ``xnode trust request-join`` (a signed request carrying its
+   descriptor, sent to the governors by any channel), a member asks for a new identity key with
+   ``xnode keys rotate --identity``; the governors propose ``add`` / ``rotate-key`` from the file.
 """
 
 from __future__ import annotations
@@ -21,14 +25,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from node import audit, trustlist
+from node import audit, member_requests, trustlist
 from node.cli_support import CommandFailed, confirm, now, print_json, read_bytes
 from node.codec import SchemaRegistry, format_timestamp
 from node.crypto.keys import key_id
 from node.nodedir import NodeDir, write_atomically
 from node.routing.ids import validate_roles
 from node.service import open_store
-from node.trust import SignedDescriptor, check_peer_keys, verify_descriptor
+from node.trust import SignedDescriptor, TrustError, check_peer_keys, verify_descriptor
 from node.trustlist import Governor, Member, SignedTrustList, TrustList
 
 Handler = Callable[[argparse.Namespace, SchemaRegistry], int]
@@ -188,6 +192,74 @@ def cmd_diff(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     return 0
 
 
+def cmd_request_join(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    """Write a join request: this node's descriptor, signed with its identity key."""
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    if node_dir.trust_list(registry) is not None:
+        raise CommandFailed(f"{node_dir.path} already applies a trust list: it is a member")
+    keys = node_dir.load_keys(registry, node_dir.passphrase(config))
+    descriptor = node_dir.own_descriptor(registry)
+    roles = validate_roles(args.roles.split(",")) if args.roles else descriptor.descriptor.roles
+    raw = member_requests.make_request(
+        registry, request=member_requests.JOIN, federation=args.federation,
+        descriptor=descriptor, roles=roles, contact=args.contact, note=args.note or "",
+        now=now(), signers=[keys.identity],
+    )  # fmt: skip
+    write_atomically(args.out, raw, 0o644)
+    d = descriptor.descriptor
+    print(f"Join request for {d.node_id} ({', '.join(roles)}) to {args.federation} written to "
+          f"{args.out}.")  # fmt: skip
+    print(f"  fingerprint: {d.fingerprint}")
+    print("Send the file to the federation's governors by any channel. When they call you"
+          f" ({args.contact}), read them the fingerprint above; they must hear it from you, not"
+          " from the file. Once the list admits you, publish it here with --pin, using the"
+          " governance fingerprint they give you.")  # fmt: skip
+    return 0
+
+
+def _read_request(path: Path, registry: SchemaRegistry) -> member_requests.MemberRequest:
+    return member_requests.read_request(registry, read_bytes(path))
+
+
+def _show_request(req: member_requests.MemberRequest) -> None:
+    d = req.descriptor.descriptor
+    kind = "join" if req.request == member_requests.JOIN else "identity key rotation"
+    print(f"{kind} request from {d.node_id} ({d.display_name}), made "
+          f"{req.requested_at:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+    print(f"  contact: {req.contact or '-'}")
+    if req.note:
+        print(f"  note:    {req.note}")
+    print(f"  key fingerprint: {d.fingerprint}")
+    print("  Compare that fingerprint with the requester by telephone or in person before"
+          " signing: the file proves only that whoever made it holds the key.")  # fmt: skip
+
+
+def _admitted(path: Path, registry: SchemaRegistry, old: TrustList, at: dt.datetime,
+              roles: tuple[str, ...]) -> Member:  # fmt: skip
+    """The new member's entry from a join request, or from a plain descriptor file."""
+    try:
+        req = _read_request(path, registry)
+    except member_requests.RequestRefused as refused:
+        return _admitted_descriptor(path, registry, old, at, roles, refused)
+    check_peer_keys(req.descriptor.descriptor, at)
+    _show_request(req)
+    return member_requests.admit(old, req, at, roles)
+
+
+def _admitted_descriptor(path: Path, registry: SchemaRegistry, old: TrustList, at: dt.datetime,
+                         roles: tuple[str, ...], refused: Exception) -> Member:  # fmt: skip
+    try:
+        incoming = _descriptor(path, registry)
+    except TrustError:
+        raise CommandFailed(
+            f"{path}: neither a join request nor a descriptor ({refused})"
+        ) from None
+    if old.member(incoming.node_id) is not None:
+        raise CommandFailed(f"{incoming.node_id} is already a member")
+    return _member(incoming, at, roles)
+
+
 def cmd_propose(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     node_dir = NodeDir(args.dir)
     old = _current(node_dir, registry).trust_list
@@ -195,13 +267,22 @@ def cmd_propose(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     valid = dt.timedelta(days=args.valid_days)
     action = args.action
     if action == "add":
-        incoming = _descriptor(args.descriptor, registry)
-        if old.member(incoming.node_id) is not None:
-            raise CommandFailed(f"{incoming.node_id} is already a member")
         roles = validate_roles(args.roles.split(",")) if args.roles else ()
-        admitted = _member(incoming, at, roles)
-        new = trustlist.next_version(old, f"add {incoming.node_id}", at, valid,
+        admitted = _admitted(args.descriptor, registry, old, at, roles)
+        new = trustlist.next_version(old, f"add {admitted.node_id}", at, valid,
                                      members=trustlist.with_member(old, admitted))  # fmt: skip
+    elif action == "rotate-key":
+        req = _read_request(args.request, registry)
+        check_peer_keys(req.descriptor.descriptor, at)
+        _show_request(req)
+        rotated = member_requests.rotate(
+            old, req, at, dt.timedelta(hours=args.overlap_hours), compromised=args.compromised
+        )
+        why = "compromised" if args.compromised else f"{args.overlap_hours} h overlap"
+        new = trustlist.next_version(
+            old, f"new identity key for {req.node_id} ({why})", at, valid,
+            members=trustlist.with_member(old, rotated),
+        )  # fmt: skip
     elif action in ("suspend", "revoke", "reinstate"):
         status = {"suspend": "suspended", "revoke": "revoked", "reinstate": "active"}[action]
         reason = None if action == "reinstate" else args.reason
@@ -313,12 +394,36 @@ def register(sub: Any) -> None:
     node_dir_arg(p)
     p.set_defaults(handler=cmd_history)
 
+    p = trust.add_parser("request-join", help="ask the governors to admit this node (a file)")
+    node_dir_arg(p)
+    p.add_argument("--federation", required=True, help="federation name, e.g. sadc-tip")
+    p.add_argument("--contact", required=True,
+                   help="office the governors call to compare the fingerprint")  # fmt: skip
+    p.add_argument("--roles", help="roles asked for (default: this node's)")
+    p.add_argument("--note", help="mandate or other words for the governors")
+    p.add_argument("--out", type=Path, required=True, help="request file to write (.xjr)")
+    p.set_defaults(handler=cmd_request_join)
+
     p = trust.add_parser("propose", help="draft the next version: add, suspend, revoke, ...")
     node_dir_arg(p)
     actions = p.add_subparsers(dest="action", required=True, metavar="CHANGE")
-    a = actions.add_parser("add", help="admit a new member from its descriptor file")
-    a.add_argument("descriptor", type=Path)
-    a.add_argument("--roles", help="roles granted (default: those the descriptor claims)")
+    a = actions.add_parser("add", help="admit a new member from its join request (or descriptor)")
+    a.add_argument("descriptor", type=Path, metavar="REQUEST",
+                   help="join request (xnode trust request-join) or descriptor file")  # fmt: skip
+    a.add_argument("--roles", help="roles granted (default: those the request asks for)")
+    a = actions.add_parser("rotate-key", help="give a member the identity key it requested")
+    a.add_argument("request", type=Path, help="rotation request (xnode keys rotate --identity)")
+    a.add_argument(
+        "--overlap-hours",
+        type=int,
+        default=24,
+        help="the old key still signs for this long (default 24; none if compromised)",
+    )
+    a.add_argument(
+        "--compromised",
+        action="store_true",
+        help="the old key was stolen: retire it at once as key-compromise",
+    )
     for name, text in (("suspend", "suspend a member (reversible)"),
                        ("revoke", "revoke a member (final)")):  # fmt: skip
         a = actions.add_parser(name, help=text)

@@ -52,6 +52,11 @@ class KeySettings:
     """Key handling."""
 
     encryption_valid_days: int = _setting(365, "Validity of newly generated encryption keys.")
+    retired_key_days: int = _setting(
+        30,
+        "Days an encryption key replaced by a newer one is kept to open envelopes already sealed"
+        " to it; then stored messages are re-wrapped to the current key and it is destroyed.",
+    )
     passphrase_file: str = _setting(
         "", "File whose first line is the key passphrase; empty: XNODE_KEY_PASSPHRASE or none."
     )
@@ -359,6 +364,7 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: {exc}") from exc
     for setting, value, low in (
         ("keys.encryption_valid_days", config.keys.encryption_valid_days, 1),
+        ("keys.retired_key_days", config.keys.retired_key_days, 1),
         ("envelope.max_bytes", config.envelope.max_bytes, 1024),
         ("envelope.clock_skew_seconds", config.envelope.clock_skew_seconds, 0),
         ("envelope.default_ttl_days", config.envelope.default_ttl_days, 1),

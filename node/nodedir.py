@@ -7,6 +7,8 @@ Layout (created by ``xnode init``)::
       descriptor.xnd            this node's signed descriptor (public; what `peers export` writes)
       keys/                     0700
         identity.key            Ed25519, PKCS#8 PEM, 0600
+        identity-next.key       the key a pending identity rotation asks the governors for,
+                                until the trust list names it (then it replaces identity.key)
         encryption-<keyid>.key  X25519, PKCS#8 PEM, 0600 (one per encryption key, old ones kept
                                 until their window ends so older messages stay readable)
       peers/
@@ -61,6 +63,8 @@ DESCRIPTOR_FILE = "descriptor.xnd"
 DESCRIPTOR_SUFFIX = ".xnd"
 REVOCATIONS_FILE = "revoked.json"
 TRUST_LIST_FILE = "list.xtl"
+IDENTITY_FILE = "identity.key"
+NEXT_IDENTITY_FILE = "identity-next.key"
 PASSPHRASE_ENV = "XNODE_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
 
 
@@ -72,6 +76,28 @@ class NodeDirError(Exception):
 class NodeKeys:
     identity: IdentityKey
     encryption: Mapping[str, EncryptionKey]
+
+
+def shred(path: Path) -> None:
+    """Overwrite a private key file with zeros and flush it, so its bytes do not survive in the
+    file's blocks once it is replaced or unlinked (on a copy-on-write or wear-levelled disk the
+    old blocks may survive anyway: docs/keys.md says so). A missing file is nothing to do."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(b"\0" * max(os.fstat(handle.fileno()).st_size, 1))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_directory(path: Path) -> None:
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -86,11 +112,7 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    _fsync_directory(path.parent)
 
 
 class NodeDir:
@@ -130,7 +152,7 @@ class NodeDir:
         """Generate keys, write config and the signed descriptor. Refuses an existing node."""
         validate_node_id(node_id)
         validate_roles(roles)
-        if self.exists() or (self.keys_path / "identity.key").exists():
+        if self.exists() or (self.keys_path / IDENTITY_FILE).exists():
             raise NodeDirError(f"{self.path} already holds a node; refusing to overwrite it")
         if self.path.exists() and any(self.path.iterdir()):
             raise NodeDirError(f"{self.path} is not empty; choose a new directory")
@@ -140,7 +162,7 @@ class NodeDir:
 
         identity = IdentityKey.generate()
         encryption = EncryptionKey.generate()
-        write_private_key(self.keys_path / "identity.key", identity.private, passphrase)
+        write_private_key(self.keys_path / IDENTITY_FILE, identity.private, passphrase)
         write_private_key(
             self._encryption_key_file(encryption.key_id), encryption.private, passphrase
         )
@@ -195,6 +217,55 @@ class NodeDir:
         write_atomically(self.path / DESCRIPTOR_FILE, signed.raw)
         return signed
 
+    def prepare_identity_rotation(
+        self, registry: SchemaRegistry, passphrase: bytes | None, now: dt.datetime
+    ) -> tuple[IdentityKey, IdentityKey, SignedDescriptor]:
+        """The current and the pending identity key (generated once, kept in
+        ``identity-next.key`` until the trust list names it), and the descriptor the node will
+        use with it, signed by it: what a rotation request carries."""
+        keys = self.load_keys(registry, passphrase)
+        path = self.keys_path / NEXT_IDENTITY_FILE
+        if path.exists():
+            fresh = IdentityKey(load_identity_key(path, passphrase))
+        else:
+            fresh = IdentityKey.generate()
+            write_private_key(path, fresh.private, passphrase)
+        return keys.identity, fresh, self._descriptor_for(registry, fresh, now)
+
+    def _descriptor_for(
+        self, registry: SchemaRegistry, identity: IdentityKey, now: dt.datetime
+    ) -> SignedDescriptor:
+        old = self.own_descriptor(registry).descriptor
+        descriptor = dataclasses.replace(
+            old, identity_key=identity.public_raw, descriptor_version=old.descriptor_version + 1,
+            created_at=now,
+        )  # fmt: skip
+        return issue_descriptor(identity, descriptor, registry)
+
+    def adopt_next_identity(
+        self, registry: SchemaRegistry, passphrase: bytes | None, listed: bytes, now: dt.datetime
+    ) -> SignedDescriptor | None:
+        """Switch to the pending identity key once the trust list names it (``listed``): a new
+        descriptor version signed with it, then the old private key overwritten and replaced.
+        None if no pending key, or not the one listed. Crash-safe: :meth:`load_keys` finishes a
+        switch interrupted after the descriptor was written."""
+        path = self.keys_path / NEXT_IDENTITY_FILE
+        if not path.exists():
+            return None
+        fresh = IdentityKey(load_identity_key(path, passphrase))
+        if fresh.public_raw != listed:
+            return None
+        signed = self._descriptor_for(registry, fresh, now)
+        write_atomically(self.path / DESCRIPTOR_FILE, signed.raw)
+        self._finish_identity_switch()
+        return signed
+
+    def _finish_identity_switch(self) -> None:
+        current = self.keys_path / IDENTITY_FILE
+        shred(current)
+        os.replace(self.keys_path / NEXT_IDENTITY_FILE, current)
+        _fsync_directory(self.keys_path)
+
     def _encryption_key_file(self, key_id: str) -> Path:
         return self.keys_path / f"encryption-{key_id}.key"
 
@@ -222,9 +293,7 @@ class NodeDir:
     def load_keys(self, registry: SchemaRegistry, passphrase: bytes | None) -> NodeKeys:
         """Private keys, checked against the node's own descriptor so a swapped file is caught."""
         descriptor = self.own_descriptor(registry).descriptor
-        identity = IdentityKey(load_identity_key(self.keys_path / "identity.key", passphrase))
-        if identity.public_raw != descriptor.identity_key:
-            raise NodeDirError(f"{self.keys_path / 'identity.key'}: does not match the descriptor")
+        identity = self._identity_matching(descriptor, passphrase)
         encryption: dict[str, EncryptionKey] = {}
         for info in descriptor.encryption_keys:
             path = self._encryption_key_file(info.key_id)
@@ -233,6 +302,24 @@ class NodeDir:
                 raise NodeDirError(f"{path}: does not match the descriptor")
             encryption[key.key_id] = key
         return NodeKeys(identity, encryption)
+
+    def _identity_matching(self, descriptor: Descriptor, passphrase: bytes | None) -> IdentityKey:
+        path = self.keys_path / IDENTITY_FILE
+        pending = self.keys_path / NEXT_IDENTITY_FILE
+        try:
+            identity = IdentityKey(load_identity_key(path, passphrase))
+        except KeyFileError:
+            if not pending.exists():
+                raise
+            identity = None  # overwritten by a switch that a crash interrupted
+        if identity is not None and identity.public_raw == descriptor.identity_key:
+            return identity
+        if pending.exists():
+            fresh = IdentityKey(load_identity_key(pending, passphrase))
+            if fresh.public_raw == descriptor.identity_key:
+                self._finish_identity_switch()
+                return fresh
+        raise NodeDirError(f"{path}: does not match the descriptor")
 
     # -- peers -----------------------------------------------------------------------------
 

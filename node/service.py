@@ -46,7 +46,7 @@ from node.adapters.api import ApiServer
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry, default_registry
 from node.config import Config
-from node.crypto.keys import IdentityKey
+from node.crypto.keys import IdentityKey, key_id
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
 from node.metrics import Metrics
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
@@ -189,6 +189,7 @@ class Node:
         self._evicted_since_summary = 0  # unauthenticated quarantine entries evicted, unaudited
         self._offered_list: trustlist.SignedTrustList | None = None  # from the control topic
         self._offered_descriptors: dict[str, SignedDescriptor] = {}
+        self._warned_identity = False  # the list names an identity key this node does not hold
         self._out_of_range: list[tuple[str, int]] = []
         self._loop_errors: dict[str, float] = {}
         self._last_run: dict[str, float] = {}
@@ -307,6 +308,7 @@ class Node:
     def _reload_own_keys(self) -> None:
         """Pick up a descriptor rotated while running (``xnode keys rotate``): its keys open
         what is sealed to the new key, and the heartbeat announces the new version."""
+        self._adopt_listed_identity()
         signed = self.node_dir.own_descriptor(self.registry)
         if signed.descriptor.descriptor_version == self.own_descriptor.descriptor_version:
             return
@@ -315,6 +317,37 @@ class Node:
         self._own_signed, self.own_descriptor = signed, signed.descriptor
         log.info("own_descriptor_reloaded", node=self.node_id,
                  descriptor_version=signed.descriptor.descriptor_version)  # fmt: skip
+
+    def _adopt_listed_identity(self) -> None:
+        """Switch to the identity key a rotation request asked for (``xnode keys rotate
+        --identity``) once the trust list names it; the old private key is destroyed."""
+        if self.trust_list is None:
+            return
+        t = self.trust_list.trust_list
+        listed = t.member(self.node_id)
+        if listed is None or listed.identity_key == self.identity.public_raw:
+            return
+        old = self.identity.key_id
+        now = self.clock()
+        signed = self.node_dir.adopt_next_identity(
+            self.registry, self._passphrase, listed.identity_key, now
+        )
+        if signed is None:
+            if not self._warned_identity:
+                log.error("own_identity_not_listed", node=self.node_id,
+                          list_version=t.list_version, listed=key_id(listed.identity_key),
+                          held=old)  # fmt: skip
+                self._warned_identity = True
+            return
+        new = signed.descriptor.identity_key_id
+        self.store.append_audit([
+            AuditEvent("key-changed", now, detail={
+                "identity_key_id": new, "previous": old, "list_version": t.list_version,
+                "descriptor_version": signed.descriptor.descriptor_version}),
+            AuditEvent("key-destroyed", now, detail={"key_id": old, "key": "identity"}),
+        ])  # fmt: skip
+        log.info("identity_key_switched", node=self.node_id, identity_key_id=new, previous=old,
+                 list_version=t.list_version)  # fmt: skip
 
     def _reload_peers(self) -> None:
         """Peers from the node directory. In federated mode (a trust list in ``trust/``) only the

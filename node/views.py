@@ -139,6 +139,7 @@ def peer_item(descriptor: Descriptor) -> dict[str, Any]:
         "country": descriptor.country,
         "roles": list(descriptor.roles),
         "fingerprint": descriptor.fingerprint,
+        "identity_key_id": descriptor.identity_key_id,
         "descriptor_version": descriptor.descriptor_version,
         "encryption_keys": [
             {

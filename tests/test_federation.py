@@ -151,10 +151,14 @@ def test_members_that_never_swapped_files_exchange_and_a_stolen_key_is_refused(r
                      " message_id = ?", (body["id"],))[0][0]  # fmt: skip
     assert [e["key_id"] for e in envelope.parse(registry, raw).header.recipients] == [new_key]
 
-    # mw-police joins: two of three governors approve; it pins the federation itself
-    v2 = r.root / "v2.xtl"
-    xnode("trust", "propose", "--dir", r.dirs["zm-police"], "add", r.xnd("mw-police"),
-          "--out", v2)  # fmt: skip
+    # mw-police asks to join with a signed request; two of three governors approve; it pins
+    # the federation itself
+    request, v2 = r.root / "mw-police.xjr", r.root / "v2.xtl"
+    xnode("trust", "request-join", "--dir", r.dirs["mw-police"], "--federation", "sadc-tip",
+          "--contact", "Lilongwe liaison office", "--out", request)  # fmt: skip
+    shown = xnode("trust", "propose", "--dir", r.dirs["zm-police"], "add", request,
+                  "--out", v2).stdout  # fmt: skip
+    assert "contact: Lilongwe liaison office" in shown
     r.approve(v2, "zw-secretariat", "bw-secretariat")
     xnode("trust", "publish", "--dir", r.dirs["mw-police"], v2, "--pin", pin)
     r.start("mw-police")
@@ -166,13 +170,15 @@ def test_members_that_never_swapped_files_exchange_and_a_stolen_key_is_refused(r
     assert status == 202, body
     wait_for(lambda: r.delivered("mw-police", body["id"]), 60, "the newcomer's message delivered")
 
+    rotate_identity(r, registry)
+
     # the stolen-key drill: mw-police's key is reported stolen; the governors revoke it
-    v3 = r.root / "v3.xtl"
+    v4 = r.root / "v4.xtl"
     xnode("trust", "propose", "--dir", r.dirs["zw-police"], "revoke", "mw-police", "--reason",
-          "key-compromise", "--out", v3)  # fmt: skip
-    r.approve(v3, "zm-secretariat", "zw-secretariat")
-    xnode("trust", "publish", "--dir", r.dirs["zw-police"], v3)
-    wait_for(lambda: r.list_version("zm-police") == 3, 60, "zm-police to apply the revocation")
+          "key-compromise", "--out", v4)  # fmt: skip
+    r.approve(v4, "zm-secretariat", "zw-secretariat")
+    xnode("trust", "publish", "--dir", r.dirs["zw-police"], v4)
+    wait_for(lambda: r.list_version("zm-police") == 4, 60, "zm-police to apply the revocation")
 
     def refused(node_id: str) -> bool:
         rows = read_store(r.dirs[node_id] / "node.db",
@@ -191,10 +197,82 @@ def test_members_that_never_swapped_files_exchange_and_a_stolen_key_is_refused(r
     wait_for(lambda: (metric(http("GET", f"{r.api('zm-police')}/metrics")[1],
                              "xnode_trust_list_refused_total", reason="rollback") or 0) >= 1,
              30, "the replayed list refused")  # fmt: skip
-    assert r.list_version("zm-police") == 3
+    assert r.list_version("zm-police") == 4
+
+    rotate_governor(r)
     applied = read_store(r.dirs["zm-police"] / "node.db",
                          "SELECT detail FROM audit WHERE event = 'trust-list-applied'")  # fmt: skip
-    assert [json.loads(d)["list_version"] for (d,) in applied] == [1, 2, 3]
+    assert [json.loads(d)["list_version"] for (d,) in applied] == [1, 2, 3, 4, 5, 6]
+
+
+def rotate_identity(r: Region, registry) -> None:
+    """zw-police replaces its identity key while running: it asks with a request signed by the
+    old and the new key, two governors approve, and once zw-police applies the list it switches
+    by itself, destroys the old key, and its members verify it under the new key."""
+    old = NodeDir(r.dirs["zw-police"]).own_descriptor(registry).descriptor.identity_key_id
+    request, v3 = r.root / "zw-rotate.xjr", r.root / "v3.xtl"
+    xnode("keys", "rotate", "--dir", r.dirs["zw-police"], "--identity", "--out", request,
+          "--contact", "Harare duty office", "--note", "scheduled rotation")  # fmt: skip
+    shown = xnode("trust", "propose", "--dir", r.dirs["zm-police"], "rotate-key", request,
+                  "--out", v3).stdout  # fmt: skip
+    assert f"~ zw-police: identity key {old} ->" in shown
+    r.approve(v3, "zm-secretariat", "bw-secretariat")
+    xnode("trust", "publish", "--dir", r.dirs["zm-police"], v3)
+
+    def switched() -> str | None:
+        new = NodeDir(r.dirs["zw-police"]).own_descriptor(registry).descriptor.identity_key_id
+        return new if new != old else None
+
+    wait_for(switched, 60, "zw-police to switch to its new identity key")
+    new = switched()
+
+    def zm_knows_new_key() -> bool:
+        status, body = http("GET", f"{r.api('zm-police')}/v1/peers", r.tokens["zm-police"])
+        return status == 200 and any(p["node_id"] == "zw-police" and p["identity_key_id"] == new
+                                     for p in body["peers"])  # fmt: skip
+
+    wait_for(zm_knows_new_key, 60, "zm-police to hold zw-police's new descriptor")
+    for sender, recipient in (("zw-police", "zm-police"), ("zm-police", "zw-police")):
+        status, body = r.send(sender, recipient, "After the identity rotation.")
+        assert status == 202, body
+        wait_for(lambda body=body, sender=sender: r.delivered(sender, body["id"]), 60,
+                 f"{sender}'s message delivered after the rotation")  # fmt: skip
+    events = read_store(r.dirs["zw-police"] / "node.db",
+                        "SELECT event, detail FROM audit WHERE event IN "
+                        "('key-rotation-requested', 'key-changed', 'key-destroyed')")  # fmt: skip
+    assert ("key-destroyed", json.dumps({"key": "identity", "key_id": old})) in [
+        (e, json.dumps(json.loads(d), sort_keys=True)) for e, d in events]  # fmt: skip
+    assert not (r.dirs["zw-police"] / "keys" / "identity-next.key").exists()
+    received = read_store(r.dirs["zm-police"] / "node.db",
+                          "SELECT envelope FROM inbox WHERE sender = 'zw-police'")  # fmt: skip
+    signers = {envelope.parse(registry, raw).header.sender_key_id for (raw,) in received}
+    assert new in signers
+
+
+def rotate_governor(r: Region) -> None:
+    """bw-secretariat's governor key is replaced (old quorum and new governors sign); a list
+    signed with the new key then applies on running nodes, one signed with the old is refused."""
+    xnode("init", "--dir", r.root / "bw-secretariat-2", "--id", "bw-secretariat-two",
+          "--roles", "secretariat", "--name", "bw-secretariat")  # fmt: skip
+    r.dirs["bw-secretariat-two"] = r.root / "bw-secretariat-2"
+    xnode("peers", "export", "--dir", r.dirs["bw-secretariat-two"], "--out",
+          r.xnd("bw-secretariat-two"))  # fmt: skip
+    v5, v6, bad = r.root / "v5.xtl", r.root / "v6.xtl", r.root / "v6-old-key.xtl"
+    xnode("trust", "propose", "--dir", r.dirs["zm-police"], "set-governors",
+          "--governor", r.xnd("zm-secretariat"), "--governor", r.xnd("zw-secretariat"),
+          "--governor", r.xnd("bw-secretariat-two"), "--threshold", "2", "--out", v5)  # fmt: skip
+    r.approve(v5, "zm-secretariat", "zw-secretariat", "bw-secretariat-two")
+    xnode("trust", "publish", "--dir", r.dirs["zm-police"], v5)
+    wait_for(lambda: r.list_version("zw-police") == 5, 60, "the governor rotation applied")
+    for path in (v6, bad):
+        xnode("trust", "propose", "--dir", r.dirs["zm-police"], "renew", "--out", path)
+    r.approve(bad, "zw-secretariat")
+    # the old bw key signs too: not a governor any more, refused as such
+    result = xnode("trust", "sign", "--dir", r.dirs["bw-secretariat"], bad, "--yes", check=False)
+    assert result.returncode == 1 and "is not a governor of this list" in result.stderr
+    r.approve(v6, "bw-secretariat-two", "zw-secretariat")
+    xnode("trust", "publish", "--dir", r.dirs["zm-police"], v6)
+    wait_for(lambda: r.list_version("zw-police") == 6, 60, "a list signed with the new key")
 
 
 def replay(bootstrap: str, path: Path) -> None:
