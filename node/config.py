@@ -55,7 +55,8 @@ class KeySettings:
     retired_key_days: int = _setting(
         30,
         "Days an encryption key replaced by a newer one is kept to open envelopes already sealed"
-        " to it; then stored messages are re-wrapped to the current key and it is destroyed.",
+        " to it; then stored messages are re-wrapped to the current key and it is destroyed"
+        " (0: at once, so a message still on its way to the old key is refused).",
     )
     passphrase_file: str = _setting(
         "", "File whose first line is the key passphrase; empty: XNODE_KEY_PASSPHRASE or none."
@@ -364,7 +365,7 @@ def _validate(config: Config, source: str) -> None:
         raise ConfigError(f"{source}: {exc}") from exc
     for setting, value, low in (
         ("keys.encryption_valid_days", config.keys.encryption_valid_days, 1),
-        ("keys.retired_key_days", config.keys.retired_key_days, 1),
+        ("keys.retired_key_days", config.keys.retired_key_days, 0),
         ("envelope.max_bytes", config.envelope.max_bytes, 1024),
         ("envelope.clock_skew_seconds", config.envelope.clock_skew_seconds, 0),
         ("envelope.default_ttl_days", config.envelope.default_ttl_days, 1),

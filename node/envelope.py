@@ -45,6 +45,7 @@ ENVELOPE_SCHEMA = "xnode.envelope.Envelope"
 HEADER_SCHEMA = "xnode.envelope.Header"
 ENVELOPE_DOMAIN = b"xnode-envelope-v1\x00"
 WRAP_DOMAIN = b"xnode-wrap-v1\x00"
+LOCAL_WRAP_DOMAIN = b"xnode-local-rewrap-v1\x00"  # a stored content key re-wrapped by its node
 PRIORITIES = ("low", "normal", "high", "urgent")
 DEFAULT_MAX_ENVELOPE_BYTES = 1024 * 1024
 DEFAULT_CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -414,9 +415,38 @@ def check_age(
         )
 
 
-def decrypt(parsed: ParsedEnvelope, own_id: str, own_keys: Mapping[str, EncryptionKey]) -> bytes:
-    """Find this node's recipient entry, unwrap the content key and decrypt the payload."""
-    entries = [r for r in parsed.header.recipients if r["node_id"] == own_id]
+LocalWrap = tuple[str, bytes]
+"""(key id, wrapped content key): a stored envelope's content key re-wrapped by this node to its
+current encryption key, kept beside the envelope (which stays exactly as signed)."""
+
+
+def local_wrap_info(header: Header, key_id: str) -> bytes:
+    return LOCAL_WRAP_DOMAIN + f"{header.sender}\x00{header.message_id}\x00{key_id}".encode()
+
+
+def sealed_to(parsed: ParsedEnvelope, own_id: str, local_wrap: LocalWrap | None = None) -> str:
+    """The id of this node's key that opens the envelope: the local re-wrap's if it has one,
+    else the one the sender wrapped the content key to."""
+    if local_wrap is not None:
+        return local_wrap[0]
+    entry = next((r for r in parsed.header.recipients if r["node_id"] == own_id), None)
+    if entry is None:
+        raise EnvelopeError("not-a-recipient", f"{own_id!r} is not among the recipients")
+    return str(entry["key_id"])
+
+
+def _content_key(
+    parsed: ParsedEnvelope,
+    own_id: str,
+    own_keys: Mapping[str, EncryptionKey],
+    local_wrap: LocalWrap | None,
+) -> bytes:
+    header = parsed.header
+    if local_wrap is not None and local_wrap[0] in own_keys:
+        rewrapped_to = own_keys[local_wrap[0]]
+        info = local_wrap_info(header, rewrapped_to.key_id)
+        return primitives.hpke_unwrap(local_wrap[1], rewrapped_to.private, info)
+    entries = [r for r in header.recipients if r["node_id"] == own_id]
     if not entries:
         raise EnvelopeError("not-a-recipient", f"{own_id!r} is not among the recipients")
     entry = entries[0]
@@ -426,16 +456,47 @@ def decrypt(parsed: ParsedEnvelope, own_id: str, own_keys: Mapping[str, Encrypti
             "not-a-recipient",
             f"encrypted to key {entry['key_id']}, which this node does not hold",
         )
+    return primitives.hpke_unwrap(
+        entry["wrapped_key"], key.private, wrap_info(header.message_id, key.key_id)
+    )
+
+
+def decrypt(
+    parsed: ParsedEnvelope,
+    own_id: str,
+    own_keys: Mapping[str, EncryptionKey],
+    local_wrap: LocalWrap | None = None,
+) -> bytes:
+    """Find this node's recipient entry (or the local re-wrap), unwrap the content key and
+    decrypt the payload."""
     try:
-        content_key = primitives.hpke_unwrap(
-            entry["wrapped_key"], key.private, wrap_info(parsed.header.message_id, key.key_id)
-        )
+        content_key = _content_key(parsed, own_id, own_keys, local_wrap)
         return primitives.aead_decrypt(
             content_key, parsed.header.payload_nonce, parsed.ciphertext, parsed.header_bytes
         )
     except CryptoFailure as exc:
         # Signed by a known sender yet undecryptable: the sender built it wrongly.
         raise EnvelopeError("invalid-payload", f"cannot decrypt: {exc}") from exc
+
+
+def rewrap(
+    parsed: ParsedEnvelope,
+    own_id: str,
+    own_keys: Mapping[str, EncryptionKey],
+    to: EncryptionKey,
+    local_wrap: LocalWrap | None = None,
+) -> LocalWrap:
+    """The stored envelope's content key wrapped to ``to``, so that the key it was sealed to can
+    be destroyed and the message still opens. Checked: the payload decrypts with it."""
+    try:
+        content_key = _content_key(parsed, own_id, own_keys, local_wrap)
+        primitives.aead_decrypt(
+            content_key, parsed.header.payload_nonce, parsed.ciphertext, parsed.header_bytes
+        )
+    except CryptoFailure as exc:
+        raise EnvelopeError("invalid-payload", f"cannot decrypt: {exc}") from exc
+    info = local_wrap_info(parsed.header, to.key_id)
+    return to.key_id, primitives.hpke_wrap(content_key, to.private.public_key(), info)
 
 
 def decode_payload(
@@ -469,12 +530,13 @@ def reopen(
     own_id: str,
     own_keys: Mapping[str, EncryptionKey],
     peers: PeerDirectory,
+    local_wrap: LocalWrap | None = None,
 ) -> Opened:
     """Open an envelope this node accepted earlier (its inbox copy): verified and decrypted
     again, but not judged by age — it was in time when it arrived."""
     parsed = parse(registry, data, max(len(data), 1))
     sender = verify_sender(parsed, peers, now=None, revoked_ok=True)
-    plaintext = decrypt(parsed, own_id, own_keys)
+    plaintext = decrypt(parsed, own_id, own_keys, local_wrap)
     schema, payload = decode_payload(registry, parsed.header, plaintext)
     return Opened(parsed.header, sender, schema, payload, parsed.sha256)
 

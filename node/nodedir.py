@@ -9,8 +9,9 @@ Layout (created by ``xnode init``)::
         identity.key            Ed25519, PKCS#8 PEM, 0600
         identity-next.key       the key a pending identity rotation asks the governors for,
                                 until the trust list names it (then it replaces identity.key)
-        encryption-<keyid>.key  X25519, PKCS#8 PEM, 0600 (one per encryption key, old ones kept
-                                until their window ends so older messages stay readable)
+        encryption-<keyid>.key  X25519, PKCS#8 PEM, 0600 (one per encryption key; a replaced
+                                one is kept keys.retired_key_days, then destroyed once the
+                                stored messages are re-wrapped: node/keylife.py)
       peers/
         <node-id>.xnd           verified peer descriptors, exactly as received
       audit-checkpoint.json     this node's newest signed audit checkpoint, 0600
@@ -33,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from node import checkpoint, trustlist
+from node import checkpoint, keylife, trustlist
 from node.codec import SchemaRegistry
 from node.config import Config, KeySettings, NodeSettings, parse_config, render_config
 from node.crypto.keyfile import (
@@ -265,6 +266,29 @@ class NodeDir:
         shred(current)
         os.replace(self.keys_path / NEXT_IDENTITY_FILE, current)
         _fsync_directory(self.keys_path)
+
+    def destroy_encryption_key(
+        self, registry: SchemaRegistry, passphrase: bytes | None, key_id: str, now: dt.datetime
+    ) -> SignedDescriptor:
+        """A new descriptor version without encryption key ``key_id``, then its private key
+        overwritten and removed. Never the newest key: senders seal to it."""
+        keys = self.load_keys(registry, passphrase)
+        old = self.own_descriptor(registry).descriptor
+        if key_id not in {k.key_id for k in old.encryption_keys}:
+            raise NodeDirError(f"encryption key {key_id} is not one of this node's keys")
+        if keylife.newest(old.encryption_keys).key_id == key_id:
+            raise NodeDirError(f"encryption key {key_id} is the current one; rotate it first")
+        descriptor = dataclasses.replace(
+            old, encryption_keys=tuple(k for k in old.encryption_keys if k.key_id != key_id),
+            descriptor_version=old.descriptor_version + 1, created_at=now,
+        )  # fmt: skip
+        signed = issue_descriptor(keys.identity, descriptor, registry)
+        write_atomically(self.path / DESCRIPTOR_FILE, signed.raw)
+        path = self._encryption_key_file(key_id)
+        shred(path)
+        path.unlink(missing_ok=True)
+        _fsync_directory(self.keys_path)
+        return signed
 
     def _encryption_key_file(self, key_id: str) -> Path:
         return self.keys_path / f"encryption-{key_id}.key"

@@ -35,6 +35,7 @@ from node import (
     control,
     delivery,
     envelope,
+    keylife,
     quarantine,
     submit,
     threads,
@@ -46,7 +47,7 @@ from node.adapters.api import ApiServer
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry, default_registry
 from node.config import Config
-from node.crypto.keys import IdentityKey, key_id
+from node.crypto.keys import EncryptionKey, IdentityKey, key_id
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
 from node.metrics import Metrics
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
@@ -317,6 +318,61 @@ class Node:
         self._own_signed, self.own_descriptor = signed, signed.descriptor
         log.info("own_descriptor_reloaded", node=self.node_id,
                  descriptor_version=signed.descriptor.descriptor_version)  # fmt: skip
+
+    def _destroy_retired_keys(self) -> None:
+        """Destroy each encryption key replaced at least ``keys.retired_key_days`` ago, after
+        re-wrapping the content keys of the stored messages sealed to it to the current key
+        (node/keylife.py). Runs on the store's only thread, so no message is stored meanwhile;
+        a crash part-way is finished by the next run (re-wrapped rows are not sealed to it)."""
+        keep = dt.timedelta(days=self.config.keys.retired_key_days)
+        keys = self.own_descriptor.encryption_keys
+        for retired in keylife.retired_keys_due(keys, self.clock(), keep):
+            current = self._encryption[keylife.newest(keys).key_id]
+            rewrapped, unreadable = self._rewrap_stored(retired, current)
+            now = self.clock()
+            signed = self.node_dir.destroy_encryption_key(
+                self.registry, self._passphrase, retired, now
+            )
+            self.store.append_audit([
+                AuditEvent("messages-rewrapped", now, detail={
+                    "from_key_id": retired, "to_key_id": current.key_id, "messages": rewrapped,
+                    "unreadable": unreadable}),
+                AuditEvent("key-destroyed", now, detail={
+                    "key_id": retired, "key": "encryption",
+                    "descriptor_version": signed.descriptor.descriptor_version}),
+            ])  # fmt: skip
+            log.info(
+                "encryption_key_destroyed", node=self.node_id, key_id=retired,
+                rewrapped=rewrapped, unreadable=unreadable, current=current.key_id,
+            )  # fmt: skip
+            self._reload_own_keys()
+            keys = self.own_descriptor.encryption_keys
+
+    def _rewrap_stored(self, retired: str, current: EncryptionKey) -> tuple[int, int]:
+        """Re-wrap every stored message sealed to ``retired``; (re-wrapped, unreadable)."""
+        rewrapped = unreadable = 0
+        after = 0
+        while batch := self.store.inbox(after, None, 500):
+            wraps = []
+            for m in batch:
+                try:
+                    parsed = envelope.parse(self.registry, m.envelope, max(len(m.envelope), 1))
+                    if envelope.sealed_to(parsed, self.node_id, m.local_wrap) != retired:
+                        continue
+                    key_id, wrap = envelope.rewrap(parsed, self.node_id, self._encryption,
+                                                   current, m.local_wrap)  # fmt: skip
+                except envelope.EnvelopeError as exc:  # it did not open before either
+                    unreadable += 1
+                    log.warning(
+                        "message_not_rewrapped", node=self.node_id, message_id=m.message_id,
+                        peer=m.sender, reason=exc.reason,
+                    )  # fmt: skip
+                    continue
+                wraps.append((m.seq, key_id, wrap))
+            self.store.set_local_wraps(wraps)
+            rewrapped += len(wraps)
+            after = batch[-1].seq
+        return rewrapped, unreadable
 
     def _adopt_listed_identity(self) -> None:
         """Switch to the identity key a rotation request asked for (``xnode keys rotate
@@ -831,6 +887,7 @@ class Node:
             await self._apply_federation()
         if due("peers", 5, now):
             await self._run(self._reload_own_keys)
+            await self._run(self._destroy_retired_keys)
             await self._run(self._reload_peers)
             self.metrics.known_peers(self.peers)
             await self._end_deliveries_to_revoked()

@@ -59,8 +59,9 @@ def inbox_item(
     }
     try:
         opened = envelope.reopen(
-            registry, message.envelope, own_id=own_id, own_keys=own_keys, peers=peers
-        )
+            registry, message.envelope, own_id=own_id, own_keys=own_keys, peers=peers,
+            local_wrap=message.local_wrap,
+        )  # fmt: skip
     except envelope.EnvelopeError as exc:
         item["payload"] = None
         item["payload_error"] = exc.reason

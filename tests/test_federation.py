@@ -63,12 +63,12 @@ class Region:
         for governor in governors:
             xnode("trust", "sign", "--dir", self.dirs[governor], proposal, "--yes")
 
-    def start(self, node_id: str) -> None:
+    def start(self, node_id: str, **settings: str) -> None:
         self.ports[node_id] = free_port()
         self.tokens[node_id] = xnode("token", "create", "--dir", self.dirs[node_id], "--name",
                                      "case", "--scopes", "send:*,read:*").stdout.strip()  # fmt: skip
         env = node_env(self.broker.bootstrap, XNODE_API_PORT=str(self.ports[node_id]),
-                       XNODE_DELIVERY_HEARTBEAT_SECONDS="1")  # fmt: skip
+                       XNODE_DELIVERY_HEARTBEAT_SECONDS="1", **settings)  # fmt: skip
         self.processes[node_id] = spawn("run", "--dir", self.dirs[node_id], env=env,
                                         log=self.root / f"{node_id}.log")  # fmt: skip
 
@@ -123,7 +123,8 @@ def test_members_that_never_swapped_files_exchange_and_a_stolen_key_is_refused(r
     for member in ("zm-police", "zw-police"):
         xnode("trust", "publish", "--dir", r.dirs[member], v1, "--pin", pin)
         assert not list((r.dirs[member] / "peers").glob("*.xnd"))  # no file swapped
-        r.start(member)
+    r.start("zm-police")
+    r.start("zw-police", XNODE_KEYS_RETIRED_KEY_DAYS="0")  # a replaced key is destroyed at once
 
     wait_for(lambda: r.peers("zm-police") == {"zw-police"} and r.peers("zw-police") ==
              {"zm-police"}, 60, "the members to learn each other's keys")  # fmt: skip
@@ -132,15 +133,29 @@ def test_members_that_never_swapped_files_exchange_and_a_stolen_key_is_refused(r
     wait_for(lambda: r.delivered("zm-police", body["id"]), 60, "delivered without a file swap")
 
     # zw-police rotates its encryption key while running: zm-police learns the new descriptor
-    # from the control topic and seals the next message to the new key
-    xnode("keys", "rotate", "--dir", r.dirs["zw-police"], "--encryption")
+    # from the control topic and seals the next message to the new key; zw-police re-wraps the
+    # first message to the new key and destroys the old one (retired_key_days = 0)
     registry = default_registry()
+    old_key = NodeDir(r.dirs["zw-police"]).own_descriptor(registry).descriptor.encryption_keys[0]
+    xnode("keys", "rotate", "--dir", r.dirs["zw-police"], "--encryption")
     rotated = NodeDir(r.dirs["zw-police"]).own_descriptor(registry).descriptor
     new_key = rotated.encryption_keys[-1].key_id
+    old_file = r.dirs["zw-police"] / "keys" / f"encryption-{old_key.key_id}.key"
+    wait_for(lambda: not old_file.exists(), 60, "zw-police to destroy its replaced key")
+    destroyed = read_store(r.dirs["zw-police"] / "node.db", "SELECT event, detail FROM audit"
+                           " WHERE event IN ('messages-rewrapped', 'key-destroyed')")  # fmt: skip
+    assert [e for e, _ in destroyed] == ["messages-rewrapped", "key-destroyed"]
+    assert json.loads(destroyed[0][1])["messages"] == 1
+    status, inbox = http("GET", f"{r.api('zw-police')}/v1/inbox", r.tokens["zw-police"])
+    assert [m["payload"]["note"] for m in inbox["messages"]] == [
+        "First message of the federation."
+    ]  # fmt: skip  still readable, old key gone
+    current = NodeDir(r.dirs["zw-police"]).own_descriptor(registry).descriptor
+    assert [k.key_id for k in current.encryption_keys] == [new_key]
 
     def uses_new_descriptor() -> bool:  # what the running node itself reports
         status, body = http("GET", f"{r.api('zm-police')}/v1/peers", r.tokens["zm-police"])
-        return status == 200 and any(p["node_id"] == "zw-police" and p["descriptor_version"] == 2
+        return status == 200 and any(p["node_id"] == "zw-police" and p["descriptor_version"] >= 2
                                      for p in body["peers"])  # fmt: skip
 
     wait_for(uses_new_descriptor, 60, "zm-police to use zw-police's new descriptor")

@@ -1005,6 +1005,14 @@ class SqliteStore:
         ).fetchall()
         return [self._inbox_row(r) for r in rows]
 
+    def set_local_wraps(self, wraps: Sequence[tuple[int, str, bytes]]) -> None:
+        """Keep (inbox seq, key id, wrapped content key) re-wraps, in one transaction."""
+        with self._tx() as c:
+            c.executemany(
+                "UPDATE inbox SET local_key_id = ?, local_wrap = ? WHERE seq = ?",
+                [(key_id, wrap, seq) for seq, key_id, wrap in wraps],
+            )
+
     def ack(self, seq: int, now: dt.datetime) -> bool:
         """Mark a received message processed by the local system (audited)."""
         with self._tx() as c:
