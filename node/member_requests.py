@@ -109,6 +109,8 @@ def read_request(registry: SchemaRegistry, raw: bytes) -> MemberRequest:
         raise RequestRefused(f"not a member request ({exc.problem})") from exc
     except TrustError as exc:
         raise RequestRefused(f"its descriptor does not verify: {exc}") from exc
+    if record["request"] not in (JOIN, ROTATE):
+        raise RequestRefused(f"unknown request {str(record['request'])[:40]!r}")
     request = MemberRequest(
         request=str(record["request"]),
         federation=str(record["federation"]),

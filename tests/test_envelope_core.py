@@ -249,8 +249,8 @@ def test_a_foreign_identity_key_is_named(registry, nodes, payload):
     error = refusal(registry, forged.data, nodes)
     assert (error.reason, error.detail) == (
         "unknown-sender",
-        f"sender 'zm-police' signed with key {forger.identity.key_id}, not its known identity "
-        f"key {nodes['zm-police'].identity.key_id}",
+        f"sender 'zm-police' signed with key {forger.identity.key_id}, not a known identity key "
+        f"of it ({nodes['zm-police'].identity.key_id})",
     )
 
 

@@ -154,6 +154,11 @@ def test_a_rotation_needs_the_current_key_and_a_member_not_revoked(registry, nod
         mr.rotate(region, reused, NOW, HOUR)
 
 
+def test_a_request_of_an_unknown_type_is_refused(registry, nodes):
+    with pytest.raises(RequestRefused, match="unknown request 'leave'"):
+        mr.read_request(registry, request(registry, nodes["mw-police"], "leave"))
+
+
 def test_garbage_and_oversized_requests_are_refused_clearly(registry):
     with pytest.raises(RequestRefused, match="not a member request"):
         mr.read_request(registry, b"\x00\x01garbage")
