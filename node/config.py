@@ -244,6 +244,12 @@ class FederationSettings:
         "After the trust list expires the node is degraded: it keeps receiving, and keeps sending"
         " for this many days; after that it refuses to send until a newer list arrives.",
     )
+    list_announce_seconds: int = _setting(
+        300,
+        "How often the node re-announces the trust list it holds on the control topic (a list"
+        " it has just applied, or one a lagging member announces older, goes out at the next"
+        " heartbeat).",
+    )
 
 
 @dataclass(frozen=True)
@@ -396,6 +402,7 @@ def _validate(config: Config, source: str) -> None:
         ("folder.poll_interval_ms", config.folder.poll_interval_ms, 10),
         ("folder.settle_ms", config.folder.settle_ms, 0),
         ("federation.grace_days", config.federation.grace_days, 0),
+        ("federation.list_announce_seconds", config.federation.list_announce_seconds, 1),
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")

@@ -186,3 +186,16 @@ def read_heartbeat(
     if not isinstance(item, Heartbeat):
         raise ControlRejected("unsupported", "control record kind audit_checkpoint")
     return item
+
+
+def list_announcement_due(
+    held_version: int, announced: tuple[int, float] | None, now: float, interval: float
+) -> bool:
+    """Whether a member announces the trust list it holds with this heartbeat: a version it has
+    not announced yet at once (a new list spreads within one heartbeat), otherwise once per
+    ``interval`` seconds (a member back from an outage catches up). Every member announcing a
+    list of 1,000 members (~90 KB) with every heartbeat would cost each node n x 90 KB per
+    heartbeat to read. ``announced`` is (version, monotonic time) of the last announcement."""
+    if announced is None or announced[0] != held_version:
+        return True
+    return now - announced[1] >= interval

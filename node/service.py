@@ -191,6 +191,7 @@ class Node:
         self._offered_list: trustlist.SignedTrustList | None = None  # from the control topic
         self._offered_descriptors: dict[str, SignedDescriptor] = {}
         self._warned_identity = False  # the list names an identity key this node does not hold
+        self._list_announced: tuple[int, float] | None = None  # (version, monotonic time)
         self._out_of_range: list[tuple[str, int]] = []
         self._loop_errors: dict[str, float] = {}
         self._last_run: dict[str, float] = {}
@@ -647,6 +648,7 @@ class Node:
                 self._offered_list = item  # judged and applied by the maintenance loop
             elif held is not None and item.body != held.body:
                 self.metrics.trust_list_refused.labels("rollback").inc()
+                self._list_announced = None  # a member lags (or replays): ours goes out next
             return
         heartbeat = item
         seen = max(self.last_seen.get(heartbeat.node_id, 0.0), heartbeat.sent_at.timestamp())
@@ -683,8 +685,7 @@ class Node:
                     self.control, self.node_id,
                     control.issue_descriptor(self.registry, self._own_signed),
                 )  # fmt: skip
-                if self._held_list_record is not None:
-                    await self.transport.publish(self.control, self.node_id, self._held_list_record)
+                await self._announce_list()
         await self.checkpoint_tick()
         own = self.audit_checkpoints.own
         if own is not None:
@@ -692,6 +693,18 @@ class Node:
                 await self.transport.publish(
                     self.control, self.node_id, control.issue_checkpoint(self.registry, own)
                 )
+
+    async def _announce_list(self) -> None:
+        """The held trust list, when :func:`control.list_announcement_due` says so."""
+        if self._held_list_record is None or self.trust_list is None:
+            return
+        version = self.trust_list.trust_list.list_version
+        now = time.monotonic()
+        interval = self.config.federation.list_announce_seconds
+        if not control.list_announcement_due(version, self._list_announced, now, interval):
+            return
+        await self.transport.publish(self.control, self.node_id, self._held_list_record)
+        self._list_announced = (version, now)
 
     async def checkpoint_tick(self) -> None:
         """See :meth:`_checkpoint_tick`; one at a time (maintenance and heartbeats both call)."""

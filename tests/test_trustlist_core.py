@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node import control
 from node import trustlist as tl
 from node.crypto.keys import IdentityKey
 from node.trustlist import (
@@ -490,3 +491,11 @@ def test_a_bad_signature_does_not_hide_the_good_ones_after_it(registry):
     bad = tl.GovernorSignature(GOVERNORS[1].key_id, bytes(64))
     assert tl.valid_signers(dataclasses.replace(s, signatures=(bad, *s.signatures)),
                             s.trust_list.governors) == {g.key_id for g in GOVERNORS[:2]}  # fmt: skip
+
+
+def test_a_member_announces_a_new_list_at_once_and_the_same_list_once_per_interval():
+    due = control.list_announcement_due
+    assert due(3, None, 100.0, 300)  # never announced
+    assert due(4, (3, 100.0), 101.0, 300)  # a new version: at the next heartbeat
+    assert not due(4, (4, 100.0), 399.0, 300)
+    assert due(4, (4, 100.0), 400.0, 300)
