@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from node import submit, trustlist
+from node import member_requests, submit, trustlist
 from node.codec import SchemaRegistry
 from node.crypto.keys import IdentityKey
 from node.demo_network import Examples, Timeline, _send
@@ -110,10 +110,24 @@ async def _story(registry: SchemaRegistry, workdir: Path, bootstrap: str,
         kind="alert", to=["zw-police"], payload=ex("alert.json"), schema="Alert",
         priority="urgent"), "urgent Alert") is not None  # fmt: skip
 
-    say("\n3. Malawi Police joins: the SADC and Zimbabwe secretariats sign version 2")
+    say(
+        "\n3. Malawi Police joins: it sends a signed join request; the SADC and Zimbabwe"
+        " secretariats sign version 2"
+    )
+    mw_dir = dirs["mw-police"]
+    request = member_requests.make_request(
+        registry, request=member_requests.JOIN, federation=FEDERATION,
+        descriptor=mw_dir.own_descriptor(registry), roles=("law-enforcement",),
+        contact="Lilongwe liaison office", note="", now=dt.datetime.now(dt.UTC),
+        signers=[mw_dir.load_keys(registry, None).identity],
+    )  # fmt: skip
+    joining = member_requests.read_request(registry, request)
+    say(f"   request of {joining.node_id}, key fingerprint read out by phone: "
+        f"{joining.descriptor.descriptor.fingerprint[:29]}...")  # fmt: skip
+    admitted = member_requests.admit(v1, joining, dt.datetime.now(dt.UTC))
     v2 = trustlist.next_version(v1, "add mw-police", dt.datetime.now(dt.UTC),
                                 dt.timedelta(days=90),
-                                members=trustlist.with_member(v1, member("mw-police")))  # fmt: skip
+                                members=trustlist.with_member(v1, admitted))  # fmt: skip
     signed2 = sign(v2, "bw-secretariat", "zw-secretariat")
     dirs["mw-police"].save_trust_list(registry, signed2)  # its operator pins the federation
     nodes["mw-police"] = await _start(dirs["mw-police"], registry, bootstrap)
