@@ -43,6 +43,8 @@ EVENTS = (
     "peer-revoked",
     "peer-unrevoked",
     "trust-list-applied",
+    "trust-list-refused",
+    "descriptor-refused",
     "key-changed",
     "key-rotation-requested",
     "key-destroyed",
