@@ -11,6 +11,7 @@ import pytest
 from node import member_requests as mr
 from node import trustlist as tl
 from node.crypto.keys import IdentityKey
+from node.crypto.primitives import sign
 from node.member_requests import RequestRefused
 from node.trust import issue_descriptor
 from node.trustlist import Governor, ListChange, Member, TrustList
@@ -164,3 +165,62 @@ def test_garbage_and_oversized_requests_are_refused_clearly(registry):
         mr.read_request(registry, b"\x00\x01garbage")
     with pytest.raises(RequestRefused, match="at most"):
         mr.read_request(registry, b"\x00" * (mr.MAX_REQUEST_BYTES + 1))
+
+
+def test_a_request_carries_what_the_governors_need(registry, nodes, region):
+    mw = nodes["mw-police"]
+    req = mr.read_request(registry, request(registry, mw))
+    assert req.requested_at == NOW
+    assert mr.admit(region, req, NOW).display_name == mw.descriptor.display_name
+
+
+def test_a_key_retired_by_a_member_is_not_given_to_a_newcomer(registry, nodes, region):
+    zm, mw = nodes["zm-police"], nodes["mw-police"]
+    rotated = dataclasses.replace(listed(zm), identity_key=IdentityKey.generate().public_raw,
+                                  past_keys=(tl.PastKey(mw.identity.public_raw, NOW,
+                                                        "superseded"),))  # fmt: skip
+    t = dataclasses.replace(region, members=(rotated, listed(nodes["zw-police"])))
+    with pytest.raises(RequestRefused, match="is, or was, zm-police's"):
+        mr.admit(t, mr.read_request(registry, request(registry, mw)), NOW)
+
+
+def test_a_bad_signature_does_not_hide_a_good_one_after_it(registry, nodes):
+    mw = nodes["mw-police"]
+    wrapper = registry.decode(mr.SIGNED_SCHEMA, request(registry, mw))
+    good = wrapper["signatures"][0]
+    wrapper["signatures"] = [{"key_id": good["key_id"], "signature": bytes(64)}, good]
+    assert mr.read_request(registry, registry.encode(mr.SIGNED_SCHEMA, wrapper)).node_id == (
+        "mw-police"
+    )
+
+
+def test_the_request_must_be_canonical_and_its_descriptor_valid(registry, nodes):
+    mw = nodes["mw-police"]
+    raw = request(registry, mw, roles=("law-enforcement", "immigration"))
+    wrapper = registry.decode(mr.SIGNED_SCHEMA, raw)
+    body = wrapper["request"]
+    # the same roles written as two blocks of one item: decodes the same, other bytes
+    canonical = b"\x04\x1elaw-enforcement\x16immigration\x00"
+    split = b"\x02\x1elaw-enforcement\x02\x16immigration\x00"
+    assert body.count(canonical) == 1
+    odd = body.replace(canonical, split)
+    wrapper["request"] = odd
+    wrapper["signatures"] = [{"key_id": mw.identity.key_id,
+                              "signature": sign(mw.identity, mr.REQUEST_DOMAIN, odd)}]  # fmt: skip
+    with pytest.raises(RequestRefused, match=r"^the request is not in canonical Avro encoding$"):
+        mr.read_request(registry, registry.encode(mr.SIGNED_SCHEMA, wrapper))
+    good = issue_descriptor(mw.identity, mw.descriptor, registry)
+    broken = dataclasses.replace(good, raw=good.raw[:-1] + bytes([good.raw[-1] ^ 1]))
+    with pytest.raises(RequestRefused, match=r"^its descriptor does not verify: "):
+        mr.read_request(registry, request(registry, mw, descriptor=broken))
+
+
+def test_an_unknown_request_type_is_named_in_at_most_40_characters(registry, nodes):
+    with pytest.raises(RequestRefused) as refused:
+        mr.read_request(registry, request(registry, nodes["mw-police"], "x" * 60))
+    assert str(refused.value) == f"unknown request {'x' * 40!r}"
+
+
+def test_the_size_limit_is_inclusive(registry):
+    with pytest.raises(RequestRefused, match="not a member request"):
+        mr.read_request(registry, b"\x00" * mr.MAX_REQUEST_BYTES)

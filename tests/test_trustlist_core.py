@@ -218,6 +218,7 @@ def test_which_keys_a_member_may_sign_with():
     keys = tl.sender_keys(zw)
     assert set(keys) == {new_zw.key_id, ZW.key_id}
     current, old = keys[new_zw.key_id], keys[ZW.key_id]
+    assert (current.public_key, old.public_key) == (new_zw.public_raw, ZW.public_raw)
     assert current.refusal(NOW + 400 * DAY, NOW + 400 * DAY) is None  # no limit
     assert old.refusal(NOW - DAY, NOW - SECOND) is None  # arrives within its overlap
     assert old.refusal(NOW - DAY, NOW) is not None  # arrives once retired: refused
@@ -466,6 +467,8 @@ def test_the_federated_directory_holds_what_the_list_backs(registry):
     assert federated.barred == set()  # the suspension starts tomorrow
     assert set(federated.keys["zm-police"]) == {ZM.key_id}
     assert tl.federated_directory(t, descriptors, NOW + DAY).barred == {"mw-police"}
+    outsider_first = {n: descriptors[n] for n in ("bw-police", "zw-police", "zm-police")}
+    assert list(tl.federated_directory(t, outsider_first, NOW).peers) == ["zm-police"]
     assert tl.backs(t, "zm-police", ZM.public_raw) is None
     assert tl.backs(t, "bw-police", ZM.public_raw) == "bw-police is not a member of sadc-tip"
     assert tl.backs(t, "zw-police", OUTSIDER.public_raw) == (
