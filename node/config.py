@@ -232,7 +232,9 @@ class FolderSettings:
     """Exchange JSON files through a folder (README: folder adapter)."""
 
     path: str = _setting(
-        "", "Folder with outbox/, sent/, failed/ and inbox/ (relative to the node dir); empty: off."
+        "",
+        "Folder with outbox/, sent/, failed/, inbox/ and status/ (relative to the node dir);"
+        " empty: off.",
     )
     poll_interval_ms: int = _setting(1000, "How often outbox/ is scanned for new files.")
     settle_ms: int = _setting(
