@@ -205,7 +205,9 @@ class ApiSettings:
 class WebhookSettings:
     """POST every received message to a local system (README: webhook adapter)."""
 
-    url: str = _setting("", "Where to POST received messages; empty: no webhook.")
+    url: str = _setting(
+        "", "Where to POST received messages (and status events); empty: no webhook."
+    )
     secret_file: str = _setting(
         "", "File whose first line is the HMAC-SHA256 secret shared with the receiver."
     )
@@ -218,6 +220,11 @@ class WebhookSettings:
         "Allow an http:// url to a host other than loopback (decrypted case data would cross"
         " the network unencrypted); https:// or loopback otherwise.",
     )
+    status_events: bool = _setting(
+        True,
+        "Also POST the final outcome of every sent message per recipient (delivered, rejected,"
+        " expired) to the url, with X-Xnode-Event: status.",
+    )
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,9 @@ class FolderSettings:
     """Exchange JSON files through a folder (README: folder adapter)."""
 
     path: str = _setting(
-        "", "Folder with outbox/, sent/, failed/ and inbox/ (relative to the node dir); empty: off."
+        "",
+        "Folder with outbox/, sent/, failed/, inbox/ and status/ (relative to the node dir);"
+        " empty: off.",
     )
     poll_interval_ms: int = _setting(1000, "How often outbox/ is scanned for new files.")
     settle_ms: int = _setting(

@@ -171,6 +171,12 @@ class Metrics:
             "Received messages the webhook gave up on after its last attempt (webhook-failed).",
             registry=r,
         )
+        self.webhook_status_failures = Counter(
+            "xnode_webhook_status_failures",
+            "Status events (final outcomes of sent messages) the webhook gave up on after its"
+            " last attempt (audited webhook-failed, then passed over).",
+            registry=r,
+        )
         self.control_ignored = Counter(
             "xnode_control_records_ignored",
             "Control records (heartbeats) not accepted, by reason.",

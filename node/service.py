@@ -186,6 +186,7 @@ class Node:
         self._db: ThreadPoolExecutor | None = None
         self.connected = asyncio.Event()  # set once the broker first answered
         self.inbox_changed = Pulse()
+        self.status_changed = Pulse()  # a sent message's delivery became final (status events)
         self.store_problem: str | None = None  # why the store cannot write, while it cannot
         self._record_failures: dict[tuple[str, int, int], int] = {}
         self._evicted_since_summary = 0  # unauthenticated quarantine entries evicted, unaudited
@@ -931,6 +932,8 @@ class Node:
             await self._purge()
         if due("expire", 1, now):
             expired = await self._run(self.store.expire_due, self.clock())
+            if expired:
+                self.status_changed.notify()
             for message_id, recipient in expired:
                 self.metrics.expired.labels(recipient).inc()
                 log.warning(
@@ -947,6 +950,8 @@ class Node:
                 self.store.reject_open, recipient, "recipient-revoked",
                 f"{recipient} was revoked or suspended; nothing more is sent to it", self.clock(),
             )  # fmt: skip
+            if ended:
+                self.status_changed.notify()
             for message_id, kind in ended:
                 self.metrics.rejected.labels(kind, recipient, "recipient-revoked").inc()
                 log.warning("delivery_ended_recipient_revoked", node=self.node_id,
@@ -1329,6 +1334,7 @@ class Node:
         )  # fmt: skip
         if matched:
             if matched.first:
+                self.status_changed.notify()
                 if delivered:
                     self.metrics.delivered.labels(matched.kind, header.sender).inc()
                 else:

@@ -22,6 +22,7 @@ from node.store.base import (
     OutboundMessage,
     QuarantineEntry,
     RecipientStatus,
+    StatusEvent,
 )
 from node.trust import Descriptor, PeerDirectory
 
@@ -112,6 +113,24 @@ def sent_item(
         "expires_at": timestamp(message.expires_at),
         "status": overall_state(statuses),
         "recipients": [recipient_status(s) for s in statuses],
+    }
+
+
+def status_event_item(event: StatusEvent) -> dict[str, Any]:
+    """A sent message's final outcome for one recipient, as the webhook posts it, the folder
+    writes it and the API lists it: one shape, so a local system may take it from any of them.
+    ``seq`` identifies the event (the webhook may post one again: at least once)."""
+    return {
+        "event": "status",
+        "seq": event.seq,
+        "message_id": event.message_id,
+        "recipient": event.recipient,
+        "kind": event.kind,
+        "thread_id": event.thread_id,
+        "status": event.status,
+        "reason": event.reason,
+        "detail": event.detail,
+        "at": format_timestamp(event.at),
     }
 
 

@@ -32,12 +32,14 @@ class Receiver:
         self.refuse_notes: set[str] = set()  # messages with these notes get 503, every time
         self.refused: list[str] = []  # ids of the messages answered 503 that way
         self.signatures_ok = True
+        self.events: list[str | None] = []  # the X-Xnode-Event header of each message post
         self._runner: web.AppRunner | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         expected = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
         self.signatures_ok &= hmac.compare_digest(expected, request.headers["X-Xnode-Signature"])
+        self.events.append(request.headers.get("X-Xnode-Event"))
         status = self.answers.pop(0) if self.answers else 204
         doc = json.loads(body)
         assert request.headers["X-Xnode-Message-Id"] == doc["id"]
@@ -116,6 +118,7 @@ async def test_webhook_posts_signed_messages_in_thread_order_with_retries(dirs, 
         arrived = [m.message_id for m in await b._run(b.store.inbox, 0, None, 10)]
         assert receiver.ids() == arrived and sorted(arrived) == sorted([first, *rest])
         assert receiver.signatures_ok
+        assert set(receiver.events) == {"message"}  # told apart from status events
         assert receiver.received[0]["payload"]["note"] == "Suspect seen at Chirundu."
         # Nothing posted twice once answered 2xx: a fifth message of the thread is posted only
         # once none of the four is pending any more, so a post the node failed to record as

@@ -168,6 +168,9 @@ ROUTES: dict[str, tuple[str, str, dict[str, int]]] = {
     "status of a sent alert": ("GET", "/v1/messages/{sent_alert}", {
         "admin": 200, "send:mla": 403, "send:alert": 200, "send:*": 200,
         "read:mla": 403, "read:alert": 200, "read:*": 200}),
+    # every token here may send or read some kind: each sees the events of those kinds
+    # (test_status_events checks which, and the 403 of a token that may do neither)
+    "status events": ("GET", "/v1/status-events", dict.fromkeys(TOKENS[:7], 200)),
     "inbox": ("GET", "/v1/inbox", {
         "admin": 200, "send:mla": 403, "send:alert": 403, "send:*": 403,
         "read:mla": 200, "read:alert": 200, "read:*": 200}),

@@ -198,6 +198,7 @@ class ApiServer:
         r = app.router
         r.add_post("/v1/messages", self.post_message)
         r.add_get("/v1/messages/{id}", self.get_message)
+        r.add_get("/v1/status-events", self.get_status_events)
         r.add_get("/v1/inbox", self.get_inbox)
         r.add_get("/v1/inbox/stream", self.stream_inbox)
         r.add_post("/v1/inbox/{id}/ack", self.ack)
@@ -306,6 +307,28 @@ class ApiServer:
         ):
             problem(403, f"token {token.name!r} has no scope for {item['kind']}", "scope")
         return web.json_response(item)
+
+    async def get_status_events(self, request: web.Request) -> web.Response:
+        """Final outcomes of sent messages (what the webhook and folder pass on), a page after
+        cursor ``after``. Visible as a message's status is: only events of kinds the token may
+        send or read; ``next`` is the cursor of the next page."""
+        token = request[TOKEN_KEY]
+        kinds = tuple(
+            k
+            for k in tokens.SENDABLE_KINDS
+            if tokens.allows(token.scopes, "send", k) or tokens.allows(token.scopes, "read", k)
+        )
+        if not kinds:
+            problem(403, f"token {token.name!r} may not send or read any kind", "scope")
+        after = _int_param(request, "after", 0, 0, MAX_CURSOR)
+        limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
+        events = await self.node._run(self.node.store.status_events, after, limit, kinds)
+        return web.json_response(
+            {
+                "events": [views.status_event_item(e) for e in events],
+                "next": events[-1].seq if events else after,
+            }
+        )
 
     # -- receiving ------------------------------------------------------------------------------
 

@@ -17,11 +17,17 @@ For an office with a laptop and no case-management system. Under ``[folder] path
 * ``inbox/<kind>/<message id>.json`` — each received message (the inbox JSON), written to a
   temporary file, flushed to disk, then renamed into place; ``<message id>.<sender>.json`` if
   another sender's message already has that name (two senders used one id).
+* ``status/<message id>.<recipient>.json`` — the final outcome of each message this node sent,
+  per recipient (``delivered``, ``rejected`` with its reason — e.g. ``recipient-revoked`` — or
+  ``expired``): the status event JSON the webhook posts, written the same atomic way. A
+  delivery becomes final once, so each name is written once (again only after a crash, with the
+  same content).
 
 Restart-safe without duplicates: a file is submitted with an idempotency key made of its name
 and content hash, so a crash between submitting and moving it re-submits the same request and
 gets the same message id back; inbound progress is a cursor in the store advanced after each
-file is in place, and re-writing a file after a crash replaces it with identical content.
+file is in place, and re-writing a file after a crash replaces it with identical content;
+status files the same way, with a cursor of their own (adapter ``folder-status``).
 
 Which files have settled is decided by :class:`SettleTracker`, a pure class fed with directory
 listings and the time; :class:`FolderAdapter` does the I/O around it.
@@ -44,13 +50,16 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from node.adapters import requests
+from node.store.base import StatusEvent
+from node.views import status_event_item
 
 if TYPE_CHECKING:
     from node.service import Node
 
 log = structlog.get_logger("xnode.folder")
 ADAPTER = "folder"
-SUBDIRS = ("outbox", "sent", "failed", "inbox")
+STATUS_ADAPTER = "folder-status"  # the cursor of status events in ``adapter_cursors``
+SUBDIRS = ("outbox", "sent", "failed", "inbox", "status")
 ERROR_SUFFIX = ".error.txt"
 DIGEST_LINE = "sha256: "
 
@@ -243,6 +252,13 @@ def inbox_file(directory: Path, item: dict[str, Any]) -> Path:
     return path if existing == item["sender"] else directory / f"{item['id']}.{item['sender']}.json"
 
 
+def status_file(directory: Path, event: StatusEvent) -> Path:
+    """``<message id>.<recipient>.json``: one file per delivery of a sent message, which becomes
+    final only once. Both parts are ids this node checked (its own message id, a peer's node
+    id), so the name stays inside ``directory``."""
+    return directory / f"{event.message_id}.{event.recipient}.json"
+
+
 class FolderAdapter:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -263,6 +279,7 @@ class FolderAdapter:
         self._tasks = [
             asyncio.create_task(self._outbound_loop(), name=f"{self.node.node_id}-folder-out"),
             asyncio.create_task(self._inbound_loop(), name=f"{self.node.node_id}-folder-in"),
+            asyncio.create_task(self._status_loop(), name=f"{self.node.node_id}-folder-status"),
         ]
         log.info("folder_started", node=self.node.node_id, path=str(self.root))
 
@@ -392,3 +409,30 @@ class FolderAdapter:
             write_file_atomically(inbox_file(directory, item), data)
             await node._run(node.store.set_adapter_cursor, ADAPTER, item["cursor"])
         return len(items)
+
+    # -- status events --------------------------------------------------------------------------
+
+    async def _status_loop(self) -> None:
+        """Apart from the inbox loop: a status file that cannot be written (the disk) must not
+        hold back received messages, nor they it."""
+        node = self.node
+        while not self._stopping.is_set():
+            try:
+                written = await self.write_status()
+            except Exception:  # the disk or the store failed: the cursor stays, tried again
+                log.exception("folder_status_failed", node=node.node_id)
+                written = 0
+            if not written:
+                await node.status_changed.wait(self.interval)
+
+    async def write_status(self) -> int:
+        """Write the status events after the cursor to ``status/``; the cursor moves past each
+        only once its file is in place."""
+        node = self.node
+        cursor = await node._run(node.store.adapter_cursor, STATUS_ADAPTER)
+        events = await node._run(node.store.status_events, cursor, 100)
+        for event in events:
+            data = json.dumps(status_event_item(event), indent=2, ensure_ascii=False)
+            write_file_atomically(status_file(self.root / "status", event), data.encode("utf-8"))
+            await node._run(node.store.set_adapter_cursor, STATUS_ADAPTER, event.seq)
+        return len(events)

@@ -11,6 +11,7 @@ from node.store.base import (
     OutboundMessage,
     QuarantineEntry,
     RecipientStatus,
+    StatusEvent,
     Store,
     StoreError,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "OutboundMessage",
     "QuarantineEntry",
     "RecipientStatus",
+    "StatusEvent",
     "Store",
     "StoreError",
 ]

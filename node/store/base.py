@@ -90,6 +90,25 @@ class RecipientStatus:
 
 
 @dataclass(frozen=True)
+class StatusEvent:
+    """A sent message's final outcome for one recipient: ``delivered`` (a positive receipt),
+    ``rejected`` (a negative receipt, or the recipient was revoked: reason
+    ``recipient-revoked``) or ``expired``. Written in the transaction that makes the delivery
+    final, so a local system told through an adapter learns of every outcome exactly as the
+    store recorded it; ``seq`` orders the events and is the adapters' and the API's cursor."""
+
+    seq: int
+    message_id: str
+    recipient: str
+    kind: str
+    thread_id: str
+    status: str  # delivered | rejected | expired
+    reason: str | None
+    detail: str | None
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
 class InboxMessage:
     seq: int
     message_id: str
@@ -266,6 +285,9 @@ class Store(Protocol):
     def expire_due(self, now: dt.datetime) -> list[tuple[str, str]]: ...
     def purge(self, now: dt.datetime, retention: Retention) -> dict[str, int]: ...
     def message_status(self, message_id: str) -> list[RecipientStatus]: ...
+    def status_events(
+        self, after: int, limit: int, kinds: Sequence[str] | None = None
+    ) -> list[StatusEvent]: ...
     def outbox_depth(self) -> dict[str, int]: ...
     def snapshot(self) -> Snapshot: ...
 
@@ -304,7 +326,9 @@ class Store(Protocol):
 
     # adapters
     def adapter_cursor(self, adapter: str) -> int: ...
-    def set_adapter_cursor(self, adapter: str, seq: int) -> None: ...
+    def set_adapter_cursor(
+        self, adapter: str, seq: int, audit: Sequence[AuditEvent] = ()
+    ) -> None: ...
     def enqueue_adapter(self, adapter: str, limit: int) -> int: ...
     def adapter_pending(self, adapter: str, limit: int) -> list[AdapterDelivery]: ...
     def record_adapter_attempt(

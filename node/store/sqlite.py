@@ -38,6 +38,7 @@ from node.store.base import (
     RecipientStatus,
     Retention,
     Snapshot,
+    StatusEvent,
     StoreError,
     StoreFull,
     StoreUnavailable,
@@ -629,20 +630,62 @@ class SqliteStore:
                 )  # fmt: skip
                 self._append(c, [late])
                 return ReceiptMatch(row["kind"], created_at, first=False)
+            state = DELIVERED if delivered else REJECTED
             c.execute(
                 "UPDATE outbox_recipients SET state = ?, reason = ?, detail = ?, updated_at = ?,"
                 " next_attempt_at = NULL WHERE message_id = ? AND recipient = ?",
-                (
-                    DELIVERED if delivered else REJECTED,
-                    reason,
-                    detail,
-                    _ts(now),
-                    message_id,
-                    recipient,
-                ),
+                (state, reason, detail, _ts(now), message_id, recipient),
             )
+            self._status_event(c, message_id, recipient, state, reason, detail, now)
             self._append(c, [audit])
             return ReceiptMatch(row["kind"], created_at, first=True)
+
+    def _status_event(
+        self,
+        c: sqlite3.Connection,
+        message_id: str,
+        recipient: str,
+        status: str,
+        reason: str | None,
+        detail: str | None,
+        now: dt.datetime,
+    ) -> None:
+        """Record that a delivery became final, inside the transaction that made it so (no
+        outcome without its event, no event without its outcome). Only for messages a local
+        system sent: a receipt this node owes a peer (``expects_receipt`` 0) is the node's own
+        business and its end is no news to anyone."""
+        c.execute(
+            "INSERT INTO status_events (message_id, recipient, kind, thread_id, status, reason,"
+            " detail, at) SELECT message_id, ?, kind, thread_id, ?, ?, ?, ? FROM outbox"
+            " WHERE message_id = ? AND expects_receipt = 1",
+            (recipient, status, reason, detail, _ts(now), message_id),
+        )
+
+    def status_events(
+        self, after: int, limit: int, kinds: Sequence[str] | None = None
+    ) -> list[StatusEvent]:
+        """Final outcomes of sent messages after cursor ``after``, oldest first; with ``kinds``
+        only those of messages of these kinds (what an API token may see)."""
+        query = "SELECT * FROM status_events WHERE seq > ?"
+        args: list[object] = [after]
+        if kinds is not None:
+            query += f" AND kind IN ({', '.join('?' * len(kinds))})"
+            args.extend(kinds)
+        rows = self._conn.execute(query + " ORDER BY seq LIMIT ?", (*args, limit)).fetchall()
+        return [
+            StatusEvent(
+                seq=r["seq"],
+                message_id=r["message_id"],
+                recipient=r["recipient"],
+                kind=r["kind"],
+                thread_id=r["thread_id"],
+                status=r["status"],
+                reason=r["reason"],
+                detail=r["detail"],
+                at=_dt_req(r["at"]),
+            )
+            for r in rows
+        ]
 
     def retry_open_now(self, now: dt.datetime) -> int:
         """Make every published, unreceipted delivery due now; return how many. Called when the
@@ -675,6 +718,7 @@ class SqliteStore:
                     " WHERE message_id = ? AND recipient = ?",
                     (REJECTED, reason, detail, _ts(now), r["message_id"], recipient),
                 )
+                self._status_event(c, r["message_id"], recipient, REJECTED, reason, detail, now)
             self._append(c, [AuditEvent("rejected", now, message_id=r["message_id"],
                                         peer=recipient, detail={"reason": reason})
                              for r in rows])  # fmt: skip
@@ -695,6 +739,7 @@ class SqliteStore:
                     " WHERE message_id = ? AND recipient = ?",
                     (EXPIRED, _ts(now), message_id, recipient),
                 )
+                self._status_event(c, message_id, recipient, EXPIRED, None, None, now)
             self._append(
                 c,
                 [AuditEvent("expired", now, message_id=m, peer=r) for m, r in pairs],
@@ -703,8 +748,9 @@ class SqliteStore:
 
     def purge(self, now: dt.datetime, retention: Retention) -> dict[str, int]:
         """Delete what retention no longer allows: received messages (and their adapter
-        progress), sent messages whose every recipient is final, quarantined records, and
-        dedupe entries past their keep-until. Message ids and hashes stay in the audit log."""
+        progress), sent messages whose every recipient is final (and their status events),
+        quarantined records, and dedupe entries past their keep-until. Message ids and hashes
+        stay in the audit log."""
         with self._tx() as c:
             inbox = c.execute(
                 "SELECT seq, message_id FROM inbox WHERE received_at < ?",
@@ -719,7 +765,8 @@ class SqliteStore:
                 " (r.state IN (?, ?) OR r.updated_at >= ?))",
                 (*OPEN_STATES, _ts(retention.outbox_before)),
             ).fetchall()
-            for r in outbox:
+            for r in outbox:  # the outcomes of a sent message go with it
+                c.execute("DELETE FROM status_events WHERE message_id = ?", (r["message_id"],))
                 c.execute("DELETE FROM outbox WHERE message_id = ?", (r["message_id"],))
             quarantine = c.execute(
                 "DELETE FROM quarantine WHERE received_at < ?", (_ts(retention.quarantine_before),)
@@ -1098,13 +1145,16 @@ class SqliteStore:
         ).fetchone()
         return 0 if row is None else int(row["seq"])
 
-    def set_adapter_cursor(self, adapter: str, seq: int) -> None:
+    def set_adapter_cursor(self, adapter: str, seq: int, audit: Sequence[AuditEvent] = ()) -> None:
+        """Move an adapter's cursor forward (never back) to ``seq``, with ``audit`` in the same
+        transaction: an item given up on is audited exactly when it is passed over."""
         with self._tx() as c:
             c.execute(
                 "INSERT INTO adapter_cursors (adapter, seq) VALUES (?, ?)"
                 " ON CONFLICT (adapter) DO UPDATE SET seq = MAX(seq, excluded.seq)",
                 (adapter, seq),
             )
+            self._append(c, audit)
 
     def enqueue_adapter(self, adapter: str, limit: int) -> int:
         """Queue inbox messages the adapter has not seen yet; return how many were queued."""
