@@ -93,7 +93,8 @@ def shred(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _fsync_directory(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
+    """Make a rename or unlink in ``path`` durable."""
     directory = os.open(path, os.O_RDONLY)
     try:
         os.fsync(directory)
@@ -113,7 +114,7 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    _fsync_directory(path.parent)
+    fsync_directory(path.parent)
 
 
 class NodeDir:
@@ -265,7 +266,7 @@ class NodeDir:
         current = self.keys_path / IDENTITY_FILE
         shred(current)
         os.replace(self.keys_path / NEXT_IDENTITY_FILE, current)
-        _fsync_directory(self.keys_path)
+        fsync_directory(self.keys_path)
 
     def destroy_encryption_key(
         self, registry: SchemaRegistry, passphrase: bytes | None, key_id: str, now: dt.datetime
@@ -287,7 +288,7 @@ class NodeDir:
         path = self._encryption_key_file(key_id)
         shred(path)
         path.unlink(missing_ok=True)
-        _fsync_directory(self.keys_path)
+        fsync_directory(self.keys_path)
         return signed
 
     def _encryption_key_file(self, key_id: str) -> Path:

@@ -59,6 +59,18 @@ class Region:
     def xnd(self, node_id: str) -> Path:
         return self.root / f"{node_id}.xnd"
 
+    def found(self, *approvers: str) -> tuple[Path, str]:
+        """Version 1 with zm-police and zw-police as members, signed by ``approvers``, and
+        its governance fingerprint (what each member pins)."""
+        v1 = self.root / "v1.xtl"
+        xnode("trust", "init", "--federation", "sadc-tip", "--threshold", "2",
+              *[a for g in GOVERNORS for a in ("--governor", self.xnd(g))],
+              "--member", self.xnd("zm-police"), "--member", self.xnd("zw-police"),
+              "--out", v1)  # fmt: skip
+        self.approve(v1, *approvers)
+        shown = xnode("trust", "show", "--dir", self.dirs["zm-police"], v1, "--json").stdout
+        return v1, json.loads(shown)["governance_fingerprint"]
+
     def approve(self, proposal: Path, *governors: str) -> None:
         for governor in governors:
             xnode("trust", "sign", "--dir", self.dirs[governor], proposal, "--yes")
@@ -112,14 +124,7 @@ def region(tmp_path: Path):
 
 def test_members_that_never_swapped_files_exchange_and_a_stolen_key_is_refused(region: Region):
     r = region
-    v1 = r.root / "v1.xtl"
-    xnode("trust", "init", "--federation", "sadc-tip", "--threshold", "2",
-          *[a for g in GOVERNORS for a in ("--governor", r.xnd(g))],
-          "--member", r.xnd("zm-police"), "--member", r.xnd("zw-police"), "--out", v1)  # fmt: skip
-    r.approve(v1, "zm-secretariat", "bw-secretariat")
-    pin = json.loads(xnode("trust", "show", "--dir", r.dirs["zm-police"], v1, "--json").stdout)[
-        "governance_fingerprint"
-    ]
+    v1, pin = r.found("zm-secretariat", "bw-secretariat")
     for member in ("zm-police", "zw-police"):
         xnode("trust", "publish", "--dir", r.dirs[member], v1, "--pin", pin)
         assert not list((r.dirs[member] / "peers").glob("*.xnd"))  # no file swapped

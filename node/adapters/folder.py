@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from node.adapters import requests
+from node.nodedir import fsync_directory, write_atomically
 from node.store.base import StatusEvent
 from node.views import status_event_item
 
@@ -164,28 +165,13 @@ def recorded_digest(report: str) -> str | None:
 
 def write_file_atomically(path: Path, data: bytes) -> None:
     """Temp file beside ``path`` -> fsync -> rename -> fsync the directory. Mode 0600."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(path, data, 0o600)
 
 
 def move(source: Path, target: Path) -> None:
     os.replace(source, target)
-    _fsync_dir(target.parent)
-    _fsync_dir(source.parent)
+    fsync_directory(target.parent)
+    fsync_directory(source.parent)
 
 
 def listing(directory: Path) -> dict[str, Stat]:
@@ -383,7 +369,7 @@ class FolderAdapter:
             stale.unlink()
             log.info("folder_replaced", node=self.node.node_id, file=name)
         error.unlink(missing_ok=True)
-        _fsync_dir(failed)
+        fsync_directory(failed)
 
     # -- inbound --------------------------------------------------------------------------------
 
