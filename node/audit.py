@@ -56,6 +56,14 @@ EVENTS = (
     "webhook-retry",
     "token-created",
     "token-revoked",
+    # the officer console: who signed in, and every action a person took there
+    "console-login",
+    "console-login-failed",
+    "console-locked",
+    "console-logout",
+    "console-action",
+    "user-added",
+    "user-changed",
 )
 
 

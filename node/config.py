@@ -245,6 +245,33 @@ class FolderSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The officer console: a web interface served by the node (README: Officer console)."""
+
+    enabled: bool = _setting(False, "Serve the officer console while the node runs.")
+    host: str = _setting(
+        "127.0.0.1",
+        "Address to listen on. Loopback unless tls_certfile is set or a TLS reverse proxy"
+        " (behind_https_proxy) is in front: the console carries case data and passwords.",
+    )
+    port: int = _setting(8471, "TCP port of the console.")
+    tls_certfile: str = _setting("", "PEM certificate chain for HTTPS (relative to the node dir).")
+    tls_keyfile: str = _setting("", "PEM private key for HTTPS (relative to the node dir).")
+    behind_https_proxy: bool = _setting(
+        False,
+        "A reverse proxy terminates TLS in front of the console: cookies are marked Secure and"
+        " a non-loopback host is allowed without tls_certfile (docs/console.md).",
+    )
+    idle_minutes: int = _setting(15, "A session unused this long is signed out.")
+    session_hours: int = _setting(12, "A session ends this long after sign-in, used or not.")
+    max_failed_logins: int = _setting(
+        5, "Failed sign-ins in a row after which the account is locked for lockout_minutes."
+    )
+    lockout_minutes: int = _setting(15, "How long a locked account stays locked.")
+    draft_retention_days: int = _setting(30, "Drafts not saved again for this long are deleted.")
+
+
+@dataclass(frozen=True)
 class FederationSettings:
     """Federated mode: a trust list in the node directory's trust/ (README: Federation)."""
 
@@ -275,6 +302,7 @@ class Config:
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
     folder: FolderSettings = field(default_factory=FolderSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -290,6 +318,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "webhook": WebhookSettings,
     "folder": FolderSettings,
     "federation": FederationSettings,
+    "console": ConsoleSettings,
 }
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
@@ -412,6 +441,12 @@ def _validate(config: Config, source: str) -> None:
         ("folder.settle_ms", config.folder.settle_ms, 0),
         ("federation.grace_days", config.federation.grace_days, 0),
         ("federation.list_announce_seconds", config.federation.list_announce_seconds, 1),
+        ("console.port", config.console.port, 0),
+        ("console.idle_minutes", config.console.idle_minutes, 1),
+        ("console.session_hours", config.console.session_hours, 1),
+        ("console.max_failed_logins", config.console.max_failed_logins, 1),
+        ("console.lockout_minutes", config.console.lockout_minutes, 1),
+        ("console.draft_retention_days", config.console.draft_retention_days, 1),
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")
@@ -440,10 +475,34 @@ def _validate(config: Config, source: str) -> None:
                 " case data would cross the network unencrypted. Use https://, or set"
                 " webhook.allow_plain_http = true if the network path is protected otherwise"
             )
+    _validate_console(config, source)
     try:
         Policy.from_config(config.policy.rules)
     except PolicyError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+
+
+def _validate_console(config: Config, source: str) -> None:
+    """The console carries passwords and case data: plain HTTP only on loopback."""
+    console = config.console
+    if bool(console.tls_certfile) != bool(console.tls_keyfile):
+        raise ConfigError(f"{source}: console.tls_certfile and console.tls_keyfile go together")
+    if (
+        console.enabled
+        and not console.tls_certfile
+        and not console.behind_https_proxy
+        and not is_loopback_url(f"http://{_bracketed(console.host)}/")
+    ):
+        raise ConfigError(
+            f"{source}: console.host {console.host!r} is not loopback; passwords and case data"
+            " would cross the network unencrypted. Set console.tls_certfile and"
+            " console.tls_keyfile, or put a TLS reverse proxy in front and set"
+            " console.behind_https_proxy = true (docs/console.md)"
+        )
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def is_loopback_url(url: str) -> bool:

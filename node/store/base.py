@@ -210,6 +210,37 @@ class ApiToken:
 
 
 @dataclass(frozen=True)
+class ConsoleUser:
+    """A person who signs in to the officer console. Only an Argon2id hash of the password is
+    kept; ``kinds`` narrows what an officer handles (empty: every kind the node handles)."""
+
+    name: str
+    role: str
+    password_hash: str
+    created_at: dt.datetime
+    language: str | None = None
+    kinds: tuple[str, ...] = ()
+    display_name: str = ""
+    disabled_at: dt.datetime | None = None
+    failed_logins: int = 0
+    locked_until: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A message being written in the console, sealed to the node's own encryption key (no
+    plaintext at rest): ``sealed`` is opened by the console only for its owner."""
+
+    draft_id: int
+    owner: str
+    kind: str
+    schema_name: str
+    title: str
+    sealed: bytes
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class AdapterDelivery:
     """One received message on its way to a local system through an adapter (the webhook)."""
 

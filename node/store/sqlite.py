@@ -27,8 +27,10 @@ from node.store.base import (
     AdapterDelivery,
     ApiToken,
     Attempt,
+    ConsoleUser,
     DedupeEntry,
     Delivery,
+    Draft,
     InboundResult,
     InboxMessage,
     OutboundMessage,
@@ -231,6 +233,37 @@ MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL
     );
     CREATE INDEX status_events_message ON status_events (message_id)
+    """,
+    # 6: the officer console: its users (Argon2id hashes, lock-out state), drafts sealed to the
+    # node's own key, and which received messages each user has opened (unread counts)
+    """
+    CREATE TABLE console_users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        display_name TEXT NOT NULL DEFAULT '',
+        language TEXT,
+        kinds TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        disabled_at REAL,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL
+    );
+    CREATE TABLE console_drafts (
+        draft_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        schema_name TEXT NOT NULL,
+        title TEXT NOT NULL,
+        sealed BLOB NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX console_drafts_owner ON console_drafts (owner, updated_at);
+    CREATE TABLE console_reads (
+        user_name TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (user_name, seq)
+    )
     """,
 )
 
@@ -1185,18 +1218,18 @@ class SqliteStore:
             " ORDER BY seq LIMIT ?",
             (adapter, limit),
         ).fetchall()
-        return [
-            AdapterDelivery(
-                seq=r["seq"],
-                message_id=r["message_id"],
-                thread_id=r["thread_id"],
-                state=r["state"],
-                attempts=r["attempts"],
-                next_attempt_at=_dt(r["next_attempt_at"]),
-                last_error=r["last_error"],
-            )
-            for r in rows
-        ]
+        return [self._adapter_row(r) for r in rows]
+
+    def _adapter_row(self, r: sqlite3.Row) -> AdapterDelivery:
+        return AdapterDelivery(
+            seq=r["seq"],
+            message_id=r["message_id"],
+            thread_id=r["thread_id"],
+            state=r["state"],
+            attempts=r["attempts"],
+            next_attempt_at=_dt(r["next_attempt_at"]),
+            last_error=r["last_error"],
+        )
 
     def record_adapter_attempt(
         self,
@@ -1316,3 +1349,167 @@ class SqliteStore:
                 "SELECT * FROM api_tokens WHERE token_id = ?", (r["token_id"],)
             ).fetchone()
             return self._token_row(r)
+
+    # -- officer console -------------------------------------------------------------------------
+
+    def _user_row(self, r: sqlite3.Row) -> ConsoleUser:
+        return ConsoleUser(
+            name=r["name"],
+            role=r["role"],
+            password_hash=r["password_hash"],
+            created_at=_dt_req(r["created_at"]),
+            language=r["language"],
+            kinds=tuple(filter(None, r["kinds"].split(","))),
+            display_name=r["display_name"],
+            disabled_at=_dt(r["disabled_at"]),
+            failed_logins=r["failed_logins"],
+            locked_until=_dt(r["locked_until"]),
+        )
+
+    def add_console_user(self, user: ConsoleUser, audit: AuditEvent) -> None:
+        with self._tx() as c:
+            if c.execute("SELECT 1 FROM console_users WHERE name = ?", (user.name,)).fetchone():
+                raise StoreError(f"a console user named {user.name!r} exists")
+            c.execute(
+                "INSERT INTO console_users (name, role, password_hash, display_name, language,"
+                " kinds, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user.name, user.role, user.password_hash, user.display_name, user.language,
+                 ",".join(user.kinds), _ts(user.created_at)),
+            )  # fmt: skip
+            self._append(c, [audit])
+
+    def console_user(self, name: str) -> ConsoleUser | None:
+        r = self._conn.execute("SELECT * FROM console_users WHERE name = ?", (name,)).fetchone()
+        return None if r is None else self._user_row(r)
+
+    def console_users(self) -> list[ConsoleUser]:
+        rows = self._conn.execute("SELECT * FROM console_users ORDER BY name").fetchall()
+        return [self._user_row(r) for r in rows]
+
+    def update_console_user(
+        self, name: str, audit: Sequence[AuditEvent] = (), **changes: object
+    ) -> ConsoleUser | None:
+        """Set the given columns (password_hash, language, disabled_at, failed_logins,
+        locked_until, role, kinds) of one user, with its audit events, in one transaction."""
+        allowed = {"password_hash", "language", "disabled_at", "failed_logins", "locked_until",
+                   "role", "kinds", "display_name"}  # fmt: skip
+        unknown = set(changes) - allowed
+        if unknown:
+            raise StoreError(f"unknown console user field(s): {', '.join(sorted(unknown))}")
+        values = {
+            k: (_ts(v) if isinstance(v, dt.datetime) else ",".join(v) if isinstance(v, tuple)
+                else v)
+            for k, v in changes.items()
+        }  # fmt: skip
+        with self._tx() as c:
+            if not c.execute("SELECT 1 FROM console_users WHERE name = ?", (name,)).fetchone():
+                return None
+            if values:
+                columns = ", ".join(f"{k} = ?" for k in values)
+                c.execute(
+                    f"UPDATE console_users SET {columns} WHERE name = ?",  # noqa: S608
+                    (*values.values(), name),
+                )
+            self._append(c, audit)
+            r = c.execute("SELECT * FROM console_users WHERE name = ?", (name,)).fetchone()
+            return self._user_row(r)
+
+    def save_draft(self, draft: Draft, audit: AuditEvent) -> int:
+        """Insert (draft_id 0) or replace one of the owner's drafts; its id."""
+        with self._tx() as c:
+            if draft.draft_id:
+                cur = c.execute(
+                    "UPDATE console_drafts SET kind = ?, schema_name = ?, title = ?, sealed = ?,"
+                    " updated_at = ? WHERE draft_id = ? AND owner = ?",
+                    (draft.kind, draft.schema_name, draft.title, draft.sealed,
+                     _ts(draft.updated_at), draft.draft_id, draft.owner),
+                )  # fmt: skip
+                if cur.rowcount:
+                    self._append(c, [audit])
+                    return draft.draft_id
+            cur = c.execute(
+                "INSERT INTO console_drafts (owner, kind, schema_name, title, sealed, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (draft.owner, draft.kind, draft.schema_name, draft.title, draft.sealed,
+                 _ts(draft.updated_at)),
+            )  # fmt: skip
+            self._append(c, [audit])
+            return int(cur.lastrowid or 0)
+
+    def _draft_row(self, r: sqlite3.Row) -> Draft:
+        return Draft(r["draft_id"], r["owner"], r["kind"], r["schema_name"], r["title"],
+                     bytes(r["sealed"]), _dt_req(r["updated_at"]))  # fmt: skip
+
+    def drafts(self, owner: str) -> list[Draft]:
+        rows = self._conn.execute(
+            "SELECT * FROM console_drafts WHERE owner = ? ORDER BY updated_at DESC", (owner,)
+        ).fetchall()
+        return [self._draft_row(r) for r in rows]
+
+    def draft(self, draft_id: int, owner: str) -> Draft | None:
+        r = self._conn.execute(
+            "SELECT * FROM console_drafts WHERE draft_id = ? AND owner = ?", (draft_id, owner)
+        ).fetchone()
+        return None if r is None else self._draft_row(r)
+
+    def delete_draft(self, draft_id: int, owner: str, audit: AuditEvent | None = None) -> bool:
+        with self._tx() as c:
+            cur = c.execute(
+                "DELETE FROM console_drafts WHERE draft_id = ? AND owner = ?", (draft_id, owner)
+            )
+            if cur.rowcount and audit is not None:
+                self._append(c, [audit])
+            return bool(cur.rowcount)
+
+    def purge_drafts(self, before: dt.datetime) -> int:
+        with self._tx() as c:
+            return c.execute(
+                "DELETE FROM console_drafts WHERE updated_at < ?", (_ts(before),)
+            ).rowcount
+
+    def mark_read(self, user_name: str, seq: int) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO console_reads (user_name, seq) VALUES (?, ?)",
+                (user_name, seq),
+            )
+
+    def read_seqs(self, user_name: str) -> frozenset[int]:
+        rows = self._conn.execute(
+            "SELECT seq FROM console_reads WHERE user_name = ?", (user_name,)
+        ).fetchall()
+        return frozenset(r["seq"] for r in rows)
+
+    def sent_messages(
+        self, kinds: Sequence[str], limit: int
+    ) -> list[tuple[OutboundMessage, list[RecipientStatus]]]:
+        """The newest messages this node sent of these kinds (receipts excluded), each with its
+        per-recipient status."""
+        rows = self._conn.execute(
+            f"SELECT * FROM outbox WHERE expects_receipt = 1 AND kind IN"  # noqa: S608
+            f" ({', '.join('?' * len(kinds))}) ORDER BY created_at DESC LIMIT ?",
+            (*kinds, limit),
+        ).fetchall()
+        result = []
+        for r in rows:
+            statuses = self.message_status(r["message_id"])
+            message = self._outbound_row(r, tuple(s.recipient for s in statuses))
+            result.append((message, statuses))
+        return result
+
+    def discard_quarantined(self, entry_id: int, audit: AuditEvent) -> bool:
+        """Delete one quarantine entry, with the audit event that names who did it."""
+        with self._tx() as c:
+            cur = c.execute("DELETE FROM quarantine WHERE id = ?", (entry_id,))
+            if cur.rowcount:
+                self._append(c, [audit])
+            return bool(cur.rowcount)
+
+    def adapter_failed(self, adapter: str, limit: int) -> list[AdapterDelivery]:
+        """Deliveries of an adapter that gave up (webhook-failed), newest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM adapter_deliveries WHERE adapter = ? AND state = 'failed'"
+            " ORDER BY seq DESC LIMIT ?",
+            (adapter, limit),
+        ).fetchall()
+        return [self._adapter_row(r) for r in rows]

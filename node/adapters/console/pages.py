@@ -1,0 +1,597 @@
+"""The console's pages: one handler per route, each a thin step between a request, the node
+and a template. Decisions live in the pure modules beside this one (accounts, forms,
+sessions, threads_view)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+import urllib.parse
+from typing import TYPE_CHECKING, Any
+
+import aiohttp_jinja2
+import structlog
+from aiohttp import web
+
+from node import audit, checkpoint, codes, envelope, payloads
+from node.adapters import requests
+from node.adapters.console import drafts, forms, threads_view
+from node.adapters.console.accounts import decide_login, handled_kinds, user_kinds
+from node.adapters.console.i18n import LANGUAGES, Translator
+from node.adapters.console.requestkeys import SESSION_KEY, json_event
+from node.adapters.webhook import ADAPTER as WEBHOOK
+from node.policy import Policy
+from node.store.base import ConsoleUser, Draft
+from node.submit import Request
+from node.validation import PayloadInvalid
+from node.views import quarantine_item, sent_item
+
+if TYPE_CHECKING:
+    from node.adapters.console.server import ConsoleServer
+    from node.adapters.console.sessions import Session
+
+log = structlog.get_logger("xnode.console")
+PAGE = 200  # rows on a list page
+SUMMARY_FIELDS = ("title", "subject_matter", "cas_OutgoingReferralDetails", "note", "findings",
+                  "results", "reintegration_status", "status")  # fmt: skip
+
+
+def routes(app: web.Application, console: ConsoleServer) -> None:
+    p = Pages(console)
+    r = app.router
+    r.add_get("/healthz", p.healthz)
+    r.add_get("/login", p.login_form)
+    r.add_post("/login", p.login)
+    r.add_post("/logout", p.logout)
+    r.add_post("/language", p.language)
+    r.add_get("/", p.home)
+    r.add_get("/inbox", p.inbox)
+    r.add_get("/messages/{seq:\\d+}", p.message)
+    r.add_post("/messages/{seq:\\d+}/ack", p.ack)
+    r.add_get("/compose", p.compose_form)
+    r.add_post("/compose", p.compose)
+    r.add_get("/drafts", p.drafts_page)
+    r.add_post("/drafts/{draft_id:\\d+}/delete", p.delete_draft)
+    r.add_get("/sent", p.sent)
+    r.add_get("/sent/events", p.sent_events)
+    r.add_get("/threads/{thread_id}", p.thread)
+    r.add_get("/ops", p.ops)
+    r.add_get("/ops/peers", p.peers)
+    r.add_get("/ops/quarantine", p.quarantine)
+    r.add_post("/ops/quarantine/{entry_id:\\d+}/discard", p.discard)
+    r.add_get("/ops/webhook", p.webhook)
+    r.add_post("/ops/webhook/retry", p.webhook_retry)
+    r.add_get("/audit", p.audit)
+
+
+def _session(request: web.Request) -> Session:
+    return request[SESSION_KEY]
+
+
+def _translator(request: web.Request) -> Translator:
+    from node.adapters.console.i18n import negotiate
+
+    session = request.get(SESSION_KEY)
+    language = (session.language if session else None) or negotiate(
+        request.headers.get("Accept-Language")
+    )
+    return Translator(language)
+
+
+def _label(t: Translator) -> forms.Label:
+    def label(list_name: str, code: str) -> str:
+        """A code's label; short codes (H2, B, 3) shown with it, as officers quote them."""
+        try:
+            text = codes.get(list_name).label(code, t.language)
+        except codes.UnknownCode:
+            return code
+        return text if len(code) > 3 or text.startswith(code) else f"{code}: {text}"
+
+    return label
+
+
+def _summary(payload: Any) -> str:
+    if not isinstance(payload, dict):
+        return ""
+    for name in SUMMARY_FIELDS:
+        value = payload.get(name)
+        if isinstance(value, str) and value.strip():
+            text = " ".join(value.split())
+            return text if len(text) <= 120 else text[:117] + "…"
+    return ""
+
+
+class Pages:
+    def __init__(self, console: ConsoleServer) -> None:
+        self.c = console
+        self.node = console.node
+
+    # -- what the user may handle ---------------------------------------------------------------
+
+    def node_kinds(self) -> tuple[str, ...]:
+        config = self.node.config
+        return handled_kinds(Policy.from_config(config.policy.rules), config.node.roles)
+
+    async def user(self, request: web.Request) -> ConsoleUser:
+        user: ConsoleUser | None = await self.c.run(
+            self.node.store.console_user, _session(request).user
+        )
+        if user is None:
+            raise web.HTTPUnauthorized(reason="This account no longer exists.")
+        return user
+
+    async def kinds(self, request: web.Request) -> tuple[str, ...]:
+        return user_kinds(await self.user(request), self.node_kinds())
+
+    def peer_rows(self) -> list[dict[str, Any]]:
+        revoked = self.node.peer_directory.revoked
+        return [
+            {"node_id": d.node_id, "name": d.display_name, "country": d.country,
+             "roles": ", ".join(d.roles), "fingerprint": d.fingerprint,
+             "revoked": d.node_id in revoked}
+            for d in sorted(self.node.peers.values(), key=lambda d: (d.country, d.node_id))
+        ]  # fmt: skip
+
+    # -- sign-in --------------------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def login_form(self, request: web.Request) -> web.StreamResponse:
+        return self._login_page(request, None, 200)
+
+    def _login_page(self, request: web.Request, error: str | None, status: int) -> web.Response:
+        response = web.Response()  # only carries the cookie
+        token = self.c.login_token(request, response)
+        page = aiohttp_jinja2.render_template(
+            "login.html", request,
+            {"login_csrf": token, "error": error, "next": request.query.get("next", "/"),
+             "name": ""},
+            status=status,
+        )  # fmt: skip
+        for morsel in response.cookies.values():
+            page.cookies[morsel.key] = morsel
+        return page
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        name, password = str(form.get("name", "")).strip().lower(), str(form.get("password", ""))
+        next_path = urllib.parse.unquote(str(form.get("next", "/")))
+        if not next_path.startswith("/") or next_path.startswith("//"):
+            next_path = "/"
+        user: ConsoleUser | None = await self.c.run(self.node.store.console_user, name)
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(
+            None, self.c.passwords.verify, user.password_hash if user else None, password
+        )
+        settings, now = self.c.settings, self.c.now()
+        decision = decide_login(user, ok, now, settings.max_failed_logins,
+                                dt.timedelta(minutes=settings.lockout_minutes))  # fmt: skip
+        t = _translator(request)
+        if user is None:
+            await self.c.audit(request, "console-login-failed", reason="unknown-user")
+            log.warning("console_login_failed", node=self.node.node_id, reason="unknown-user")
+            return self._login_page(request, t("The user name or password is wrong."), 401)
+        events = []
+        if decision.ok:
+            events.append(audit.AuditEvent("console-login", now, detail={"user": user.name}))
+        else:
+            events.append(
+                audit.AuditEvent(
+                    "console-login-failed",
+                    now,
+                    detail={"user": user.name, "reason": decision.reason},
+                )
+            )
+            if decision.just_locked:
+                events.append(audit.AuditEvent("console-locked", now, detail={
+                    "user": user.name, "until": decision.locked_until.isoformat()
+                    if decision.locked_until else None}))  # fmt: skip
+        await self.c.run(self.node.store.update_console_user, user.name, events,
+                         **{"failed_logins": decision.failed_logins,
+                            "locked_until": decision.locked_until})  # fmt: skip
+        if not decision.ok:
+            log.warning("console_login_failed", node=self.node.node_id, user=user.name,
+                        reason=decision.reason)  # fmt: skip
+            if decision.reason == "locked" or decision.just_locked:
+                message = t("This account is locked after repeated failed sign-ins. Try again"
+                            " in {minutes} minutes, or ask an operator to reset it.",
+                            minutes=settings.lockout_minutes)  # fmt: skip
+            elif decision.reason == "disabled":
+                message = t("This account is disabled. Ask an operator.")
+            else:
+                message = t("The user name or password is wrong.")
+            return self._login_page(request, message, 401)
+        session = self.c.sessions.open(user.name, user.role, time.monotonic(), user.language)
+        log.info("console_login", node=self.node.node_id, user=user.name, role=user.role)
+        response = web.HTTPSeeOther(next_path)
+        self.c.set_session_cookie(response, session)
+        response.del_cookie("xnode_login", path="/login")
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        session = _session(request)
+        await self.c.audit(request, "console-logout")
+        self.c.sessions.close(session.session_id)
+        response = web.HTTPSeeOther("/login")
+        self.c.set_session_cookie(response, None)
+        return response
+
+    async def language(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        language = str(form.get("language", ""))
+        if language not in LANGUAGES:
+            raise web.HTTPBadRequest(reason=f"language: one of {', '.join(LANGUAGES)}")
+        session = _session(request)
+        session.language = language
+        event = audit.AuditEvent("console-action", self.c.now(),
+                                 detail={"user": session.user, "action": "language",
+                                         "language": language})  # fmt: skip
+        await self.c.run(self.node.store.update_console_user, session.user, [event],
+                         language=language)  # fmt: skip
+        back = str(form.get("back", "/"))
+        raise web.HTTPSeeOther(back if back.startswith("/") and not back.startswith("//") else "/")
+
+    async def home(self, request: web.Request) -> web.StreamResponse:
+        role = _session(request).role
+        target = {"officer": "/inbox", "supervisor": "/inbox", "operator": "/ops"}.get(
+            role, "/audit"
+        )
+        raise web.HTTPSeeOther(target)
+
+    # -- inbox and messages ---------------------------------------------------------------------
+
+    async def inbox(self, request: web.Request) -> web.StreamResponse:
+        kinds = await self.kinds(request)
+        q = request.query
+        kind = q.get("kind", "")
+        sender, priority, unread_only = (
+            q.get("sender", ""),
+            q.get("priority", ""),
+            bool(q.get("unread")),
+        )
+        since, until = q.get("since", ""), q.get("until", "")
+        chosen = (kind,) if kind in kinds else kinds
+        messages = await self.c.run(self.node.store.inbox, 0, list(chosen) or ["-"], 10_000)
+        read = await self.c.run(self.node.store.read_seqs, _session(request).user)
+        unread_counts = {k: 0 for k in kinds}
+        rows: list[dict[str, Any]] = []
+        for m in reversed(messages):
+            unread = m.seq not in read
+            if unread and m.kind in unread_counts:
+                unread_counts[m.kind] += 1
+            try:
+                header = envelope.parse(
+                    self.node.registry, m.envelope, max(len(m.envelope), 1)
+                ).header
+                msg_priority = header.priority
+            except envelope.EnvelopeError:
+                msg_priority = "normal"
+            day = m.received_at.date().isoformat()
+            if (
+                (sender and m.sender != sender)
+                or (priority and msg_priority != priority)
+                or (unread_only and not unread)
+                or (since and day < since)
+                or (until and day > until)
+            ):
+                continue  # fmt: skip
+            if len(rows) >= PAGE:
+                continue
+            item = self.node.inbox_item(m)
+            peer = self.node.peers.get(m.sender)
+            rows.append({**item, "unread": unread, "priority": msg_priority,
+                         "summary": _summary(item.get("payload")),
+                         "sender_name": peer.display_name if peer else m.sender,
+                         "sender_country": peer.country if peer else ""})  # fmt: skip
+        return aiohttp_jinja2.render_template("inbox.html", request, {
+            "rows": rows, "kinds": kinds, "unread_counts": unread_counts,
+            "filters": {"kind": kind, "sender": sender, "priority": priority,
+                        "unread": unread_only, "since": since, "until": until},
+            "senders": sorted({m.sender for m in messages}),
+            "priorities": envelope.PRIORITIES,
+        })  # fmt: skip
+
+    async def _received(self, request: web.Request) -> tuple[Any, dict[str, Any]]:
+        seq = int(request.match_info["seq"])
+        message = await self.c.run(self.node.store.inbox_at, seq)
+        if message is None or message.kind not in await self.kinds(request):
+            raise web.HTTPNotFound(reason="No such message, or not one your role may read.")
+        return message, self.node.inbox_item(message)
+
+    async def message(self, request: web.Request) -> web.StreamResponse:
+        message, item = await self._received(request)
+        session = _session(request)
+        await self.c.run(self.node.store.mark_read, session.user, message.seq)
+        await self.c.audit(request, "console-action", action="read", message_id=message.message_id,
+                           peer=message.sender)  # fmt: skip
+        t = _translator(request)
+        peer = self.node.peers.get(message.sender)
+        tree = None
+        if item.get("payload") is not None:
+            tree = forms.build(self.node.registry, payloads.full_name(item["payload_schema"]),
+                               item["payload"], _label(t))  # fmt: skip
+        replies = threads_view.replies(message.kind, item["payload_schema"])
+        return aiohttp_jinja2.render_template("message.html", request, {
+            "m": item, "tree": tree, "peer": peer, "replies": replies,
+            "handling": item["handling_code"],
+            "handling_label": _label(t)("handling_code", item["handling_code"]),
+            "conditions": (item.get("payload") or {}).get("handling", {}).get("conditions"),
+        })  # fmt: skip
+
+    async def ack(self, request: web.Request) -> web.StreamResponse:
+        message, _ = await self._received(request)
+        await self.c.run(self.node.store.ack, message.seq, self.c.now())
+        await self.c.audit(request, "console-action", action="acknowledge",
+                           message_id=message.message_id, peer=message.sender)  # fmt: skip
+        raise web.HTTPSeeOther(f"/messages/{message.seq}?acked=1")
+
+    # -- compose --------------------------------------------------------------------------------
+
+    def _schemas(self, kinds: tuple[str, ...]) -> list[tuple[str, str, str]]:
+        return [(k, payloads.short_name(s), f"{k}:{payloads.short_name(s)}")
+                for k in kinds for s in payloads.payloads_of(k)]  # fmt: skip
+
+    async def compose_form(self, request: web.Request) -> web.StreamResponse:
+        kinds = await self.kinds(request)
+        q = request.query
+        state: dict[str, Any] = {"kind": q.get("kind", kinds[0] if kinds else ""),
+                                 "schema": q.get("schema", ""), "to": [], "thread_id": "",
+                                 "in_reply_to": "", "priority": "normal", "draft_id": 0,
+                                 "payload": {}}  # fmt: skip
+        if "reply_to" in q and q["reply_to"].isdigit():
+            message = await self.c.run(self.node.store.inbox_at, int(q["reply_to"]))
+            if message is None or message.kind not in kinds:
+                raise web.HTTPNotFound(reason="No such message to reply to.")
+            item = self.node.inbox_item(message)
+            state.update(threads_view.reply_state(item, q.get("schema")))
+        elif "draft" in q and q["draft"].isdigit():
+            draft = await self.c.run(self.node.store.draft, int(q["draft"]), _session(request).user)
+            if draft is None:
+                raise web.HTTPNotFound(reason="No such draft.")
+            try:
+                state.update(drafts.open_draft(draft.sealed, draft.owner, self.node._encryption))
+            except drafts.DraftLost as exc:
+                raise web.HTTPGone(reason=f"This draft can no longer be opened: {exc}") from exc
+            state["draft_id"] = draft.draft_id
+        if state["kind"] not in kinds:
+            raise web.HTTPForbidden(reason="Your role does not let you send this kind.")
+        return self._compose_page(request, state, {}, kinds)
+
+    def _compose_page(self, request: web.Request, state: dict[str, Any],
+                      errors: dict[str, str], kinds: tuple[str, ...],
+                      status: int = 200, notice: str | None = None) -> web.Response:  # fmt: skip
+        t = _translator(request)
+        kind = state["kind"]
+        schema = state["schema"] or payloads.DEFAULT_PAYLOAD[kind]
+        if payloads.full_name(schema) not in payloads.payloads_of(kind):
+            schema = payloads.DEFAULT_PAYLOAD[kind]
+        state["schema"] = schema
+        payload_errors = {forms.error_name(k[len("payload."):] if k.startswith("payload.") else k)
+                          if k.startswith("payload") else k: v
+                          for k, v in errors.items()}  # fmt: skip
+        tree = forms.build(self.node.registry, payloads.full_name(schema), state["payload"],
+                           _label(t), {k: v for k, v in payload_errors.items()})  # fmt: skip
+        summary = [{"name": k, "message": v, "anchor": forms.Field(k, "", "", False).input_id}
+                   for k, v in payload_errors.items()]  # fmt: skip
+        return aiohttp_jinja2.render_template("compose.html", request, {
+            "state": state, "tree": tree, "errors": payload_errors, "summary": summary,
+            "kinds": kinds, "schemas": self._schemas(kinds), "peers": self.peer_rows(),
+            "priorities": envelope.PRIORITIES, "gates": threads_view.gates(schema),
+            "notice": notice,
+        }, status=status)  # fmt: skip
+
+    async def compose(self, request: web.Request) -> web.StreamResponse:
+        kinds = await self.kinds(request)
+        posted = await request.post()
+        form = forms.Form([(k, v) for k, v in posted.items() if isinstance(v, str)])
+        kind = form.get("_kind")
+        if kind not in kinds:
+            raise web.HTTPForbidden(reason="Your role does not let you send this kind.")
+        schema = form.get("_schema")
+        if payloads.full_name(schema) not in payloads.payloads_of(kind):
+            schema = payloads.DEFAULT_PAYLOAD[kind]
+        action = form.get("_action") or "send"
+        state: dict[str, Any] = {
+            "kind": kind, "schema": schema, "to": form.all("_to"),
+            "thread_id": form.get("_thread_id"), "in_reply_to": form.get("_in_reply_to"),
+            "priority": form.get("_priority") or "normal",
+            "draft_id": int(form.get("_draft_id")) if form.get("_draft_id").isdigit() else 0,
+            "payload": forms.parse(self.node.registry, payloads.full_name(schema), form,
+                                   keep_empty=action != "send"),
+        }  # fmt: skip
+        if action.startswith(("add:", "remove:")):
+            state["payload"] = forms.apply_operation(state["payload"], action)
+            return self._compose_page(request, state, {}, kinds)
+        if action == "switch":
+            chosen = form.get("_choose")
+            if ":" in chosen:
+                state["kind"], state["schema"] = chosen.split(":", 1)
+                if state["kind"] not in kinds:
+                    raise web.HTTPForbidden(reason="Your role does not let you send this kind.")
+            state["payload"] = {"handling": state["payload"].get("handling", {})}
+            return self._compose_page(request, state, {}, kinds)
+        if action == "save":
+            return await self._save_draft(request, state, kinds)
+        return await self._send(request, state, kinds)
+
+    async def _save_draft(self, request: web.Request, state: dict[str, Any],
+                          kinds: tuple[str, ...]) -> web.StreamResponse:  # fmt: skip
+        session = _session(request)
+        t = _translator(request)
+        own_keys = self.node._encryption
+        current = self.node.own_descriptor.encryption_key_at(self.c.now())
+        if current is not None and current.key_id in own_keys:
+            newest = own_keys[current.key_id]
+        else:
+            newest = next(iter(own_keys.values()))
+        sealed = drafts.seal({k: v for k, v in state.items() if k != "draft_id"}, session.user,
+                             newest)  # fmt: skip
+        title = _summary(state["payload"]) or t("(untitled)")
+        draft = Draft(state["draft_id"], session.user, state["kind"], state["schema"], title,
+                      sealed, self.c.now())  # fmt: skip
+        event = audit.AuditEvent("console-action", self.c.now(), detail={
+            "user": session.user, "action": "save-draft", "kind": state["kind"]})  # fmt: skip
+        state["draft_id"] = await self.c.run(self.node.store.save_draft, draft, event)
+        return self._compose_page(request, state, {}, kinds, notice=t("Draft saved."))
+
+    async def _send(self, request: web.Request, state: dict[str, Any],
+                    kinds: tuple[str, ...]) -> web.StreamResponse:  # fmt: skip
+        t = _translator(request)
+        full = payloads.full_name(state["schema"])
+        tree = forms.build(self.node.registry, full, state["payload"], _label(t))
+        errors = {f"payload.{k}": t("This field is required.")
+                  for k, v in forms.missing_required(tree, state["payload"]).items()}  # fmt: skip
+        if not state["to"]:
+            errors["to"] = t("Choose at least one recipient.")
+        if errors:
+            return self._compose_page(request, state, errors, kinds, status=422)
+        submission = Request(
+            kind=state["kind"], to=state["to"], payload=state["payload"], schema=state["schema"],
+            thread_id=state["thread_id"] or None, in_reply_to=state["in_reply_to"] or None,
+            priority=state["priority"] if state["priority"] in envelope.PRIORITIES else "normal",
+        )  # fmt: skip
+        try:
+            message_id = await requests.send(self.node, submission)
+        except requests.Refusal as exc:
+            cause = exc.__cause__
+            if isinstance(cause, PayloadInvalid):
+                errors = {p.path: p.message for p in cause.problems}
+            else:
+                errors = {exc.field or "form": exc.error}
+            log.info("console_send_refused", node=self.node.node_id, user=_session(request).user,
+                     field=exc.field, status=exc.status)  # fmt: skip
+            return self._compose_page(request, state, errors, kinds, status=422)
+        await self.c.audit(request, "console-action", action="send", message_id=message_id,
+                           kind=state["kind"], schema=state["schema"])  # fmt: skip
+        if state["draft_id"]:
+            await self.c.run(self.node.store.delete_draft, state["draft_id"],
+                             _session(request).user)  # fmt: skip
+        raise web.HTTPSeeOther(f"/sent?sent={message_id}")
+
+    async def drafts_page(self, request: web.Request) -> web.StreamResponse:
+        rows = await self.c.run(self.node.store.drafts, _session(request).user)
+        return aiohttp_jinja2.render_template("drafts.html", request, {"rows": rows})
+
+    async def delete_draft(self, request: web.Request) -> web.StreamResponse:
+        session = _session(request)
+        event = audit.AuditEvent(
+            "console-action", self.c.now(), detail={"user": session.user, "action": "delete-draft"}
+        )
+        await self.c.run(self.node.store.delete_draft, int(request.match_info["draft_id"]),
+                         session.user, event)  # fmt: skip
+        raise web.HTTPSeeOther("/drafts")
+
+    # -- sent and threads -----------------------------------------------------------------------
+
+    async def _sent_rows(self, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+        found = await self.c.run(self.node.store.sent_messages, list(kinds) or ["-"], PAGE)
+        return [sent_item(m, s, self.node.node_id) for m, s in found]
+
+    async def sent(self, request: web.Request) -> web.StreamResponse:
+        rows = await self._sent_rows(await self.kinds(request))
+        return aiohttp_jinja2.render_template("sent.html", request, {
+            "rows": rows, "just_sent": request.query.get("sent", "")})  # fmt: skip
+
+    async def sent_events(self, request: web.Request) -> web.StreamResponse:
+        """Per-recipient states of the sent list, each time a delivery ends (SSE)."""
+        kinds = await self.kinds(request)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-store"})  # fmt: skip
+        await response.prepare(request)
+        session = _session(request)
+        last: Any = None
+        while not self.c.closing.is_set():
+            if self.c.sessions.get(session.session_id, time.monotonic()) is None:
+                break
+            rows = await self._sent_rows(kinds)
+            snapshot = {r["id"]: {"status": r["status"], "recipients": r["recipients"]}
+                        for r in rows}  # fmt: skip
+            if snapshot != last:
+                await response.write(json_event(snapshot))
+                last = snapshot
+            else:
+                await response.write(b": keep-alive\n\n")
+            await self.node.status_changed.wait(2.0)
+        return response
+
+    async def thread(self, request: web.Request) -> web.StreamResponse:
+        kinds = await self.kinds(request)
+        sent, received = await self.node.thread(request.match_info["thread_id"])
+        sent = [s for s in sent if s["kind"] in kinds]
+        received = [r for r in received if r["kind"] in kinds]
+        if not sent and not received:
+            raise web.HTTPNotFound(reason="No such case, or none your role may read.")
+        t = _translator(request)
+        timeline = threads_view.timeline(sent, received)
+        progress = threads_view.repatriation_progress(timeline)
+        return aiohttp_jinja2.render_template("thread.html", request, {
+            "timeline": timeline, "progress": progress,
+            "thread_id": request.match_info["thread_id"], "label": _label(t)})  # fmt: skip
+
+    # -- operators and auditors -----------------------------------------------------------------
+
+    async def ops(self, request: web.Request) -> web.StreamResponse:
+        checks = await self.node.readiness()
+        snapshot = await self.c.run(self.node.store.snapshot)
+        return aiohttp_jinja2.render_template("ops.html", request, {
+            "checks": checks, "snapshot": snapshot, "api_url": self.node.api_url,
+            "own": self.node.own_descriptor})  # fmt: skip
+
+    async def peers(self, request: web.Request) -> web.StreamResponse:
+        now = time.time()
+        rows = []
+        for row in self.peer_rows():
+            seen = self.node.last_seen.get(row["node_id"])
+            rows.append({**row, "seen_ago": None if seen is None else int(now - seen)})
+        return aiohttp_jinja2.render_template("peers.html", request, {"rows": rows})
+
+    async def quarantine(self, request: web.Request) -> web.StreamResponse:
+        entries = await self.c.run(self.node.store.quarantined, PAGE)
+        return aiohttp_jinja2.render_template("quarantine.html", request, {
+            "rows": [quarantine_item(q) for q in entries]})  # fmt: skip
+
+    async def discard(self, request: web.Request) -> web.StreamResponse:
+        entry_id = int(request.match_info["entry_id"])
+        session = _session(request)
+        event = audit.AuditEvent(
+            "console-action",
+            self.c.now(),
+            detail={"user": session.user, "action": "discard-quarantined", "entry": entry_id},
+        )
+        found = await self.c.run(self.node.store.discard_quarantined, entry_id, event)
+        if not found:
+            raise web.HTTPNotFound(reason="No such quarantine entry.")
+        raise web.HTTPSeeOther("/ops/quarantine?discarded=1")
+
+    async def webhook(self, request: web.Request) -> web.StreamResponse:
+        rows = await self.c.run(self.node.store.adapter_failed, WEBHOOK, PAGE)
+        return aiohttp_jinja2.render_template("webhook.html", request, {
+            "rows": rows, "configured": bool(self.node.config.webhook.url)})  # fmt: skip
+
+    async def webhook_retry(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        message_id = str(form.get("message_id", "")) or None
+        count = await self.c.run(self.node.store.retry_adapter, WEBHOOK, message_id, self.c.now())
+        await self.c.audit(request, "console-action", action="webhook-retry",
+                           message_id=message_id, count=count)  # fmt: skip
+        raise web.HTTPSeeOther(f"/ops/webhook?retried={count}")
+
+    async def audit(self, request: web.Request) -> web.StreamResponse:
+        entries = await self.c.run(self.node.store.audit_entries)
+        report = audit.verify(entries)
+        own = self.node.audit_checkpoints.own
+        verdict = None
+        if report.ok:
+            verdict = checkpoint.assess(report.length, {e.seq: e.hash for e in entries},
+                                        own, [])  # fmt: skip
+        recent = [
+            {"seq": e.seq, "event": e.event.event, "at": e.event.at, "message_id":
+             e.event.message_id, "peer": e.event.peer,
+             "detail": json.dumps(dict(e.event.detail), ensure_ascii=False)[:200]}
+            for e in reversed(entries[-PAGE:])
+        ]  # fmt: skip
+        return aiohttp_jinja2.render_template("audit.html", request, {
+            "report": report, "verdict": verdict, "recent": recent})  # fmt: skip
