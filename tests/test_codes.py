@@ -92,7 +92,8 @@ def test_htcds_code_lists_keep_htcds_value_names(list_name, htcds_field):
 def test_labels_fall_back_and_unknown_codes_are_refused():
     gender = codes.get("gender")
     assert gender.label("Feminine", "fr") == "Féminin"
-    assert gender.label("Feminine", "sw") == "Feminine"  # no Swahili labels yet: English
+    assert gender.label("Feminine", "sw") == "Kike"
+    assert gender.label("Feminine", "ar") == "أنثى"
     with pytest.raises(codes.UnknownCode):
         gender.label("Unknown")
     with pytest.raises(codes.UnknownCode):
