@@ -1,9 +1,12 @@
-"""Code lists: the controlled vocabularies of the payloads, with labels in the SADC languages.
+"""Code lists: the controlled vocabularies of the payloads, with labels in several languages.
 
 Each list lives in ``schemas/codes/<list>.json``: its codes (HTCDS value names where HTCDS has
-the list), labels in English, French and Portuguese, and, for lists carried as Avro enums, the
-enum's name and default symbol. The enum ``.avsc`` files beside them are generated from these
-files (``python tools/gen_code_enums.py``) so the two can never disagree; a test checks it.
+the list), labels, and, for lists carried as Avro enums, the enum's name and default symbol.
+A list is refused at load unless every code has a label in each of the ``REQUIRED_LANGUAGES``
+(English, French, Portuguese). ``LANGUAGES`` are the languages offered to users: the required
+ones plus Swahili and Arabic, where a missing label falls back to English (a test keeps them
+complete: ``missing_labels``). The enum ``.avsc`` files beside the lists are generated from them
+(``python tools/gen_code_enums.py``) so the two can never disagree; a test checks it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from typing import Any
 
 from node.codec import schemas_directory
 
-LANGUAGES = ("en", "fr", "pt")
+# Every code must have a label in these; a list missing one is refused at load.
+REQUIRED_LANGUAGES = ("en", "fr", "pt")
+# The languages users may ask labels in (CLI --lang, API ?lang=); ISO 639-1 codes.
+LANGUAGES = (*REQUIRED_LANGUAGES, "sw", "ar")
 
 
 class UnknownCode(KeyError):
@@ -38,6 +44,7 @@ class CodeList:
         return tuple(self.labels)
 
     def label(self, code: str, language: str = "en") -> str:
+        """The code's label in ``language``, in English where it has none in that language."""
         if code not in self.labels:
             raise UnknownCode(f"{code!r} is not in code list {self.name}")
         labels = self.labels[code]
@@ -63,7 +70,7 @@ class CodeList:
     def from_json(cls, data: Mapping[str, Any]) -> CodeList:
         labels = {entry["code"]: dict(entry["labels"]) for entry in data["codes"]}
         for code, by_language in labels.items():
-            missing = [lang for lang in LANGUAGES if not by_language.get(lang)]
+            missing = [lang for lang in REQUIRED_LANGUAGES if not by_language.get(lang)]
             if missing:
                 raise ValueError(f"{data['list']}.{code}: no label in {', '.join(missing)}")
         if data.get("default") is not None and data["default"] not in labels:
@@ -95,6 +102,18 @@ def code_lists() -> dict[str, CodeList]:
 def by_enum(name: str) -> CodeList | None:
     """The code list behind an Avro enum's full name, if it has one."""
     return next((c for c in code_lists().values() if c.avro_enum == name), None)
+
+
+def missing_labels(language: str) -> list[str]:
+    """The codes (``list.code``, e.g. ``gender.Feminine``) with no label in ``language``."""
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}; one of {', '.join(LANGUAGES)}")
+    return [
+        f"{code_list.name}.{code}"
+        for code_list in code_lists().values()
+        for code, by_language in code_list.labels.items()
+        if not by_language.get(language, "").strip()
+    ]
 
 
 def get(name: str) -> CodeList:

@@ -1,7 +1,7 @@
 """Human-readable descriptions of payload schemas, for ``xnode schemas`` and the API.
 
 Pure: walks a standalone schema and returns rows; printing is the caller's business. Code
-labels come from the code lists in the requested language (en, fr, pt).
+labels come from the code lists in the requested language (en, fr, pt, sw, ar).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from node import codes as code_lists
 from node import tokens
 from node.adapters.api import ApiServer, openapi_document
 from node.service import Node
@@ -241,6 +242,12 @@ async def test_reference_and_operations_routes(pair: Pair):
     status, codes = await pair.get(pair.a, "/v1/codes/gender?lang=fr", token)
     assert status == 200 and codes["language"] == "fr" and codes["codes"]
     assert (await pair.get(pair.a, "/v1/codes/gender?lang=xx", token))[0] == 400
+    status, codes = await pair.get(pair.a, "/v1/codes/exploitation_type?lang=sw", token)
+    assert status == 200 and codes["language"] == "sw"
+    assert {"code": "ForcedLabour", "label": "Kazi ya kulazimishwa"} in codes["codes"]
+    status, codes = await pair.get(pair.a, "/v1/codes/methods_of_control?lang=ar", token)
+    assert status == 200 and codes["language"] == "ar"
+    assert {"code": "DebtBondage", "label": "عبودية الدين"} in codes["codes"]
     assert (await pair.get(pair.a, "/v1/codes/colours", token))[0] == 404
     assert (await pair.get(pair.a, "/v1/quarantine", token))[0] == 403
     admin = await make_token(pair.a, "operator", "admin")
@@ -283,6 +290,13 @@ def test_served_routes_and_openapi_document_agree(tmp_path: Path):
     documented = {(m, p) for p, ops in document["paths"].items() for m in ops}
     assert routes == documented
     assert document["openapi"].startswith("3.1")
+
+
+def test_openapi_document_offers_the_code_list_languages():
+    parameters = openapi_document()["paths"]["/v1/codes/{list}"]["get"]["parameters"]
+    lang = next(p for p in parameters if p["name"] == "lang")
+    assert lang["schema"]["enum"] == list(code_lists.LANGUAGES)
+    assert lang["schema"]["default"] == "en"
 
 
 async def test_schemathesis_finds_no_server_errors_and_no_schema_violations(tmp_path: Path, broker):

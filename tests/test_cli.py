@@ -464,6 +464,12 @@ def test_schemas_commands(capsys):
     assert "forced_labour_industry" in out and "Human Trafficking Case Data Standard" in out
     code, out, _ = run(capsys, "schemas", "codes", "trafficking_status", "--lang", "pt")
     assert "Possível vítima de tráfico" in out
+    code, out, _ = run(capsys, "schemas", "codes", "trafficking_status", "--lang", "sw")
+    assert code == 0 and "Anayeweza kuwa mwathirika wa usafirishaji haramu wa binadamu" in out
+    code, out, _ = run(capsys, "schemas", "codes", "exploitation_type", "--lang", "ar", "--json")
+    assert {"code": "ForcedLabour", "label": "العمل القسري"} in json.loads(out)
+    code, out, _ = run(capsys, "schemas", "show", "referral", "--lang", "ar")
+    assert code == 0 and "عبودية الدين" in out
     code, _, err = run(capsys, "schemas", "codes", "colours")
     assert code == 1 and "unknown code list 'colours'" in err
     code, _, err = run(capsys, "schemas", "show", "gossip")

@@ -1,12 +1,14 @@
-"""Code lists: complete labels in the SADC languages, in step with the Avro enums."""
+"""Code lists: complete labels in every offered language, in step with the Avro enums."""
 
 from __future__ import annotations
 
 import csv
 import functools
 import json
+import unicodedata
 from pathlib import Path
 
+import pycountry
 import pytest
 
 from node import codes
@@ -23,6 +25,60 @@ def test_every_list_has_labels_in_every_language():
         for code in code_list.codes:
             for language in codes.LANGUAGES:
                 assert code_list.label(code, language).strip(), (code_list.name, code, language)
+
+
+@pytest.mark.parametrize("language", codes.LANGUAGES)
+def test_no_code_lacks_a_label_in_an_offered_language(language):
+    # label() falls back to English, so the test above cannot see a missing sw or ar label: a
+    # new code needs its translations before it is merged.
+    missing = codes.missing_labels(language)
+    assert not missing, f"{len(missing)} codes have no {language!r} label: {', '.join(missing)}"
+
+
+def test_offered_languages_are_iso_639_1_and_include_the_required_ones():
+    assert len(set(codes.LANGUAGES)) == len(codes.LANGUAGES)
+    assert codes.LANGUAGES[: len(codes.REQUIRED_LANGUAGES)] == codes.REQUIRED_LANGUAGES
+    assert codes.LANGUAGES[0] == "en"  # the fallback of label()
+    for language in codes.LANGUAGES:
+        assert pycountry.languages.get(alpha_2=language) is not None, language
+    names = {lang: pycountry.languages.get(alpha_2=lang).name for lang in ("sw", "ar")}
+    assert names == {"sw": "Swahili (macrolanguage)", "ar": "Arabic"}
+
+
+def test_labels_are_only_in_offered_languages_and_in_order():
+    # A label under a misspelt key ("sv", "ara") would be silently unused.
+    for path in sorted((SCHEMAS / "codes").glob("*.json")):
+        for entry in json.loads(path.read_text("utf-8"))["codes"]:
+            offered = tuple(lang for lang in codes.LANGUAGES if lang in entry["labels"])
+            assert tuple(entry["labels"]) == offered, (path.name, entry["code"])
+            for language, label in entry["labels"].items():
+                assert label == label.strip() and label, (path.name, entry["code"], language)
+
+
+def _letters(text: str, script: str) -> int:
+    return sum(1 for c in text if c.isalpha() and unicodedata.name(c, "").startswith(script))
+
+
+def test_arabic_labels_are_in_arabic_script():
+    for code_list in codes.code_lists().values():
+        for code, labels in code_list.labels.items():
+            label = labels.get("ar", "")
+            arabic, letters = _letters(label, "ARABIC"), sum(c.isalpha() for c in label)
+            # only a code's own letter ("A: ...", source reliability) may be Latin
+            assert arabic >= 2 and arabic >= letters - 1, (code_list.name, code, label)
+
+
+def test_swahili_labels_are_not_copied_from_english():
+    labels = [
+        (f"{code_list.name}.{code}", by_language["en"], by_language.get("sw", ""))
+        for code_list in codes.code_lists().values()
+        for code, by_language in code_list.labels.items()
+    ]
+    same = [name for name, en, sw in labels if en.casefold() == sw.casefold()]
+    # loanwords may coincide ("Visa" is "Viza"); a list copied from English would not
+    assert len(same) <= len(labels) // 20, same
+    for _, en, sw in labels:
+        assert _letters(sw, "LATIN") == sum(c.isalpha() for c in sw), sw
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in codes.code_lists().items() if c.avro_enum))
@@ -92,8 +148,39 @@ def test_htcds_code_lists_keep_htcds_value_names(list_name, htcds_field):
 def test_labels_fall_back_and_unknown_codes_are_refused():
     gender = codes.get("gender")
     assert gender.label("Feminine", "fr") == "Féminin"
-    assert gender.label("Feminine", "sw") == "Feminine"  # no Swahili labels yet: English
+    assert gender.label("Feminine", "sw") == "Kike"
+    assert gender.label("Feminine", "ar") == "أنثى"
     with pytest.raises(codes.UnknownCode):
         gender.label("Unknown")
     with pytest.raises(codes.UnknownCode):
         codes.get("colours")
+
+
+def _demo_list(**labels: dict[str, str]) -> dict[str, object]:
+    return {
+        "list": "demo",
+        "source": "test",
+        "doc": "A list for the test.",
+        "codes": [{"code": code, "labels": by_language} for code, by_language in labels.items()],
+    }
+
+
+def test_a_required_language_is_required_and_an_offered_one_falls_back(monkeypatch):
+    required = {"en": "Yes", "fr": "Oui", "pt": "Sim"}
+    for language in codes.REQUIRED_LANGUAGES:
+        with pytest.raises(ValueError, match=f"demo.Yes: no label in {language}"):
+            codes.CodeList.from_json(
+                _demo_list(Yes={k: v for k, v in required.items() if k != language})
+            )
+    demo = codes.CodeList.from_json(
+        _demo_list(Yes={**required, "sw": "Ndiyo", "ar": "نعم"}, No={"en": "No", "fr": "Non",
+                   "pt": "Não", "ar": ""})
+    )  # fmt: skip
+    assert demo.label("Yes", "sw") == "Ndiyo" and demo.label("Yes", "ar") == "نعم"
+    assert demo.label("No", "sw") == "No" and demo.label("No", "ar") == "No"  # English
+    monkeypatch.setattr(codes, "code_lists", lambda: {"demo": demo})
+    assert codes.missing_labels("sw") == ["demo.No"]
+    assert codes.missing_labels("ar") == ["demo.No"]
+    assert codes.missing_labels("fr") == []
+    with pytest.raises(ValueError, match="unknown language 'xx'"):
+        codes.missing_labels("xx")
