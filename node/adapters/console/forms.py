@@ -171,7 +171,8 @@ def build(
             if isinstance(items, dict) and items.get("type") == "record":
                 node = Field(name=name, key=key, widget="list", required=False, doc=doc,
                              error=errors.get(name), item_type=items["name"])  # fmt: skip
-                for i, item in enumerate((value or [])[:MAX_ITEMS]):
+                items_value = value if isinstance(value, list) else []
+                for i, item in enumerate(items_value[:MAX_ITEMS]):
                     node.children.append(record(items, f"{name}[{i}]", key, True, item, depth + 1))
                 return node
             code_list = _code_list(items, doc)
@@ -239,6 +240,13 @@ def _timestamp(text: str) -> str:
     return text
 
 
+def _blank(value: Any) -> bool:
+    """Nothing filled in: an unticked box says nothing when the rest of its record is empty."""
+    if isinstance(value, dict):
+        return all(_blank(v) for v in value.values())
+    return value is None or value is False or value == [] or value == ""
+
+
 def parse(
     registry: SchemaRegistry, schema_name: str, form: Form, keep_empty: bool = False
 ) -> dict[str, Any]:
@@ -261,14 +269,14 @@ def parse(
         target = schema.resolve(inner)
         if isinstance(target, dict) and target.get("type") == "record" and depth < 8:
             value = record(target, name, depth + 1)
-            return value if value or not nullable or keep_empty else None
+            return value if not nullable or keep_empty or not _blank(value) else None
         if isinstance(target, dict) and target.get("type") == "array":
             items = schema.resolve(target["items"])
             if isinstance(items, dict) and items.get("type") == "record":
                 found = [
                     record(items, f"{name}[{i}]", depth + 1) for i in range(_count(form, name))
                 ]
-                return found if keep_empty else [item for item in found if item]
+                return found if keep_empty else [item for item in found if not _blank(item)]
             if _code_list(items, doc):
                 return [v for v in form.all(name) if v]
             lines = [line.strip() for line in form.get(name).splitlines() if line.strip()]

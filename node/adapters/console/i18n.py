@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-LANGUAGES = ("en", "fr", "pt", "sw", "ar")
+from node import codes
+
+LANGUAGES = codes.LANGUAGES  # the code lists and the interface offer the same languages
 NAMES = {"en": "English", "fr": "Français", "pt": "Português", "sw": "Kiswahili", "ar": "العربية"}
 RTL = frozenset({"ar"})
 _TAG = re.compile(r"^\s*([A-Za-z]{1,8})(?:-[A-Za-z0-9]{1,8})*\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*$")

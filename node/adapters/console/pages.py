@@ -369,8 +369,7 @@ class Pages:
         if payloads.full_name(schema) not in payloads.payloads_of(kind):
             schema = payloads.DEFAULT_PAYLOAD[kind]
         state["schema"] = schema
-        payload_errors = {forms.error_name(k[len("payload."):] if k.startswith("payload.") else k)
-                          if k.startswith("payload") else k: v
+        payload_errors = {forms.error_name(k) if k.startswith("payload") else k: v
                           for k, v in errors.items()}  # fmt: skip
         tree = forms.build(self.node.registry, payloads.full_name(schema), state["payload"],
                            _label(t), {k: v for k, v in payload_errors.items()})  # fmt: skip
@@ -387,6 +386,7 @@ class Pages:
         kinds = await self.kinds(request)
         posted = await request.post()
         form = forms.Form([(k, v) for k, v in posted.items() if isinstance(v, str)])
+        upload = posted.get("_import_file")
         kind = form.get("_kind")
         if kind not in kinds:
             raise web.HTTPForbidden(reason="Your role does not let you send this kind.")
@@ -413,9 +413,40 @@ class Pages:
                     raise web.HTTPForbidden(reason="Your role does not let you send this kind.")
             state["payload"] = {"handling": state["payload"].get("handling", {})}
             return self._compose_page(request, state, {}, kinds)
+        if action == "import":
+            return self._import(request, state, upload, kinds)
         if action == "save":
             return await self._save_draft(request, state, kinds)
         return await self._send(request, state, kinds)
+
+    def _import(self, request: web.Request, state: dict[str, Any], upload: Any,
+                kinds: tuple[str, ...]) -> web.Response:  # fmt: skip
+        """Fill the form from a JSON file: a payload, or a request as a local system sends it
+        to the API ({kind, to, schema, payload}). Nothing is sent; the person checks it first."""
+        t = _translator(request)
+        data = upload.file.read(self.node.config.api.max_body_bytes + 1) if upload else b""
+        try:
+            if not data:
+                raise requests.Refusal(400, t("Choose a JSON file to load."), "_import_file")
+            if len(data) > self.node.config.api.max_body_bytes:
+                raise requests.Refusal(413, t("The file is too large."), "_import_file")
+            document = requests.parse_json(data)
+            if not isinstance(document, dict):
+                raise requests.Refusal(422, t("The file must hold a JSON object."), "_import_file")
+        except requests.Refusal as exc:
+            return self._compose_page(request, state, {"_import_file": exc.error}, kinds, 422)
+        if isinstance(document.get("payload"), dict):
+            if document.get("kind") in kinds:
+                state["kind"] = document["kind"]
+            if isinstance(document.get("schema"), str):
+                state["schema"] = document["schema"]
+            to = document.get("to")
+            if isinstance(to, list):
+                state["to"] = [x for x in to if isinstance(x, str)]
+            document = document["payload"]
+        state["payload"] = document
+        return self._compose_page(request, state, {}, kinds, notice=t(
+            "Loaded from the file. Check every field, then send."))  # fmt: skip
 
     async def _save_draft(self, request: web.Request, state: dict[str, Any],
                           kinds: tuple[str, ...]) -> web.StreamResponse:  # fmt: skip
@@ -505,15 +536,16 @@ class Pages:
         last: Any = None
         while not self.c.closing.is_set():
             if self.c.sessions.get(session.session_id, time.monotonic()) is None:
-                break
+                break  # signed out or timed out: the stream ends with the session
             rows = await self._sent_rows(kinds)
-            snapshot = {r["id"]: {"status": r["status"], "recipients": r["recipients"]}
-                        for r in rows}  # fmt: skip
-            if snapshot != last:
-                await response.write(json_event(snapshot))
-                last = snapshot
-            else:
-                await response.write(b": keep-alive\n\n")
+            snapshot = {
+                r["id"]: {"status": r["status"], "recipients": r["recipients"]} for r in rows
+            }
+            try:
+                await response.write(json_event(snapshot) if snapshot != last else b": -\n\n")
+            except (ConnectionResetError, RuntimeError):
+                break  # the browser went away
+            last = snapshot
             await self.node.status_changed.wait(2.0)
         return response
 

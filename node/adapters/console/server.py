@@ -208,10 +208,12 @@ class ConsoleServer:
         return response
 
     async def error_page(self, request: web.Request, status: int, reason: str) -> web.Response:
-        response = aiohttp_jinja2.render_template(
-            "error.html", request, {"status": status, "reason": reason}, status=status
+        # rendered outside the context-processor middleware (which may not have run): the
+        # page context is added here
+        context = await self._context(request)
+        return aiohttp_jinja2.render_template(
+            "error.html", request, {**context, "status": status, "reason": reason}, status=status
         )
-        return response
 
     @web.middleware
     async def _session(self, request: web.Request, handler: Handler) -> web.StreamResponse:
