@@ -247,7 +247,9 @@ def test_alert_with_a_mistake_then_fixed_reaches_the_other_officer(
     receiver.close()
 
 
-def test_mla_request_answered_through_reply(region: Region, browser: object, tmp_path: Path) -> None:
+def test_mla_request_answered_through_reply(
+    region: Region, browser: object, tmp_path: Path
+) -> None:
     sender = Person(browser, region.secretariat, "mwila")
     sender.go("/compose?kind=mla")
     request = json.loads((EXAMPLES / "mla-request.json").read_text())

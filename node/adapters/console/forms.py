@@ -359,11 +359,13 @@ def _locate(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str
     for name, index in parts[:-1]:
         if not isinstance(current, dict):
             return None, ""
-        current = current.setdefault(name, [] if index else {})
-        if index:
-            if not isinstance(current, list) or int(index) >= len(current):
+        if index:  # an item must exist already; only records on the way are created
+            items = current.get(name)
+            if not isinstance(items, list) or int(index) >= len(items):
                 return None, ""
-            current = current[int(index)]
+            current = items[int(index)]
+        else:
+            current = current.setdefault(name, {})
     if not parts or not isinstance(current, dict) or parts[-1][1]:
         return None, ""
     return current, parts[-1][0]

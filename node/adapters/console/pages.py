@@ -204,12 +204,14 @@ class Pages:
             else:
                 message = t("The user name or password is wrong.")
             return self._login_page(request, message, 401)
-        session = self.c.sessions.open(user.name, user.role, time.monotonic(), user.language)
+        session = self.c.sessions.open(
+            user.name, user.role, time.monotonic(), user.language, user.password_hash
+        )
         log.info("console_login", node=self.node.node_id, user=user.name, role=user.role)
         response = web.HTTPSeeOther(next_path)
         self.c.set_session_cookie(response, session)
         response.del_cookie("xnode_login", path="/login")
-        return response
+        raise response
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
         session = _session(request)
@@ -217,7 +219,7 @@ class Pages:
         self.c.sessions.close(session.session_id)
         response = web.HTTPSeeOther("/login")
         self.c.set_session_cookie(response, None)
-        return response
+        raise response
 
     async def language(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()

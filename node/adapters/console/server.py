@@ -9,6 +9,7 @@ the sent list (Server-Sent Events) and a confirmation before discarding.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import secrets
 import ssl
@@ -77,6 +78,7 @@ class ConsoleServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self.closing = asyncio.Event()
+        self._housekeeping: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -135,6 +137,21 @@ class ConsoleServer:
         sockets = getattr(site._server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
         log.info("console_listening", node=self.node.node_id, url=self.url)
+        self._housekeeping = asyncio.create_task(self._keep_house())
+
+    async def _keep_house(self) -> None:
+        """Forget timed-out sessions; delete drafts past ``draft_retention_days``."""
+        keep = dt.timedelta(days=self.settings.draft_retention_days)
+        while not self.closing.is_set():
+            self.sessions.sweep(time.monotonic())
+            try:
+                removed = await self.run(self.node.store.purge_drafts, self.now() - keep)
+                if removed:
+                    log.info("console_drafts_purged", node=self.node.node_id, count=removed)
+            except StoreUnavailable as exc:
+                self.node.note_store_failure(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closing.wait(), 3600)
 
     @property
     def url(self) -> str:
@@ -143,6 +160,10 @@ class ConsoleServer:
 
     async def stop(self) -> None:
         self.closing.set()
+        if self._housekeeping is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+            self._housekeeping = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -184,18 +205,23 @@ class ConsoleServer:
 
     @web.middleware
     async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Security headers on every answer; errors as pages in the user's language."""
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            if exc.status >= 400 and exc.content_type != "text/html":
-                response = await self.error_page(request, exc.status, exc.reason)
-            else:
-                response = exc
+            if exc.status < 400:  # a redirect: raised on, with the headers
+                self._secure(request, exc)
+                raise
+            response = await self.error_page(request, exc.status, exc.reason)
         except StoreUnavailable as exc:
             self.node.note_store_failure(exc)
             response = await self.error_page(
                 request, 507, "The node cannot write to its store now; try again shortly."
             )
+        self._secure(request, response)
+        return response
+
+    def _secure(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -205,7 +231,6 @@ class ConsoleServer:
             response.headers["Cache-Control"] = "no-store"
         if self.secure:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
-        return response
 
     async def error_page(self, request: web.Request, status: int, reason: str) -> web.Response:
         # rendered outside the context-processor middleware (which may not have run): the
@@ -227,9 +252,16 @@ class ConsoleServer:
                 raise web.HTTPSeeOther(f"/login?next={_safe_next(request.path_qs)}")
             raise web.HTTPUnauthorized(reason="Your session has ended; sign in again.")
         user = await self.run(self.node.store.console_user, session.user)
-        if user is None or user.disabled_at is not None:
-            self.sessions.close(session.session_id)
-            raise web.HTTPUnauthorized(reason="This account is disabled.")
+        if (
+            user is None
+            or user.disabled_at is not None
+            or user.password_hash != session.credential
+            or user.role != session.role
+        ):
+            self.sessions.close(session.session_id)  # disabled, reset or changed: sign in again
+            if request.method == "GET" and not request.path.endswith("/events"):
+                raise web.HTTPSeeOther("/login")
+            raise web.HTTPUnauthorized(reason="Your session has ended; sign in again.")
         permission = required_permission(request.path)
         if permission is not None and not may(session.role, permission):
             log.warning("console_forbidden", node=self.node.node_id, user=session.user,

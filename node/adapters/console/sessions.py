@@ -21,6 +21,8 @@ class Session:
     created: float
     last_seen: float
     language: str | None = None
+    # the password hash the session was opened with: a reset (or another hash) ends it
+    credential: str = ""
     flash: list[str] = field(default_factory=list)
 
 
@@ -32,10 +34,13 @@ class SessionBook:
         self.lifetime = lifetime
         self._sessions: dict[str, Session] = {}
 
-    def open(self, user: str, role: str, now: float, language: str | None = None) -> Session:
+    def open(
+        self, user: str, role: str, now: float, language: str | None = None, credential: str = ""
+    ) -> Session:
         session = Session(
             session_id=secrets.token_urlsafe(32), user=user, role=role,
             csrf=secrets.token_urlsafe(32), created=now, last_seen=now, language=language,
+            credential=credential,
         )  # fmt: skip
         self._sessions[session.session_id] = session
         return session

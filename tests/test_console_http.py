@@ -1,0 +1,188 @@
+"""The console over HTTP without a browser: hostile and malformed requests get a clear 4xx
+and never a 500, the security headers are on every answer, and every action is audited.
+A node started in-process with no broker (the console does not need one to refuse)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from node.adapters.console import ConsoleServer
+from node.adapters.console.users import add_user, disable_user, reset_password
+from node.service import Node
+from node.transport.broker import free_port
+from tests.runtime_helpers import create_nodes, node_env
+
+PASSWORD = "correct horse battery staple"
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+async def console(tmp_path) -> AsyncIterator[tuple[Node, ConsoleServer]]:
+    dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
+    env = node_env(f"127.0.0.1:{free_port()}", XNODE_CONSOLE_ENABLED="true",
+                   XNODE_CONSOLE_PORT="0", XNODE_CONSOLE_MAX_FAILED_LOGINS="3")  # fmt: skip
+    node = Node(dirs["zm-police"], env=env)
+    await node.start()
+    server = ConsoleServer(node)
+    await server.start()
+    for name, role in (("mwila", "officer"), ("chanda", "operator"), ("farai", "auditor")):
+        await node._run(add_user, node.store, name, role, PASSWORD, NOW)
+    yield node, server
+    await server.stop()
+    await node.stop()
+
+
+async def sign_in(session: aiohttp.ClientSession, url: str, name: str, password: str = PASSWORD):
+    async with session.get(url + "/login") as response:
+        token = re.search(r'name="csrf" value="([^"]+)"', await response.text()).group(1)
+    return await session.post(
+        url + "/login",
+        data={"csrf": token, "name": name, "password": password},
+        allow_redirects=False,
+    )
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+async def test_every_answer_carries_the_security_headers(console):
+    node, server = console
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        for path in ("/login", "/inbox", "/static/console.css", "/nowhere", "/healthz"):
+            async with s.get(server.url + path, allow_redirects=False) as r:
+                assert r.headers["X-Frame-Options"] == "DENY", path
+                assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], path
+                assert r.headers["X-Content-Type-Options"] == "nosniff", path
+        async with s.get(server.url + "/inbox", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"].startswith("/login?next=")
+
+
+async def test_sign_in_needs_the_forms_token_and_sets_a_strict_cookie(console):
+    node, server = console
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        r = await s.post(server.url + "/login", data={"name": "mwila", "password": PASSWORD})
+        assert r.status == 403  # no token: a login form on another site cannot sign anyone in
+        r = await sign_in(s, server.url, "mwila")
+        assert r.status == 303
+        cookie = r.headers["Set-Cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+        async with s.get(server.url + "/inbox") as page:
+            assert page.status == 200
+            assert "Cache-Control" in page.headers and page.headers["Cache-Control"] == "no-store"
+
+
+async def test_hostile_posts_get_4xx_never_500(console):
+    node, server = console
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        await sign_in(s, server.url, "mwila")
+        async with s.get(server.url + "/compose?kind=alert") as page:
+            token = csrf_of(await page.text())
+        cases = [
+            ({"csrf": token, "_kind": "receipt"}, 403),
+            ({"csrf": token, "_kind": "alert", "_action": "remove:subjects[999999999999]"}, 200),
+            ({"csrf": token, "_kind": "alert", "subjects#count": "99999999999999999999",
+              "_action": "add:subjects"}, 200),
+            ({"csrf": token, "_kind": "alert", "_schema": "../../etc/passwd"}, 422),
+            ({"csrf": token, "_kind": "alert", "_to": "nobody-here", "title": "\x00"}, 422),
+            ({"csrf": token, "_kind": "alert", "_action": "switch", "_choose": "receipt:Receipt"},
+             403),
+            ({"csrf": token, "_kind": "alert", "_draft_id": "-1", "_action": "save"}, 200),
+            ({"csrf": token, "_kind": "alert", "_action": "import"}, 422),
+        ]  # fmt: skip
+        for form, status in cases:
+            async with s.post(server.url + "/compose", data=form) as r:
+                body = await r.text()
+                assert r.status == status, (form, r.status, body[:300])
+        raw = f"csrf={token}&_kind=alert&_to=zw-police&title=%ED%A0%80%FF".encode()  # not UTF-8
+        async with s.post(server.url + "/compose", data=raw, headers={
+                "Content-Type": "application/x-www-form-urlencoded"}) as r:  # fmt: skip
+            assert 400 <= r.status < 500, r.status
+        for path in ("/messages/99999", "/threads/x", "/compose?reply_to=77", "/compose?draft=5"):
+            async with s.get(server.url + path) as r:
+                assert r.status == 404, path
+        data = aiohttp.FormData()
+        data.add_field("csrf", token)
+        data.add_field("_kind", "alert")
+        data.add_field("_action", "import")
+        data.add_field("_import_file", b"{not json", filename="x.json")
+        async with s.post(server.url + "/compose", data=data) as r:
+            assert r.status == 422 and "invalid JSON" in await r.text()
+        async with s.post(server.url + "/language", data={"csrf": token, "language": "xx"}) as r:
+            assert r.status == 400
+        async with s.post(server.url + "/language",
+                          data={"csrf": token, "language": "fr", "back": "//evil.example/"},
+                          allow_redirects=False) as r:  # fmt: skip
+            assert r.status == 303 and r.headers["Location"] == "/"  # no open redirect
+
+
+async def test_a_long_password_or_unknown_user_is_a_plain_refusal(console):
+    node, server = console
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        r = await sign_in(s, server.url, "mwila", "x" * 100_000)
+        assert r.status == 401
+        r = await sign_in(s, server.url, "nobody")
+        assert r.status == 401 and "wrong" in await r.text()
+        r = await sign_in(s, server.url, "mwila", "wrong password")
+        assert r.status == 401 and "wrong" in await r.text()  # the same words: no name oracle
+    entries = await node._run(node.store.audit_entries)
+    failed = [e.event.detail for e in entries if e.event.event == "console-login-failed"]
+    assert {"user": None, "reason": "unknown-user"} in failed
+    assert all("x" * 20 not in str(d) for d in failed)  # a password never reaches the log
+
+
+async def test_disable_and_reset_end_sessions_at_once(console):
+    node, server = console
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        await sign_in(s, server.url, "mwila")
+        async with s.get(server.url + "/inbox") as r:
+            assert r.status == 200
+        await node._run(reset_password, node.store, "mwila", "a new password for mwila", NOW)
+        async with s.get(server.url + "/inbox", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/login"
+        await sign_in(s, server.url, "mwila", "a new password for mwila")
+        async with s.get(server.url + "/inbox") as r:
+            assert r.status == 200
+        await node._run(disable_user, node.store, "mwila", NOW)
+        async with s.get(server.url + "/inbox", allow_redirects=False) as r:
+            assert r.status == 303
+        r = await sign_in(s, server.url, "mwila", "a new password for mwila")
+        assert r.status == 401 and "disabled" in await r.text()
+
+
+async def test_roles_are_enforced_on_every_route(console):
+    node, server = console
+    pages = {"/inbox": "officer", "/compose": "officer", "/drafts": "officer", "/sent": "officer",
+             "/ops": "operator", "/ops/peers": "operator", "/ops/quarantine": "operator",
+             "/ops/webhook": "operator", "/audit": "auditor"}  # fmt: skip
+    allowed = {"officer": {"officer"}, "operator": {"operator", "auditor"},
+               "auditor": {"auditor"}}  # fmt: skip
+    for user, role in (("mwila", "officer"), ("chanda", "operator"), ("farai", "auditor")):
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            await sign_in(s, server.url, user)
+            for path, needs in pages.items():
+                async with s.get(server.url + path) as r:
+                    expected = 200 if needs in allowed[role] else 403
+                    assert r.status == expected, (user, path, r.status)
+            async with s.get(server.url + "/sent/events", allow_redirects=False) as r:
+                assert r.status == (200 if role == "officer" else 403)
+                r.close()
+
+
+async def test_lock_out_and_audit(console):
+    node, server = console
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        for _ in range(3):
+            r = await sign_in(s, server.url, "farai", "not the password")
+        assert "locked" in await r.text()
+        r = await sign_in(s, server.url, "farai")
+        assert r.status == 401 and "locked" in await r.text()
+    user = await node._run(node.store.console_user, "farai")
+    assert user.locked_until is not None and user.failed_logins == 3
+    events = [e.event.event for e in await node._run(node.store.audit_entries)]
+    assert events.count("console-locked") == 1
