@@ -52,7 +52,7 @@ def csrf_of(html: str) -> str:
 
 
 async def test_every_answer_carries_the_security_headers(console):
-    node, server = console
+    _node, server = console
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         for path in ("/login", "/inbox", "/static/console.css", "/nowhere", "/healthz"):
             async with s.get(server.url + path, allow_redirects=False) as r:
@@ -64,7 +64,7 @@ async def test_every_answer_carries_the_security_headers(console):
 
 
 async def test_sign_in_needs_the_forms_token_and_sets_a_strict_cookie(console):
-    node, server = console
+    _node, server = console
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         r = await s.post(server.url + "/login", data={"name": "mwila", "password": PASSWORD})
         assert r.status == 403  # no token: a login form on another site cannot sign anyone in
@@ -78,7 +78,7 @@ async def test_sign_in_needs_the_forms_token_and_sets_a_strict_cookie(console):
 
 
 async def test_hostile_posts_get_4xx_never_500(console):
-    node, server = console
+    _node, server = console
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         await sign_in(s, server.url, "mwila")
         async with s.get(server.url + "/compose?kind=alert") as page:
@@ -156,7 +156,7 @@ async def test_disable_and_reset_end_sessions_at_once(console):
 
 
 async def test_roles_are_enforced_on_every_route(console):
-    node, server = console
+    _node, server = console
     pages = {"/inbox": "officer", "/compose": "officer", "/drafts": "officer", "/sent": "officer",
              "/ops": "operator", "/ops/peers": "operator", "/ops/quarantine": "operator",
              "/ops/webhook": "operator", "/audit": "auditor"}  # fmt: skip
