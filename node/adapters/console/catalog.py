@@ -9,6 +9,7 @@ built from data: ``kind:<kind>``, ``schema:<record>``, ``priority:<p>``, ``state
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -20,8 +21,8 @@ from node.adapters.console.i18n import LANGUAGES, humanise
 from node.codec import default_registry, named_definitions
 
 HERE = Path(__file__).parent
-CALL = re.compile(r"""\bt\(\s*(?:"((?:[^"\\]|\\.)+)"|'((?:[^'\\]|\\.)+)')""")
-REASON = re.compile(r"""reason=\s*\(?\s*((?:"[^"]*"\s*)+)""")
+# t("...") on a literal alone; t("kind:" ~ k) builds its id from data (listed in english())
+CALL = re.compile(r"""\bt\(\s*(?:"((?:[^"\\]|\\.)+)"|'((?:[^'\\]|\\.)+)')\s*[,)]""")
 STATES = ("queued", "sent", "delivered", "rejected", "expired", "received", "acked",
           "webhook-failed", "delivered-local")  # fmt: skip
 CHECKS = ("store", "broker", "keys", "trust")
@@ -50,17 +51,32 @@ def field_names() -> set[str]:
     return names
 
 
+def _python_ids(source: str) -> set[str]:
+    """``t("...")`` and ``reason="..."`` in Python, read with ``ast`` so that adjacent
+    literals ("..." "...") count as the one string they are."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(
+            func, ast.Attribute) else ""  # fmt: skip
+        if name == "t" and node.args and isinstance(node.args[0], ast.Constant):
+            found.add(str(node.args[0].value))
+        for keyword in node.keywords if name.startswith("HTTP") else ():
+            if keyword.arg == "reason" and isinstance(keyword.value, ast.Constant):
+                found.add(str(keyword.value.value))
+    return found
+
+
 def literal_ids() -> set[str]:
     """``t("...")`` in templates and Python, HTTP reasons and gate texts."""
     found: set[str] = set()
-    for path in [*HERE.glob("templates/*.html"), *HERE.glob("*.py")]:
-        text = path.read_text("utf-8")
-        for match in CALL.finditer(text):
+    for path in HERE.glob("templates/*.html"):
+        for match in CALL.finditer(path.read_text("utf-8")):
             found.add((match.group(1) or match.group(2)).replace('\\"', '"'))
-        if path.suffix == ".py":
-            for match in REASON.finditer(text):
-                found.add("".join(re.findall(r'"([^"]*)"', match.group(1))))
-    found.discard("...")  # the docstring's example
+    for path in HERE.glob("*.py"):
+        found |= _python_ids(path.read_text("utf-8"))
     found.update(g for gates in threads_view.GATES.values() for g in gates)
     return found
 
