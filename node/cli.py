@@ -681,13 +681,13 @@ def cmd_run(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     import asyncio
     import signal
 
-    from node.service import Node
+    from node.compose import build_node
 
     configure_logging(args.log_format, args.log_level)
     bind_node(NodeDir(args.dir).load_config().node.id)
 
     async def serve() -> None:
-        node = Node(NodeDir(args.dir), registry=registry)
+        node = build_node(NodeDir(args.dir), registry=registry)
         await node.start()
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
