@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from node import logging as node_logging
 from node import submit
-from node.service import Node
+from node.compose import build_node
 from node.transport.broker import EmbeddedBroker
 from tests.runtime_helpers import case_update, create_nodes, node_env
 
@@ -124,7 +124,7 @@ async def xnode_run(bootstrap: str, burst: int, sequential: int) -> tuple[dict[s
     dirs = create_nodes(root, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
     env = node_env(bootstrap, XNODE_DELIVERY_POLL_INTERVAL_MS="20",
                    XNODE_DELIVERY_RETRY_INITIAL_SECONDS="30")  # fmt: skip
-    a, b = Node(dirs["zm-police"], env=env), Node(dirs["zw-police"], env=env)
+    a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
     await a.start()
     await b.start()
     await a.connected.wait()

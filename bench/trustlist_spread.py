@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node import trustlist
 from node.codec import default_registry
+from node.compose import build_node
 from node.crypto.keys import IdentityKey
 from node.logging import configure as configure_logging
 from node.nodedir import NodeDir
-from node.service import Node
 from node.transport.broker import EmbeddedBroker
 from node.trustlist import Governor, Member, TrustList
 
@@ -71,7 +71,7 @@ async def run(n: int, heartbeat: int) -> None:
         await broker.start()
         env = {"XNODE_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "XNODE_API_ENABLED":
                "false", "XNODE_DELIVERY_HEARTBEAT_SECONDS": str(heartbeat)}  # fmt: skip
-        nodes = [Node(d, registry=registry, env=env) for d in dirs]
+        nodes = [build_node(d, registry=registry, env=env) for d in dirs]
         try:
             started = time.monotonic()
             for node in nodes:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from node import member_requests, submit, trustlist
 from node.codec import SchemaRegistry
+from node.compose import build_node
 from node.crypto.keys import IdentityKey
 from node.demo_network import Examples, Timeline, _send
 from node.nodedir import NodeDir
@@ -179,7 +180,7 @@ async def _start(node_dir: NodeDir, registry: SchemaRegistry, bootstrap: str) ->
         "XNODE_DELIVERY_HEARTBEAT_SECONDS": "1",
         "XNODE_API_PORT": "0",
     }
-    node = Node(node_dir, registry=registry, env=env)
+    node = build_node(node_dir, registry=registry, env=env)
     await node.start()
     await node.connected.wait()
     return node

@@ -23,6 +23,7 @@ from typing import Any
 
 from node import audit, submit
 from node.codec import SchemaRegistry, format_timestamp, parse_timestamp, schemas_directory
+from node.compose import build_node
 from node.nodedir import NodeDir
 from node.service import Node
 from node.transport.broker import EmbeddedBroker
@@ -151,7 +152,7 @@ async def _start_nodes(
             "XNODE_NODE_NEIGHBOURS": ",".join(NEIGHBOURS.get(node_id, ())),
             "XNODE_API_PORT": "0",  # a free port each; printed at the end
         }
-        nodes[node_id] = Node(node_dir, registry=registry, env=env)
+        nodes[node_id] = build_node(node_dir, registry=registry, env=env)
         await nodes[node_id].start()
     await asyncio.gather(*(n.connected.wait() for n in nodes.values()))
     return nodes

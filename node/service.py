@@ -42,8 +42,6 @@ from node import (
     trustlist,
     views,
 )
-from node.adapters import from_config
-from node.adapters.api import ApiServer
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry, default_registry
 from node.config import Config
@@ -101,10 +99,23 @@ STORE_PROBE_SECONDS = 2.0
 
 
 class Adapter(Protocol):
-    """A bridge to a local system that the node runs (HTTP API, webhook, folder)."""
+    """A bridge to a local system that the node runs (HTTP API, webhook, folder).
+
+    The runtime knows adapters only through this; which ones exist and how they are built is
+    the composition root's business (:mod:`node.compose`), so dependencies point one way:
+    edges -> runtime -> core."""
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+
+
+# Builds a node's adapters once its configuration and store are loaded, in start order.
+AdapterFactory = Callable[["Node"], list[Adapter]]
+
+
+def no_adapters(node: Node) -> list[Adapter]:
+    """The default factory: a bare node, as the core tests and tools want it."""
+    return []
 
 
 class Pulse:
@@ -174,7 +185,10 @@ class Node:
         registry: SchemaRegistry | None = None,
         env: dict[str, str] | None = None,
         clock: Clock = utc_now,
+        adapters: AdapterFactory = no_adapters,
     ) -> None:
+        """``adapters`` is called by :meth:`start` with this node, once its configuration and
+        store are loaded; the adapters it returns start in order and stop in reverse."""
         self.node_dir = node_dir
         self.registry = registry or default_registry()
         self._env = env
@@ -202,7 +216,11 @@ class Node:
         self.audit_checkpoints = checkpoint.CheckpointBook()
         self._checkpoint_lock = asyncio.Lock()
         self.last_seen: dict[str, float] = {}  # peer -> unix time of its latest heartbeat
-        self.adapters: list[Adapter] = []
+        self._make_adapters = adapters
+        self.adapters: list[Adapter] = []  # started, in start order
+        # Where the local API (and /metrics) listens: set by the API adapter while it listens,
+        # None otherwise (not started, stopped, or [api] disabled).
+        self.api_url: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -251,7 +269,7 @@ class Node:
         ]
         log.info("node_started", node=self.node_id, broker=settings.bootstrap_servers)
         try:
-            for adapter in from_config(self):
+            for adapter in self._make_adapters(self):
                 await adapter.start()
                 self.adapters.append(adapter)
         except Exception:
@@ -297,11 +315,6 @@ class Node:
             self._db.shutdown(wait=True)
             self._db = None
         self.store.close()
-
-    @property
-    def api_url(self) -> str | None:
-        """Where this node's local API (and /metrics) listens, once started; None if disabled."""
-        return next((a.url for a in self.adapters if isinstance(a, ApiServer)), None)
 
     def on_message(self, handler: MessageHandler) -> None:
         """Call ``handler`` for each new message, after it is safely stored (adapters)."""

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from node import submit
 from node.adapters import folder as folder_module
-from node.service import Node
+from node.compose import build_node
 from node.transport.broker import free_port
 from tests.runtime_helpers import case_update, create_nodes, eventually, node_env
 
@@ -100,8 +100,8 @@ def dirs(tmp_path: Path):
 async def test_webhook_posts_signed_messages_in_thread_order_with_retries(dirs, broker, receiver):
     await receiver.start()
     receiver.answers = [500, 503]  # the local system hiccups twice
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
-    b = Node(dirs["zw-police"], env=adapter_env(broker.bootstrap_servers, dirs["zw-police"].path,
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    b = build_node(dirs["zw-police"], env=adapter_env(broker.bootstrap_servers, dirs["zw-police"].path,
                                                 receiver))  # fmt: skip
     await a.start()
     await b.start()
@@ -142,8 +142,8 @@ async def test_webhook_survives_a_restart_without_loss_or_duplicates(dirs, broke
     # again. Node.kill() lets the adapters stop, so this is no crash and nothing was posted yet:
     # posts cut off by SIGKILL are tested on `xnode run` processes in test_webhook_crash.py.
     env_b = adapter_env(broker.bootstrap_servers, dirs["zw-police"].path, receiver)
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
-    b = Node(dirs["zw-police"], env=env_b)
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    b = build_node(dirs["zw-police"], env=env_b)
     await a.start()
     await b.start()
     try:
@@ -155,7 +155,7 @@ async def test_webhook_survives_a_restart_without_loss_or_duplicates(dirs, broke
         await eventually(stored, 30, "five messages stored on B")
         await b.kill()  # the webhook has posted nothing yet
         await receiver.start()
-        b = Node(dirs["zw-police"], env=env_b)
+        b = build_node(dirs["zw-police"], env=env_b)
         await b.start()
 
         async def all_posted() -> bool:
@@ -181,8 +181,8 @@ async def test_webhook_a_failing_message_holds_back_its_own_thread_only(dirs, br
     receiver.refuse_notes = {"Stuck at Beitbridge."}  # the local system chokes on this one
     env_b = adapter_env(broker.bootstrap_servers, dirs["zw-police"].path, receiver,
                         XNODE_WEBHOOK_MAX_ATTEMPTS="100")  # fmt: skip
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
-    b = Node(dirs["zw-police"], env=env_b)
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    b = build_node(dirs["zw-police"], env=env_b)
     await a.start()
     await b.start()
     try:
@@ -230,8 +230,8 @@ async def test_webhook_gives_up_after_max_attempts_and_says_so(dirs, broker, rec
     receiver.answers = [503] * 100
     env_b = adapter_env(broker.bootstrap_servers, dirs["zw-police"].path, receiver,
                         XNODE_WEBHOOK_MAX_ATTEMPTS="2")  # fmt: skip
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
-    b = Node(dirs["zw-police"], env=env_b)
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    b = build_node(dirs["zw-police"], env=env_b)
     await a.start()
     await b.start()
     try:
@@ -278,7 +278,7 @@ def drop(folder: Path, name: str, body: object) -> None:
 
 async def test_folder_outbox_to_folder_inbox(dirs, broker):
     env = adapter_env(broker.bootstrap_servers, dirs["zm-police"].path, None)
-    a, b = Node(dirs["zm-police"], env=env), Node(dirs["zw-police"], env=env)
+    a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
     await a.start()
     await b.start()
     out, inbox = dirs["zm-police"].path / "exchange", dirs["zw-police"].path / "exchange"
@@ -325,7 +325,7 @@ async def test_folder_outbox_to_folder_inbox(dirs, broker):
 
 async def test_folder_restart_mid_file_neither_loses_nor_duplicates(dirs, broker, monkeypatch):
     env = adapter_env(broker.bootstrap_servers, dirs["zm-police"].path, None)
-    a, b = Node(dirs["zm-police"], env=env), Node(dirs["zw-police"], env=env)
+    a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
     await b.start()
     out = dirs["zm-police"].path / "exchange"
     (out / "outbox").mkdir(parents=True)
@@ -346,7 +346,7 @@ async def test_folder_restart_mid_file_neither_loses_nor_duplicates(dirs, broker
         await a.kill()
         assert (out / "outbox" / "case-0143.json").exists()  # still there: not yet moved
         monkeypatch.setattr(folder_module, "move", real_move)
-        a = Node(dirs["zm-police"], env=env)
+        a = build_node(dirs["zm-police"], env=env)
         await a.start()
 
         async def moved() -> bool:
@@ -371,7 +371,7 @@ async def test_folder_restart_mid_file_neither_loses_nor_duplicates(dirs, broker
 async def test_webhook_and_folder_settings_are_checked(dirs, broker):
     env = node_env(broker.bootstrap_servers, XNODE_WEBHOOK_URL="http://127.0.0.1:9/x",
                    XNODE_WEBHOOK_SECRET_FILE="missing.secret")  # fmt: skip
-    node = Node(dirs["zm-police"], env=env)
+    node = build_node(dirs["zm-police"], env=env)
     with pytest.raises(Exception, match=r"missing\.secret"):
         await node.start()
     from node.config import ConfigError

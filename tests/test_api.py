@@ -13,6 +13,7 @@ import pytest
 from node import codes as code_lists
 from node import tokens
 from node.adapters.api import ApiServer, openapi_document
+from node.compose import build_node
 from node.service import Node
 from tests.runtime_helpers import case_update, create_nodes, eventually, example, node_env
 
@@ -56,7 +57,7 @@ async def pair(tmp_path: Path, broker):
     dirs = create_nodes(tmp_path, NODES)
     env = node_env(broker.bootstrap_servers, XNODE_API_MAX_BODY_BYTES="65536",
                    XNODE_ENVELOPE_MAX_BYTES="32768")  # fmt: skip
-    a, b = Node(dirs["zm-police"], env=env), Node(dirs["zw-police"], env=env)
+    a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
     await a.start()
     await b.start()
     async with aiohttp.ClientSession() as http:
@@ -265,7 +266,7 @@ async def test_readyz_reports_a_missing_broker(tmp_path: Path):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement"})
     from node.transport.broker import free_port
 
-    node = Node(dirs["zm-police"], env=node_env(f"127.0.0.1:{free_port()}"))
+    node = build_node(dirs["zm-police"], env=node_env(f"127.0.0.1:{free_port()}"))
     await node.start()
     try:
         async with aiohttp.ClientSession() as http:
@@ -279,7 +280,7 @@ async def test_readyz_reports_a_missing_broker(tmp_path: Path):
 
 def test_served_routes_and_openapi_document_agree(tmp_path: Path):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement"})
-    node = Node(dirs["zm-police"])  # not started: only its config is needed for the router
+    node = build_node(dirs["zm-police"])  # not started: only its config is needed for the router
     node.config = dirs["zm-police"].load_config()
     routes = {
         (r.method.lower(), r.resource.canonical)
@@ -307,7 +308,7 @@ async def test_schemathesis_finds_no_server_errors_and_no_schema_violations(tmp_
     import sys
 
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
-    node = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    node = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
     # A schema-valid POST /v1/messages may still be refused with 422: the payload record of each
     # kind (Avro), the business rules and the configured neighbours are not in the OpenAPI
     # document. Every other operation keeps schemathesis's default expectations.

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from node import submit, tokens
 from node.audit import AuditEvent
+from node.compose import build_node
 from node.service import Node
 from node.store.base import OutboundMessage, StoreFull
 from node.store.sqlite import MIGRATIONS, SqliteStore
@@ -455,7 +456,7 @@ async def zm(tmp_path: Path, broker) -> AsyncIterator[Node]:
     dirs = runtime_helpers.create_nodes(
         tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"}
     )
-    node = Node(dirs["zm-police"], env=runtime_helpers.node_env(broker.bootstrap_servers))
+    node = build_node(dirs["zm-police"], env=runtime_helpers.node_env(broker.bootstrap_servers))
     await node.start()
     yield node
     await node.stop()

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from node import tokens
+from node.compose import build_node
 from node.service import Node
 from tests.runtime_helpers import create_nodes, node_env
 
@@ -31,7 +32,7 @@ async def _get(url: str, token: str | None = None) -> tuple[int, str]:
 async def node(tmp_path, broker, request):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
     required = "true" if request.param else "false"
-    n = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers,
+    n = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers,
                                              XNODE_API_OPS_TOKEN_REQUIRED=required))  # fmt: skip
     await n.start()
     yield n

@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 
 from node import tokens
+from node.compose import build_node
 from node.service import Node
 from node.transport.broker import EmbeddedBroker
 from tests.runtime_helpers import case_update, create_nodes, eventually, example, node_env
@@ -122,7 +123,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     await broker.start()
     dirs = create_nodes(root, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
     env = node_env(broker.bootstrap_servers)
-    a, b = Node(dirs["zm-police"], env=env), Node(dirs["zw-police"], env=env)
+    a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
     await a.start()
     await b.start()
     async with aiohttp.ClientSession() as http:

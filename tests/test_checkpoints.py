@@ -24,6 +24,7 @@ from node import audit, checkpoint, cli, control
 from node.audit import AuditEvent
 from node.checkpoint import Checkpoint, CheckpointBook, CheckpointError, PeerDecision
 from node.codec import SchemaRegistry
+from node.compose import build_node
 from node.crypto.primitives import sign
 from node.nodedir import NodeDir
 from node.service import Node
@@ -272,7 +273,7 @@ async def test_the_node_signs_every_n_events_and_never_over_a_cut_chain(tmp_path
         events = [AuditEvent("acked", node.clock(), message_id=f"m{i}") for i in range(n)]
         await node._run(node.store.append_audit, events)
 
-    a = Node(dirs["zm-police"], env=env)
+    a = build_node(dirs["zm-police"], env=env)
     await a.start()
     try:
         await a.checkpoint_tick()
@@ -291,7 +292,7 @@ async def test_the_node_signs_every_n_events_and_never_over_a_cut_chain(tmp_path
         await a.stop()
 
     delete_newest(dirs["zm-police"].path / "node.db", start + 1)
-    a = Node(dirs["zm-police"], env=env)
+    a = build_node(dirs["zm-police"], env=env)
     await a.start()
     try:
         with structlog.testing.capture_logs() as logs:
@@ -312,7 +313,7 @@ async def test_the_node_signs_every_n_events_and_never_over_a_cut_chain(tmp_path
 
 async def test_a_full_disk_delays_a_checkpoint_without_failing_the_round(tmp_path, monkeypatch):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
-    a = Node(dirs["zm-police"], env=no_broker_env(XNODE_AUDIT_CHECKPOINT_EVENTS="1"))
+    a = build_node(dirs["zm-police"], env=no_broker_env(XNODE_AUDIT_CHECKPOINT_EVENTS="1"))
     await a.start()
     try:
         await a._run(a.store.append_audit, [AuditEvent("acked", a.clock(), message_id="m1")])
@@ -352,7 +353,7 @@ async def test_a_node_keeps_its_peers_newest_checkpoint_and_never_a_step_back(tm
         raw = control.issue_checkpoint(registry, signed(registry, who, count, H[count]))
         node._control(control_record(raw))
 
-    b = Node(dirs["zw-police"], env=no_broker_env())
+    b = build_node(dirs["zw-police"], env=no_broker_env())
     await b.start()
     try:
         offer(b, zm, 5)
@@ -375,7 +376,7 @@ async def test_a_node_keeps_its_peers_newest_checkpoint_and_never_a_step_back(tm
     finally:
         await b.stop()
 
-    b = Node(dirs["zw-police"], env=no_broker_env())  # restarted: nothing held in memory
+    b = build_node(dirs["zw-police"], env=no_broker_env())  # restarted: nothing held in memory
     await b.start()
     try:
         with structlog.testing.capture_logs() as logs:

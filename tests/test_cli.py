@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from node import cli
+from node.cli import envelope as cli_envelope
 from node.transport.broker import free_port
 from tests.process_helpers import spawn, wait_for
 
@@ -182,7 +183,7 @@ def test_open_from_unknown_sender_and_expired(network, payload_json, tmp_path, c
     assert code == 0, err
     # Failure injection: the receiving clock is 40 days ahead, past the 30-day default expiry.
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
-    monkeypatch.setattr(cli, "_now", lambda: later)
+    monkeypatch.setattr(cli_envelope, "now", lambda: later)
     code, _, err = run(capsys, "envelope", "open", "--dir", network / "zm-police", out)
     assert code == 1
     assert err.startswith("xnode: refused: expired: expired at ")

@@ -16,8 +16,9 @@ from aiokafka import AIOKafkaProducer
 
 from node import delivery
 from node.codec import default_registry
+from node.compose import build_node
 from node.nodedir import NodeDir
-from node.service import MAX_RECORD_ATTEMPTS, Node, utc_now
+from node.service import MAX_RECORD_ATTEMPTS, utc_now
 from node.store.base import StoreFull
 from tests.runtime_helpers import create_nodes, eventually, node_env
 from tests.test_faults import SPECS, LocalSide, all_delivered, request, started
@@ -205,7 +206,7 @@ async def test_a_receipt_that_cannot_be_sealed_is_recorded_and_the_message_kept(
     env = node_env(broker.bootstrap_servers)
     local = LocalSide()
     a = await started(zm, env)
-    b = Node(zw, env=env, clock=lambda: utc_now() + dt.timedelta(days=1, hours=12))
+    b = build_node(zw, env=env, clock=lambda: utc_now() + dt.timedelta(days=1, hours=12))
     b.on_message(local)
     await b.start()
     try:

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from node import envelope, submit
 from node.codec import default_registry, format_timestamp
+from node.compose import build_node
 from node.crypto.keys import IdentityKey
 from node.service import Node
 from node.transport.broker import EmbeddedBroker
@@ -31,7 +32,7 @@ class LocalSide:
 
 
 async def started(node_dir, env, local: LocalSide | None = None) -> Node:
-    node = Node(node_dir, env=env)
+    node = build_node(node_dir, env=env)
     if local is not None:
         node.on_message(local)
     await node.start()

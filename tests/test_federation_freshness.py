@@ -11,8 +11,9 @@ import pytest
 
 from node import tokens, trustlist
 from node.codec import default_registry
+from node.compose import build_node
 from node.crypto.keys import IdentityKey
-from node.service import Node, utc_now
+from node.service import utc_now
 from node.trustlist import Governor, Member, TrustList
 from tests.process_helpers import metric
 from tests.runtime_helpers import case_update, create_nodes, node_env
@@ -51,7 +52,7 @@ async def test_a_node_with_an_old_list_degrades_then_stops_sending(
     dirs = create_nodes(tmp_path, SPECS)
     expires = utc_now() - age  # the list expired `age` ago (negative: expires in the future)
     install_list(dirs, expires)
-    node = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    node = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
     await node.start()
     try:
         record, secret = tokens.new_token("cases", ("send:*", "ops"), node.clock())

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from node import submit
+from node.compose import build_node
 from node.service import Node
 from node.transport.broker import free_port
 from tests.runtime_helpers import case_update, create_nodes, eventually, node_env
@@ -41,7 +42,7 @@ def samples(text: str, name: str) -> dict[str, float]:
 async def two_nodes(tmp_path: Path, broker):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
     env = node_env(broker.bootstrap_servers, XNODE_DELIVERY_HEARTBEAT_SECONDS="1")
-    a, b = Node(dirs["zm-police"], env=env), Node(dirs["zw-police"], env=env)
+    a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
     await a.start()
     await b.start()
     yield a, b
@@ -93,7 +94,7 @@ async def test_metrics_follow_a_message_and_the_heartbeats(two_nodes):
 
 async def test_backlog_and_age_of_the_oldest_unreceipted_message(tmp_path: Path, broker):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
     await a.start()  # zw-police is not running: nothing will be receipted
     try:
         for note in ("one", "two", "three"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from node import submit
+from node.compose import build_node
 from node.config import ConfigError, parse_config
 from node.policy import Policy, PolicyError, PolicyRefused, parse_rule
-from node.service import Node
 from tests.runtime_helpers import case_update, create_nodes, eventually, node_env
 
 
@@ -61,9 +61,9 @@ def test_check_send_names_the_recipient():
 async def test_receiver_enforces_its_own_policy(tmp_path, broker):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-shelter": "shelter"})
     # The sender's configuration allows anything; the shelter keeps the defaults.
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers,
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers,
                                              XNODE_POLICY_RULES="alert: * -> *"))  # fmt: skip
-    b = Node(dirs["zw-shelter"], env=node_env(broker.bootstrap_servers))
+    b = build_node(dirs["zw-shelter"], env=node_env(broker.bootstrap_servers))
     await a.start()
     await b.start()
     try:

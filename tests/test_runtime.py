@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from node import submit
-from node.service import Node
+from node.compose import build_node
 from node.transport.broker import EmbeddedBroker
 from tests.runtime_helpers import case_update, create_nodes, eventually, node_env, states
 
@@ -13,7 +13,7 @@ from tests.runtime_helpers import case_update, create_nodes, eventually, node_en
 async def test_message_delivered_and_receipted(tmp_path, broker):
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
     env = node_env(broker.bootstrap_servers)
-    a, b = Node(dirs["zm-police"], env=env), Node(dirs["zw-police"], env=env)
+    a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
     received = []
 
     async def handler(opened, stored):
@@ -43,7 +43,7 @@ async def test_unanswered_message_expires(tmp_path, broker):
     import datetime as dt
 
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
     await a.start()  # zw-police never runs: no receipt will come
     try:
         message_id = await a.submit(submit.Request(

@@ -25,8 +25,8 @@ from aiohttp import web
 from node import submit, tokens
 from node.audit import AuditEvent
 from node.cli import main as xnode_main
+from node.compose import build_node
 from node.nodedir import NodeDir
-from node.service import Node
 from node.store.base import OutboundMessage, Retention
 from node.store.sqlite import SqliteStore
 from node.views import status_event_item
@@ -291,10 +291,10 @@ async def test_a_delivery_ended_by_revoking_the_recipient_is_told_to_webhook_and
 ):
     """The case worker's referral will never arrive: zw-police is revoked while the message
     waits for its receipt (zw-police is offline, so none comes)."""
-    b = Node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
+    b = build_node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
     await b.start()  # creates its topics, then goes offline
     await b.stop()
-    a = Node(offices["zm-police"], env=sender_env(broker, offices, status_receiver))
+    a = build_node(offices["zm-police"], env=sender_env(broker, offices, status_receiver))
     await a.start()
     try:
         message_id = await a.submit(request("Two girls seen boarding a bus to Harare."))
@@ -342,8 +342,8 @@ async def test_a_delivery_ended_by_revoking_the_recipient_is_told_to_webhook_and
 
 
 async def test_a_delivered_message_is_told_as_delivered(offices, broker, status_receiver):
-    a = Node(offices["zm-police"], env=sender_env(broker, offices, status_receiver))
-    b = Node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
+    a = build_node(offices["zm-police"], env=sender_env(broker, offices, status_receiver))
+    b = build_node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
     await a.start()
     await b.start()
     try:
@@ -367,8 +367,8 @@ async def test_a_delivered_message_is_told_as_delivered(offices, broker, status_
 
 async def test_a_status_event_answered_500_is_posted_again(offices, broker, status_receiver):
     status_receiver.status_answers = [500]  # the local system fails on the first try
-    a = Node(offices["zm-police"], env=sender_env(broker, offices, status_receiver))
-    b = Node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
+    a = build_node(offices["zm-police"], env=sender_env(broker, offices, status_receiver))
+    b = build_node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
     await a.start()
     await b.start()
     try:
@@ -402,8 +402,8 @@ async def test_a_status_event_given_up_on_is_audited_and_passed_over(offices, br
                                                                    status_receiver):  # fmt: skip
     status_receiver.refuse_status = True
     env = sender_env(broker, offices, status_receiver, XNODE_WEBHOOK_MAX_ATTEMPTS="2")
-    a = Node(offices["zm-police"], env=env)
-    b = Node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
+    a = build_node(offices["zm-police"], env=env)
+    b = build_node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
     await a.start()
     await b.start()
     try:
@@ -442,8 +442,8 @@ async def test_status_events_and_received_messages_do_not_hold_each_other_back(
 ):
     status_receiver.refuse_status = True  # status posts fail and are retried (100 attempts)
     env = sender_env(broker, offices, status_receiver, XNODE_WEBHOOK_MAX_ATTEMPTS="100")
-    a = Node(offices["zm-police"], env=env)
-    b = Node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
+    a = build_node(offices["zm-police"], env=env)
+    b = build_node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
     await a.start()
     await b.start()
     try:
@@ -483,8 +483,8 @@ async def test_status_events_and_received_messages_do_not_hold_each_other_back(
 
 async def test_status_events_can_be_turned_off_for_the_webhook(offices, broker, status_receiver):
     env = sender_env(broker, offices, status_receiver, XNODE_WEBHOOK_STATUS_EVENTS="false")
-    a = Node(offices["zm-police"], env=env)
-    b = Node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
+    a = build_node(offices["zm-police"], env=env)
+    b = build_node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
     await a.start()
     await b.start()
     try:
@@ -503,8 +503,8 @@ async def test_status_events_can_be_turned_off_for_the_webhook(offices, broker, 
 
 
 async def test_the_api_pages_status_events_by_cursor_and_scope(offices, broker, status_receiver):
-    a = Node(offices["zm-police"], env=sender_env(broker, offices, status_receiver))
-    b = Node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
+    a = build_node(offices["zm-police"], env=sender_env(broker, offices, status_receiver))
+    b = build_node(offices["zw-police"], env=node_env(broker.bootstrap_servers))
     await a.start()
     await b.start()
     try:

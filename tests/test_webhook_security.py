@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 
 from node.adapters.webhook import response_error
+from node.compose import build_node
 from node.config import ConfigError, parse_config
-from node.service import Node
 from node.transport.broker import free_port
 from tests.runtime_helpers import eventually, node_env
 from tests.test_adapters import Receiver, adapter_env, dirs, request  # noqa: F401 (fixture)
@@ -102,8 +102,8 @@ async def test_a_redirect_is_never_followed_with_case_data(dirs, broker, status)
     env_b = adapter_env(broker.bootstrap_servers, dirs["zw-police"].path, elsewhere,
                         XNODE_WEBHOOK_MAX_ATTEMPTS="3")  # fmt: skip
     env_b["XNODE_WEBHOOK_URL"] = redirector.url
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
-    b = Node(dirs["zw-police"], env=env_b)
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    b = build_node(dirs["zw-police"], env=env_b)
     await a.start()
     await b.start()
     try:
@@ -138,8 +138,8 @@ async def test_once_the_receiver_stops_redirecting_the_message_is_posted(dirs, b
                         XNODE_WEBHOOK_MAX_ATTEMPTS="100")  # fmt: skip
     real_url = env_b["XNODE_WEBHOOK_URL"]
     env_b["XNODE_WEBHOOK_URL"] = redirector.url
-    a = Node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
-    b = Node(dirs["zw-police"], env=env_b)
+    a = build_node(dirs["zm-police"], env=node_env(broker.bootstrap_servers))
+    b = build_node(dirs["zw-police"], env=env_b)
     await a.start()
     await b.start()
     try:

@@ -234,6 +234,7 @@ class ApiServer:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.port = sockets[0].getsockname()[1] if sockets else config.port
+        self.node.api_url = self.url  # the node tells its users where its API is
         log.info("api_listening", node=self.node.node_id, url=self.url)
 
     @property
@@ -245,6 +246,7 @@ class ApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.node.api_url = None
 
     # -- auth -----------------------------------------------------------------------------------
 

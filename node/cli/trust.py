@@ -21,12 +21,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from node import audit, member_requests, trustlist
-from node.cli_support import CommandFailed, confirm, now, print_json, read_bytes
+from node.cli.support import (
+    CommandFailed,
+    Subcommands,
+    confirm,
+    node_dir_arg,
+    now,
+    print_json,
+    read_bytes,
+)
 from node.codec import SchemaRegistry, format_timestamp
 from node.crypto.keys import key_id
 from node.nodedir import NodeDir, write_atomically
@@ -35,7 +42,6 @@ from node.service import open_store
 from node.trust import SignedDescriptor, TrustError, check_peer_keys, verify_descriptor
 from node.trustlist import Governor, Member, SignedTrustList, TrustList
 
-Handler = Callable[[argparse.Namespace, SchemaRegistry], int]
 DEFAULT_VALID_DAYS = 90
 
 
@@ -340,14 +346,11 @@ def _as_json(signed: SignedTrustList) -> dict[str, Any]:
 # -- parser ----------------------------------------------------------------------------------------
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     """Add ``xnode trust ...`` to the CLI's subcommands."""
     trust = sub.add_parser(
         "trust", help="govern the federation trust list (threshold-signed membership)"
     ).add_subparsers(dest="trust_command", required=True, metavar="ACTION")
-
-    def node_dir_arg(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dir", type=Path, required=True, help="node directory")
 
     def days(p: argparse.ArgumentParser) -> None:
         p.add_argument(

@@ -1,0 +1,155 @@
+"""``xnode send``, ``status``, ``inbox``, ``quarantine`` and ``webhook retry``: messages in the
+node's own store file, beside the running node or while it is stopped."""
+
+from __future__ import annotations
+
+import argparse
+
+from node import views
+from node.cli.sealing import message_args, submission
+from node.cli.support import (
+    EXIT_OK,
+    CommandFailed,
+    Subcommands,
+    node_dir_arg,
+    now,
+    open_node_store,
+    print_json,
+)
+from node.codec import SchemaRegistry, format_timestamp
+from node.nodedir import NodeDir
+from node.payloads import KINDS
+from node.routing.ids import parse_id_list
+from node.service import open_store
+
+
+def _recipients_arg(text: str) -> list[str] | str:
+    return "neighbours" if text == "neighbours" else parse_id_list(text)
+
+
+def cmd_send(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir, config, (message, event) = submission(args, registry, _recipients_arg(args.to))
+    with open_store(node_dir, config) as store:
+        message_id = store.submit(message, event)
+    print(message_id)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    with open_node_store(args) as store:
+        statuses = store.message_status(args.message_id)
+    if not statuses:
+        raise CommandFailed(f"no message {args.message_id} in this node's outbox")
+    rows = [
+        {
+            "recipient": s.recipient,
+            "state": s.state,
+            "attempts": s.attempts,
+            "updated_at": format_timestamp(s.updated_at),
+            "reason": s.reason,
+            "detail": s.detail,
+        }
+        for s in statuses
+    ]
+    if args.json:
+        print_json({"message_id": args.message_id, "recipients": rows})
+        return EXIT_OK
+    for row in rows:
+        reason = f"  {row['reason']}: {row['detail'] or ''}" if row["reason"] else ""
+        print(f"{row['recipient']:<32} {row['state']:<10} attempts {row['attempts']:<3} "
+              f"{row['updated_at']}{reason}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    with open_store(node_dir, config) as store:
+        messages = store.inbox(args.after, args.kind, args.limit)
+    keys = node_dir.load_keys(registry, node_dir.passphrase(config)) if messages else None
+    peers = node_dir.peer_directory(registry)
+    items = [
+        views.inbox_item(registry, m, own_id=config.node.id, own_keys=keys.encryption, peers=peers)
+        for m in messages
+        if keys is not None
+    ]
+    if args.json:
+        print_json(items)
+        return EXIT_OK
+    if not items:
+        print("Inbox empty." if args.after == 0 else "No messages after that cursor.")
+    for item in items:
+        print(
+            f"[{item['cursor']}] {item['received_at']}  {item['kind']:<12} "
+            f"from {item['sender']:<26} {item['payload_schema']:<28} {item['handling_code']}  "
+            f"{item['id']}"
+        )
+    return EXIT_OK
+
+
+def cmd_quarantine(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    with open_node_store(args) as store:
+        entries = store.quarantined(args.limit)
+    rows = [views.quarantine_item(q) for q in entries]
+    if args.json:
+        print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print("Quarantine empty.")
+    for r in rows:
+        print(f"#{r['id']} {r['received_at']}  {r['reason']:<18} {r['size']:>8} B  "
+              f"{r['sender'] or '-':<24} {r['detail']}")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_webhook_retry(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    if not args.all_failed and not args.message_id:
+        raise CommandFailed("name a message id, or --all-failed")
+    with open_node_store(args) as store:
+        count = store.retry_adapter("webhook", None if args.all_failed else args.message_id, now())
+    if count == 0 and args.all_failed:
+        print("Nothing to retry: no message is webhook-failed.")
+        return EXIT_OK
+    if count == 0:
+        raise CommandFailed(f"message {args.message_id} is not webhook-failed; nothing to retry")
+    print(f"Queued {count} message(s) for the webhook again; the running node posts them.")
+    return EXIT_OK
+
+
+def register(sub: Subcommands) -> None:
+    """Add ``xnode send``, ``status``, ``inbox``, ``quarantine`` and ``webhook ...`` to the CLI's
+    subcommands."""
+    p = sub.add_parser("send", help="queue a message in the outbox (the running node publishes it)")
+    node_dir_arg(p)
+    p.add_argument(
+        "--to", required=True, help='recipient node ids, comma-separated, or "neighbours"'
+    )
+    message_args(p)
+    p.set_defaults(handler=cmd_send)
+    p = sub.add_parser("status", help="delivery state of a sent message, per recipient")
+    node_dir_arg(p)
+    p.add_argument("message_id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_status)
+    p = sub.add_parser("inbox", help="received messages, decrypted for display")
+    node_dir_arg(p)
+    p.add_argument("--kind", choices=KINDS)
+    p.add_argument("--after", type=int, default=0, help="cursor: show messages after this one")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="machine-readable output, with payloads")
+    p.set_defaults(handler=cmd_inbox)
+    p = sub.add_parser("quarantine", help="refused inbound records and why")
+    node_dir_arg(p)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_quarantine)
+    webhook_sub = sub.add_parser("webhook", help="the webhook adapter").add_subparsers(
+        dest="webhook_command", required=True, metavar="ACTION"
+    )
+    p = webhook_sub.add_parser(
+        "retry", help="post webhook-failed messages again (after the receiver is fixed)"
+    )
+    node_dir_arg(p)
+    p.add_argument("message_id", nargs="?", help="one message id")
+    p.add_argument("--all-failed", action="store_true", help="every webhook-failed message")
+    p.set_defaults(handler=cmd_webhook_retry)
