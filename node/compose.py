@@ -11,6 +11,7 @@ A new adapter is one import and one ``if`` in :func:`adapters_for`.
 from __future__ import annotations
 
 from node.adapters.api import ApiServer
+from node.adapters.console import ConsoleServer
 from node.adapters.folder import FolderAdapter
 from node.adapters.webhook import WebhookAdapter
 from node.codec import SchemaRegistry
@@ -30,6 +31,8 @@ def adapters_for(node: Node) -> list[Adapter]:
         adapters.append(WebhookAdapter(node))
     if config.folder.path:
         adapters.append(FolderAdapter(node))
+    if config.console.enabled:
+        adapters.append(ConsoleServer(node))
     # Further adapters go here, one `if` on their own setting each, in the order they start.
     return adapters
 

@@ -148,7 +148,11 @@ class Person:
             ".map(v => v.id + ': ' + v.help + ' @ ' + v.nodes.map(n => n.target).join(' | '))"
         )
         assert violations == [], f"{where}: {violations}"
-        assert [p for p in self.problems if "favicon" not in p] == [], f"{where}: {self.problems}"
+        # a page answered 4xx on purpose (a refused form, a 403) is logged as a failed load
+        expected = "Failed to load resource: the server responded with a status of 4"
+        problems = [p for p in self.problems if not p.startswith(expected)]
+        self.problems.clear()
+        assert problems == [], f"{where}: {problems}"
 
     def close(self) -> None:
         self.context.close()

@@ -29,6 +29,7 @@ from node.cli import (
     schemas,
     tokens,
     trust,
+    users,
 )
 from node.cli.support import EXIT_FAILED, EXIT_OK, CommandFailed, Handler, Subcommands
 from node.codec import CodecError, SchemaError, default_registry
@@ -54,6 +55,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     run.register,
     messages.register,  # send, status, inbox, quarantine, webhook
     tokens.register,  # token
+    users.register,  # users (the officer console's accounts)
     audit.register,
     dev.register,  # broker, demo
 )
