@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -45,7 +44,11 @@ def create_nodes(root: Path, specs: dict[str, str]) -> dict[str, NodeDir]:
 
 
 def example(name: str) -> dict:
-    return json.loads((EXAMPLES / name).read_text())
+    """A worked example with its dates moved to today (as the demo does), so that an alert's
+    valid_until or an MLA deadline is not in the past on the day the tests run."""
+    from node.demo_network import Examples
+
+    return Examples(dt.datetime.now(dt.UTC))(name)
 
 
 def case_update(note: str = "Suspect arrested in Lusaka.") -> dict:

@@ -24,6 +24,7 @@ from node import cli
 from node.cli import envelope as cli_envelope
 from node.transport.broker import free_port
 from tests.process_helpers import spawn, wait_for
+from tests.runtime_helpers import example as dated_example
 
 XNODE = shutil.which("xnode", path=str(Path(sys.executable).parent)) or shutil.which("xnode")
 
@@ -398,7 +399,8 @@ def test_referral_with_consent_is_sealed_only_to_consented_recipients(tmp_path, 
         run(capsys, "peers", "add", "--dir", shelter, tmp_path / f"{peer}.xnd", "--yes")
     run(capsys, "peers", "add", "--dir", nodes["zm-social-welfare"],
         tmp_path / "za-shelter-johannesburg.xnd", "--yes")  # fmt: skip
-    referral = EXAMPLES / "referral.json"
+    referral = tmp_path / "referral.json"  # dated for today: its response date is not past
+    referral.write_text(json.dumps(dated_example("referral.json")))
     out = tmp_path / "referral.xenv"
     seal = [
         "envelope",

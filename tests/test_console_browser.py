@@ -118,7 +118,9 @@ class Person:
 
     def __init__(self, browser: object, agency: Agency, user: str, locale: str = "en-GB") -> None:
         self.agency = agency
-        self.context = browser.new_context(locale=locale)  # type: ignore[attr-defined]
+        self.context = browser.new_context(  # type: ignore[attr-defined]
+            locale=locale, viewport={"width": 1280, "height": 900}
+        )
         self.page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("console", lambda m: self.problems.append(m.text) if m.type == "error"
@@ -132,10 +134,10 @@ class Person:
     def go(self, path: str) -> object:
         return self.page.goto(self.agency.url + path)
 
-    def shot(self, name: str) -> None:
+    def shot(self, name: str, full_page: bool = True) -> None:
         if SHOTS:
             Path(SHOTS).mkdir(parents=True, exist_ok=True)
-            self.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+            self.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=full_page)
 
     def axe(self, where: str) -> None:
         """Zero serious or critical axe-core violations on the page as it stands, and no
@@ -215,7 +217,7 @@ def test_alert_with_a_mistake_then_fixed_reaches_the_other_officer(
     assert page.locator("#error-summary a[href='#f-handling-retention_days']").count() == 1
     assert page.input_value("#f-title").startswith("Two girls")  # nothing typed was lost
     sender.axe("compose with an error")
-    sender.shot("compose-error")
+    sender.shot("compose-error", full_page=False)
     page.fill("#f-handling-retention_days", "90")
     page.click("button[value=send]")
     assert "/sent" in page.url
@@ -312,7 +314,7 @@ def test_referral_refused_at_the_consent_gate_then_sent_with_consent(
     assert "consent" in consent_error.inner_text().lower()
     assert page.locator("#error-summary a[href='#f-consent']").count() == 1
     worker.axe("compose refused at the consent gate")
-    worker.shot("compose-consent-gate")
+    worker.shot("compose-consent-gate", full_page=False)
     page.check("#f-consent-con_Consent")
     page.check("#f-consent-consent_for_services")
     page.check("#f-consent-informed_of_purpose_and_use")

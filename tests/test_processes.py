@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer
 
 from node.transport.broker import free_port
 from tests.runtime_helpers import EXAMPLES
+from tests.runtime_helpers import example as dated_example
 
 XNODE = [str(Path(sys.executable).parent / "xnode")]
 
@@ -79,8 +80,10 @@ def test_two_node_processes_exchange_through_the_cli(tmp_path, broker_process):
     sender = spawn("run", "--dir", zm, env=env, log=tmp_path / "zm.log")
     receiver = spawn("run", "--dir", zw, env=env, log=tmp_path / "zw.log")
     try:
+        alert_file = tmp_path / "alert.json"
+        alert_file.write_text(json.dumps(dated_example("alert.json")))
         sent = xnode("send", "--dir", zm, "--kind", "alert", "--to", "zw-police",
-                     "--in", EXAMPLES / "alert.json", env=env)  # fmt: skip
+                     "--in", alert_file, env=env)  # fmt: skip
         message_id = sent.stdout.strip()
 
         def delivered() -> bool:
@@ -307,7 +310,7 @@ def test_api_webhook_and_folder_between_two_node_processes(tmp_path, broker_proc
 
         # a file dropped into A's outbox folder arrives on B, in all three places
         request = {"kind": "alert", "to": ["zw-police"],
-                   "payload": json.loads((EXAMPLES / "alert.json").read_text())}  # fmt: skip
+                   "payload": dated_example("alert.json")}  # fmt: skip
         staging = zm / "exchange" / "outbox" / ".alert-0007.json"
         staging.write_text(json.dumps(request))
         os.replace(staging, zm / "exchange" / "outbox" / "alert-0007.json")
