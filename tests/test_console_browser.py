@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ class Agency:
 class Region:
     secretariat: Agency  # zm-secretariat: sends alerts, MLA requests and referrals
     police: Agency  # zw-police: receives them
+    bootstrap: str = ""
 
 
 def add_user(agency: Agency, name: str, role: str, *extra: str) -> None:
@@ -84,10 +86,19 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
     broker.start()
     dirs = init_nodes(root, {"zm-secretariat": "secretariat", "zw-police": "law-enforcement"})
     processes, agencies = [], {}
+    # zw-police hands received messages to a local system that is down: one attempt, then
+    # webhook-failed, for its operator to retry from the console
+    secret = root / "webhook.secret"
+    secret.write_text("a shared secret for the webhook\n")
+    secret.chmod(0o600)
+    webhook = {"XNODE_WEBHOOK_URL": f"http://127.0.0.1:{free_port()}/inbound",
+               "XNODE_WEBHOOK_SECRET_FILE": str(secret), "XNODE_WEBHOOK_MAX_ATTEMPTS": "1",
+               "XNODE_WEBHOOK_STATUS_EVENTS": "false"}  # fmt: skip
     for node_id, directory in dirs.items():
         port = free_port()
         env = node_env(broker.bootstrap, XNODE_CONSOLE_ENABLED="true",
-                       XNODE_CONSOLE_PORT=str(port))  # fmt: skip
+                       XNODE_CONSOLE_PORT=str(port),
+                       **(webhook if node_id == "zw-police" else {}))  # fmt: skip
         log = root / f"{node_id}.log"
         processes.append(spawn("run", "--dir", directory, env=env, log=log))
         agencies[node_id] = Agency(node_id, directory, f"http://127.0.0.1:{port}")
@@ -99,6 +110,8 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Region]:
     add_user(region.police, "rudo", "supervisor")
     add_user(region.police, "farai", "auditor")
     add_user(region.police, "locky", "officer")
+    add_user(region.police, "nyasha", "operator")
+    region.bootstrap = broker.bootstrap
     yield region
     for process in processes:
         stop(process)
@@ -425,3 +438,81 @@ def test_lock_out_after_repeated_failures(region: Region, browser: object) -> No
     assert "console-locked" in events and events.count("console-login-failed") >= 6
     listing = xnode("users", "list", "--dir", region.police.directory).stdout
     assert "locky" in listing
+
+
+JUNK = """
+import asyncio, sys
+from aiokafka import AIOKafkaProducer
+async def main():
+    producer = AIOKafkaProducer(bootstrap_servers=sys.argv[1])
+    await producer.start()
+    try:
+        await producer.send_and_wait("xchg.zw-police.alert", b"JUNK-Chirundu-7731 hostile bytes", key=b"x")
+    finally:
+        await producer.stop()
+asyncio.run(main())
+"""
+
+
+def test_operator_discards_quarantine_and_retries_the_webhook(region: Region, browser: object):
+    """Junk on zw-police's topic is quarantined and shown as metadata only; the operator
+    discards it (audited). The alert received earlier failed its webhook; Retry queues it."""
+    subprocess.run([sys.executable, "-c", JUNK, region.bootstrap], check=True, timeout=60)
+    operator = Person(browser, region.police, "nyasha")
+
+    def quarantined() -> bool:
+        operator.go("/ops/quarantine")
+        return operator.page.locator("table.list tbody tr").count() > 0
+
+    wait_for(quarantined, 30, "the junk record in quarantine")
+    row = operator.page.locator("table.list tbody tr").first
+    assert "not authenticated" in row.inner_text()
+    assert "JUNK-Chirundu" not in operator.page.content()  # never the refused bytes
+    operator.axe("quarantine")
+    operator.page.once("dialog", lambda dialog: dialog.accept())  # the confirmation (script)
+    row.locator("button").click()
+    operator.page.wait_for_url("**/ops/quarantine?discarded=1")
+    operator.go("/ops/webhook")
+    failed = operator.page.locator("table.list tbody tr")
+    wait_for(lambda: operator.go("/ops/webhook") and failed.count() > 0, 30, "a webhook failure")
+    operator.axe("webhook failures")
+    operator.page.click("button:has-text('Retry all')")
+    operator.page.wait_for_url("**/ops/webhook?retried=*")
+    assert not operator.page.url.endswith("retried=0")
+    details = [r[0] for r in read_store(region.police.directory / "node.db",
+               "SELECT detail FROM audit WHERE event = 'console-action'")]  # fmt: skip
+    assert any('"discard-quarantined"' in d and '"nyasha"' in d for d in details)
+    assert any('"webhook-retry"' in d and '"nyasha"' in d for d in details)
+    operator.close()
+
+
+def test_keyboard_alone_signs_in_reads_and_acknowledges(region: Region, browser: object):
+    """No mouse: Tab, type and Enter through sign-in, the inbox and a message; the focused
+    element always shows a focus ring."""
+    context = browser.new_context()  # type: ignore[attr-defined]
+    page = context.new_page()
+    page.goto(region.police.url + "/login")
+    keyboard = page.keyboard
+
+    def tab_to(selector: str, limit: int = 60) -> None:
+        for _ in range(limit):
+            keyboard.press("Tab")
+            if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+                outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+                assert outline != "none", f"no visible focus on {selector}"
+                return
+        raise AssertionError(f"{selector} is not reachable with Tab")
+
+    tab_to("#name")
+    keyboard.type("rudo")
+    tab_to("#password")
+    keyboard.type(PASSWORD)
+    keyboard.press("Enter")
+    page.wait_for_url("**/inbox")
+    tab_to("table.list a")
+    keyboard.press("Enter")
+    page.wait_for_url("**/messages/*")
+    tab_to("form[action$='/ack'] button")
+    keyboard.press("Enter")
+    page.wait_for_url("**acked=1")
+    context.close()

@@ -13,6 +13,7 @@ import pytest
 
 from node.adapters.console import ConsoleServer
 from node.adapters.console.users import add_user, disable_user, reset_password
+from node.compose import build_node
 from node.service import Node
 from node.transport.broker import free_port
 from tests.runtime_helpers import create_nodes, node_env
@@ -26,14 +27,12 @@ async def console(tmp_path) -> AsyncIterator[tuple[Node, ConsoleServer]]:
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
     env = node_env(f"127.0.0.1:{free_port()}", XNODE_CONSOLE_ENABLED="true",
                    XNODE_CONSOLE_PORT="0", XNODE_CONSOLE_MAX_FAILED_LOGINS="3")  # fmt: skip
-    node = Node(dirs["zm-police"], env=env)
+    node = build_node(dirs["zm-police"], env=env)  # the console started by the node itself
     await node.start()
-    server = ConsoleServer(node)
-    await server.start()
+    [server] = [a for a in node.adapters if isinstance(a, ConsoleServer)]
     for name, role in (("mwila", "officer"), ("chanda", "operator"), ("farai", "auditor")):
         await node._run(add_user, node.store, name, role, PASSWORD, NOW)
     yield node, server
-    await server.stop()
     await node.stop()
 
 
@@ -186,3 +185,77 @@ async def test_lock_out_and_audit(console):
     assert user.locked_until is not None and user.failed_logins == 3
     events = [e.event.event for e in await node._run(node.store.audit_entries)]
     assert events.count("console-locked") == 1
+
+
+def self_signed(directory) -> None:
+    """A certificate for 127.0.0.1, as an operator's own CA would issue (here: self-signed)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "console.zm-police.test")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (directory / "console.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "console.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))  # fmt: skip
+
+
+async def test_under_tls_cookies_are_secure_and_hsts_is_sent(tmp_path):
+    import ssl
+
+    dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement"})
+    self_signed(dirs["zm-police"].path)
+    env = node_env(f"127.0.0.1:{free_port()}", XNODE_CONSOLE_ENABLED="true",
+                   XNODE_CONSOLE_PORT="0", XNODE_CONSOLE_TLS_CERTFILE="console.pem",
+                   XNODE_CONSOLE_TLS_KEYFILE="console.key")  # fmt: skip
+    node = build_node(dirs["zm-police"], env=env)
+    await node.start()
+    try:
+        [server] = [a for a in node.adapters if isinstance(a, ConsoleServer)]
+        assert server.url.startswith("https://")
+        await node._run(add_user, node.store, "mwila", "officer", PASSWORD, NOW)
+        context = ssl.create_default_context(cafile=str(dirs["zm-police"].path / "console.pem"))
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(
+            cookie_jar=jar, connector=aiohttp.TCPConnector(ssl=context)
+        ) as s:
+            r = await sign_in(s, server.url, "mwila")
+            assert r.status == 303
+            assert "Secure" in r.headers["Set-Cookie"]
+            assert r.headers["Strict-Transport-Security"].startswith("max-age=")
+        plain = server.url.replace("https://", "http://")
+        async with aiohttp.ClientSession() as s:
+            with pytest.raises(aiohttp.ClientError):
+                await s.get(plain + "/login")  # no plain HTTP beside TLS
+    finally:
+        await node.stop()
+
+
+def test_a_console_off_loopback_needs_tls_or_a_proxy():
+    from node.config import ConfigError, parse_config
+
+    base = '[node]\nid = "zm-police"\nname = "Zambia Police"\nroles = ["law-enforcement"]\n'
+    with pytest.raises(ConfigError, match="not loopback"):
+        parse_config(base + '[console]\nenabled = true\nhost = "0.0.0.0"\n', {}, "node.toml")
+    for extra in ('behind_https_proxy = true\n',
+                  'tls_certfile = "c.pem"\ntls_keyfile = "c.key"\n'):  # fmt: skip
+        config = parse_config(base + f'[console]\nenabled = true\nhost = "0.0.0.0"\n{extra}',
+                              {}, "node.toml")  # fmt: skip
+        assert config.console.host == "0.0.0.0"
+    with pytest.raises(ConfigError, match="go together"):
+        parse_config(base + '[console]\ntls_certfile = "c.pem"\n', {}, "node.toml")
+    assert parse_config(base, {}, "node.toml").console.enabled is False  # off by default
+    with pytest.raises(ConfigError, match=r"console\.max_failed_logins"):
+        parse_config(base, {"XNODE_CONSOLE_MAX_FAILED_LOGINS": "0"}, "node.toml")
