@@ -289,7 +289,9 @@ def test_mla_request_answered_through_reply(
     assert len(request_id) == 36
     assert page.input_value("#f-handling-legal_basis")  # the legal frame is carried over
     page.select_option("#f-status", "Executed")
-    page.fill("#f-results", "Mobile money records obtained and certified.")
+    # what a member sends is shown as text, never as markup (another agency's hostile bytes)
+    page.fill("#f-results", "Mobile money records obtained and certified. <img src=x "
+              "onerror=\"document.title='owned'\"><script>document.title='owned'</script>")
     page.click("button[value=send]")
     assert "/sent" in page.url, page.inner_text("main")
 
@@ -300,6 +302,9 @@ def test_mla_request_answered_through_reply(
 
     wait_for(answered, 30, "the MLA response in the requester's inbox")
     sender.page.locator("table.list a").first.click()
+    assert "<script>document.title='owned'</script>" in sender.page.inner_text("article.payload")
+    assert sender.page.locator("article.payload img, article.payload script").count() == 0
+    assert sender.page.title() != "owned"
     sender.page.click("text=Show the whole case")
     timeline = sender.page.inner_text("ol.timeline")
     assert "MLA request" in timeline and "MLA response" in timeline
