@@ -290,8 +290,11 @@ def test_mla_request_answered_through_reply(
     assert page.input_value("#f-handling-legal_basis")  # the legal frame is carried over
     page.select_option("#f-status", "Executed")
     # what a member sends is shown as text, never as markup (another agency's hostile bytes)
-    page.fill("#f-results", "Mobile money records obtained and certified. <img src=x "
-              "onerror=\"document.title='owned'\"><script>document.title='owned'</script>")
+    page.fill(
+        "#f-results",
+        "Mobile money records obtained and certified. <img src=x "
+        "onerror=\"document.title='owned'\"><script>document.title='owned'</script>",
+    )
     page.click("button[value=send]")
     assert "/sent" in page.url, page.inner_text("main")
 

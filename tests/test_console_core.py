@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,155 @@ def test_drafts_are_sealed_to_the_node_and_bound_to_their_owner():
         drafts.open_draft(tampered, "mwila", {key.key_id: key})
     with pytest.raises(drafts.DraftLost):
         drafts.open_draft(b"junk", "mwila", {key.key_id: key})
+
+
+# -- the form tree against the schema's own description (node.schema_docs) ----------------------
+
+
+def every_field(root: forms.Field) -> list[forms.Field]:
+    found: list[forms.Field] = []
+
+    def walk(f: forms.Field) -> None:
+        found.append(f)
+        for c in f.children:
+            walk(c)
+
+    walk(root)
+    return found
+
+
+@pytest.mark.parametrize("schema", ["Alert", "Referral", "MlaRequest", "RepatriationApproval"])
+def test_every_input_matches_the_schema_description(registry, schema):
+    """Name, label key, required flag, help text and code labels of every input agree with
+    `xnode schemas show` (node.schema_docs), for a form holding one item in every list."""
+    from node import schema_docs
+
+    full = payloads.full_name(schema)
+    described = {row.path: row for row in schema_docs.describe(registry, full)}
+    data: dict = {}
+    for path in sorted(described, key=len):  # one item in every list of records
+        row = described[path]
+        if row.repeated and f"{path}[]." in "".join(described):
+            forms.apply_operation(data, "add:" + path.replace("[]", "[0]"))
+    errors = {re.sub(r"\[\]", "[0]", p): f"problem at {p}" for p in described}
+    root = forms.build(registry, full, data, lambda lst, c: f"{lst}/{c}", errors)
+    seen = set()
+    for f in every_field(root)[1:]:
+        path = re.sub(r"\[\d+\]", "[]", f.name)
+        if f.name.endswith("]"):  # a list item: the record of its list
+            assert f.widget == "fieldset" and f.required and f.key == f.name.rsplit(".")[-1][
+                : f.name.rsplit(".")[-1].index("[")]  # fmt: skip
+            continue
+        row = described[path]
+        seen.add(path)
+        assert f.key == path.rsplit(".", 1)[-1].removesuffix("[]"), f.name
+        assert f.error == f"problem at {path}", f.name
+        if f.widget not in ("list",):
+            assert f.required == (row.required and f.widget not in ("checks", "lines")), f.name
+        assert row.doc in f.doc or not row.doc, f.name
+        if row.codes and f.widget in ("select", "checks"):
+            code_list = f.options[0][1].split("/")[0]
+            assert [c for c, _ in f.options] == [c for c, _ in row.codes], f.name
+            assert all(label == f"{code_list}/{c}" for c, label in f.options), f.name
+        if f.widget == "list":
+            assert f.count == 1 and f.item_type and not f.required
+    assert seen == set(described)  # every field of the schema has its input
+
+
+def test_lists_keep_their_order_and_drop_only_empty_items(registry):
+    schema = payloads.full_name("Alert")
+    form = forms.Form([
+        ("intended_route#count", "3"), ("intended_route[0].country", "ZW"),
+        ("intended_route[1].country", ""), ("intended_route[2].country", "ZA"),
+        ("intended_route[2].place_name", "Johannesburg"),
+        ("subjects#count", "1"), ("subjects[0].person.aliases", " KB \n\nUncle Kelvin\n"),
+        ("subjects[0].person.prs_Citizenship", "ZW"),
+        ("time_window.start", "2026-11-22T06:00:15"),
+    ])  # fmt: skip
+    payload = forms.parse(registry, schema, form)
+    assert payload["intended_route"] == [
+        {"country": "ZW"}, {"country": "ZA", "place_name": "Johannesburg"}]  # fmt: skip
+    assert payload["subjects"][0]["person"]["aliases"] == ["KB", "Uncle Kelvin"]
+    assert payload["subjects"][0]["person"]["prs_Citizenship"] == ["ZW"]
+    assert payload["time_window"] == {"start": "2026-11-22T06:00:15Z"}
+    kept = forms.parse(registry, schema, form, keep_empty=True)
+    assert len(kept["intended_route"]) == 3 and kept["intended_route"][1] == {}
+    assert "intended_route" not in forms.parse(
+        registry, schema, forms.Form([("intended_route#count", "x"), ("intended_route[0].country", "ZW")]))  # fmt: skip
+
+
+def test_booleans_and_numbers(registry):
+    schema = payloads.full_name("RepatriationApproval")
+    shown = forms.build(registry, schema, {"risk_assessment": {"completed": True}},
+                        lambda a, b: b)  # fmt: skip
+    by = {f.name: f for f in every_field(shown)}
+    assert by["risk_assessment.completed"].value is True
+    assert by["risk_assessment.asylum_claim_pending"].value is False
+    got = forms.parse(registry, schema, forms.Form([("risk_assessment.completed", "on")]))
+    assert got["risk_assessment"]["completed"] is True
+    assert got["risk_assessment"]["asylum_claim_pending"] is False
+    number = forms.parse(registry, payloads.full_name("Alert"), forms.Form([
+        ("last_known_locations#count", "1"), ("last_known_locations[0].latitude", "-16.03"),
+        ("last_known_locations[0].longitude", "east")]))  # fmt: skip
+    assert number["last_known_locations"][0] == {"latitude": -16.03, "longitude": "east"}
+
+
+def test_refusals_say_what_to_fix():
+    with pytest.raises(AccountError, match=r"starting with a letter or digit"):
+        check_name("-x")
+    with pytest.raises(AccountError, match=r"role 'admin': one of officer, supervisor"):
+        check_role("admin")
+    with pytest.raises(AccountError, match=r"unknown kind 'receipt'; kinds: alert, mla"):
+        check_kinds(["receipt"])
+    with pytest.raises(AccountError, match=r"at least 12 characters"):
+        check_password("short", "mwila")
+    with pytest.raises(AccountError, match=r"at most 1024 characters"):
+        check_password("x" * 1025, "mwila")
+    assert check_password("x" * 1024, "mwila")  # the limit itself is allowed
+    with pytest.raises(AccountError, match=r"must not be the user name"):
+        check_password("mwila.banda1", "mwila.banda1")
+
+
+def test_a_refusal_keeps_the_lock_state_as_it_was():
+    until = NOW + LOCK
+    d = decide_login(user(disabled_at=NOW, failed_logins=2, locked_until=until), True, NOW, 5,
+                     LOCK)  # fmt: skip
+    assert (d.failed_logins, d.locked_until) == (2, until)
+    d = decide_login(user(failed_logins=5, locked_until=until), False, NOW, 5, LOCK)
+    assert (d.reason, d.failed_logins, d.locked_until, d.just_locked) == (
+        "locked", 5, until, False)  # fmt: skip
+    d = decide_login(None, False, NOW, 5, LOCK)
+    assert (d.failed_logins, d.locked_until) == (0, None)
+    assert decide_login(user(), True, NOW, 5, LOCK).reason == "signed-in"
+
+
+def test_a_session_remembers_who_opened_it_and_ends_on_time():
+    book = SessionBook(idle=900, lifetime=3600)
+    s = book.open("mwila", "supervisor", now=100, language="fr", credential="$argon2id$h")
+    assert (s.user, s.role, s.language, s.credential) == ("mwila", "supervisor", "fr",
+                                                          "$argon2id$h")  # fmt: skip
+    assert (s.created, s.last_seen) == (100, 100) and len(s.csrf) == len(s.session_id) == 43
+    assert book.open("x1", "officer", 0).credential == ""
+    for moment in range(100, 3700, 800):
+        assert book.get(s.session_id, moment) is s
+    assert book.get(s.session_id, 3700) is s  # exactly the lifetime: still open
+    assert book.get(s.session_id, 3701) is None
+    t = book.open("tendai", "officer", 0)
+    book.close(t.session_id)
+    book.close("no such session")
+    assert book.get(t.session_id, 1) is None
+    u = book.open("rudo", "officer", 0)
+    assert len(book) == 2  # x1 and rudo
+    book.sweep(901)
+    assert len(book) == 0 and book.get(u.session_id, 1) is None
+
+
+def test_kinds_with_an_open_side_are_handled_by_everyone():
+    open_recipients = Policy.from_config(("mla: prosecution -> *",))
+    assert "mla" in handled_kinds(open_recipients, ("shelter",))
+    open_senders = Policy.from_config(("mla: * -> prosecution",))
+    assert "mla" in handled_kinds(open_senders, ("shelter",))
+    neither = Policy.from_config(("mla: prosecution -> central-authority",))
+    assert "mla" not in handled_kinds(neither, ("shelter",))
+    assert "mla" in handled_kinds(neither, ("central-authority",))
+    assert "mla" in handled_kinds(neither, ("prosecution",))

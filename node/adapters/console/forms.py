@@ -37,7 +37,7 @@ class Field:
 
     name: str  # input name: the payload path without "payload."
     key: str  # the schema's field name (the label), "" for the root
-    widget: str  # text textarea integer number checkbox yesno date datetime select checks
+    widget: str  # text textarea integer number checkbox date datetime select checks
     #              lines fieldset list
     required: bool
     doc: str = ""
@@ -118,8 +118,6 @@ def _show(widget: str, value: Any) -> Any:
         return False if widget == "checkbox" else ""
     if widget == "checkbox":
         return value is True
-    if widget == "yesno":
-        return "yes" if value is True else "no" if value is False else ""
     if widget == "datetime" and isinstance(value, str):
         text = value.removesuffix("Z").split(".")[0]
         return text[:16] if text[17:19] in ("", "00") else text[:19]
@@ -186,8 +184,6 @@ def build(
                          options=options(code_list), value=_show("select", value),
                          error=errors.get(name))  # fmt: skip
         widget = _leaf_widget(target, key)
-        if widget == "checkbox" and nullable:
-            widget = "yesno"
         return Field(name=name, key=key, widget=widget, required=required, doc=doc,
                      value=_show(widget, value), error=errors.get(name))  # fmt: skip
 
@@ -291,9 +287,7 @@ def parse(
                 return None
             return _number(text, True) if target in ("int", "long") else text
         widget = _leaf_widget(target, key)
-        if widget == "checkbox":
-            if nullable:
-                return {"yes": True, "no": False}.get(form.get(name))
+        if widget == "checkbox":  # no schema has an optional boolean; unticked is false
             return form.get(name) in ("on", "true", "yes")
         if not text:
             return None
