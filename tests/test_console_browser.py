@@ -152,6 +152,12 @@ class Person:
             Path(SHOTS).mkdir(parents=True, exist_ok=True)
             self.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=full_page)
 
+    def shot_of(self, name: str, selector: str) -> None:
+        """Just one part of the page, e.g. the fieldset holding an error."""
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            self.page.locator(selector).screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+
     def axe(self, where: str) -> None:
         """Zero serious or critical axe-core violations on the page as it stands, and no
         console errors (a CSP refusal of an inline script or style would be one)."""
@@ -231,6 +237,7 @@ def test_alert_with_a_mistake_then_fixed_reaches_the_other_officer(
     assert page.input_value("#f-title").startswith("Two girls")  # nothing typed was lost
     sender.axe("compose with an error")
     sender.shot("compose-error", full_page=False)
+    sender.shot_of("compose-field-error", "#f-handling")
     page.fill("#f-handling-retention_days", "90")
     page.click("button[value=send]")
     assert "/sent" in page.url
