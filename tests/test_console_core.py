@@ -524,3 +524,67 @@ def test_kinds_with_an_open_side_are_handled_by_everyone():
     assert "mla" not in handled_kinds(neither, ("shelter",))
     assert "mla" in handled_kinds(neither, ("central-authority",))
     assert "mla" in handled_kinds(neither, ("prosecution",))
+
+
+def test_small_form_details(registry):
+    schema = payloads.full_name("Alert")
+    root = forms.build(registry, schema, {}, lambda a, b: b)
+    assert root.doc.startswith("A cross-border alert") and root.key == "" and root.required
+    fields = {f.name: f for f in every_field(root)}
+    person = forms.build(registry, schema, {"subjects": [{}]}, lambda a, b: b)
+    by = {f.name: f for f in every_field(person)}
+    assert by["subjects[0].person.prs_Birthdate"].widget == "date"
+    assert fields["valid_until"].widget == "datetime"
+    locations = forms.build(registry, schema, {"last_known_locations": [{}]}, lambda a, b: b)
+    assert {f.name: f for f in every_field(locations)}[
+        "last_known_locations[0].latitude"].widget == "number"  # fmt: skip
+    shown = forms.build(registry, schema, {"valid_until": "2026-11-29T06:40:00.000Z",
+                                           "time_window": {"start": "2026-11-22T06:40:15Z"}},
+                        lambda a, b: b)  # fmt: skip
+    values = {f.name: f.value for f in every_field(shown)}
+    assert values["valid_until"] == "2026-11-29T06:40"
+    assert values["time_window.start"] == "2026-11-22T06:40:15"
+    text = forms.parse(registry, schema, forms.Form([("description", " one\r\ntwo \r\n")]))
+    assert text["description"] == "one\ntwo"
+    form = forms.Form([("a", "1"), ("a", "2")])
+    assert "a" in form and "b" not in form and form.get("a") == "2" and form.all("a") == ["1", "2"]
+    assert form.get("b") == "" and form.all("b") == []
+    items = {"subjects": [{}, {}]}
+    assert forms.apply_operation(items, "remove:subjects[2]") == {"subjects": [{}, {}]}
+    assert forms.apply_operation(items, "remove:subjects[1]") == {"subjects": [{}]}
+    full = {"subjects": [{}] * forms.MAX_ITEMS}
+    assert len(forms.apply_operation(full, "add:subjects")["subjects"]) == forms.MAX_ITEMS
+    nearly = {"subjects": [{}] * (forms.MAX_ITEMS - 1)}
+    assert len(forms.apply_operation(nearly, "add:subjects")["subjects"]) == forms.MAX_ITEMS
+    assert forms.error_name("$") == "" and forms.error_name("to") == "to"
+
+
+def test_languages_in_detail():
+    assert i18n.negotiate("fr;q=0") == "en"  # q=0: not acceptable
+    assert i18n.negotiate("pt;q=1, fr") == "pt"  # no q means 1: equal, the first wins
+    assert i18n.negotiate("fr;q=1.2.3, pt") == "pt"
+    assert i18n.negotiate("") == "en" and i18n.negotiate("", default="fr") == "fr"
+    assert i18n.negotiate(",".join(["de"] * 19 + ["fr"])) == "fr"  # the 20th is still read
+    assert i18n.humanise("x") == "X" and i18n.humanise("") == ""
+    assert i18n.humanise("per_RoleInProcess") == "Role in process"
+    assert i18n.humanise("next_follow_up") == "Next follow up"
+    fr = i18n.Translator("fr")
+    assert fr.field("prs_FirstName") not in ("First name", "")  # the French label
+    assert i18n.Translator("en").field("prs_FirstName") == "First name"  # en.json
+    assert fr.field("a_field_no_catalog_has") == "A field no catalog has"
+    assert fr("Audit chain intact: {count} entries.", count=2).count("2") == 1
+    assert i18n.Translator("en")("{not a placeholder}") == "{not a placeholder}"
+
+
+def test_reply_and_timeline_details():
+    assert threads_view.replies("repatriation", "RepatriationProposal") == [
+        "RepatriationFamilyAssessment", "CaseUpdate"]  # fmt: skip
+    assert threads_view.replies("receipt", "Receipt") == []
+    same_time = [{"id": "b", "created_at": "t"}, {"id": "a", "created_at": "t"},
+                 {"id": "c"}]  # fmt: skip
+    assert [i["id"] for i in threads_view.timeline(same_time, [])] == ["c", "a", "b"]
+    progress = threads_view.repatriation_progress(
+        [{"kind": "repatriation", "payload_schema": "RepatriationHandover"}]
+    )
+    assert [p["step"] for p in progress] == list(threads_view.REPATRIATION_STEPS)
+    assert [p["done"] for p in progress].count(True) == 1
