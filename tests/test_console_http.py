@@ -4,6 +4,7 @@ A node started in-process with no broker (the console does not need one to refus
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import AsyncIterator
@@ -92,7 +93,7 @@ async def test_hostile_posts_get_4xx_never_500(console):
             ({"csrf": token, "_kind": "alert", "_action": "switch", "_choose": "receipt:Receipt"},
              403),
             ({"csrf": token, "_kind": "alert", "_draft_id": "-1", "_action": "save"}, 200),
-            ({"csrf": token, "_kind": "alert", "_action": "import"}, 422),
+            ({"csrf": token, "_kind": "alert", "_action": "import"}, 400),  # no file chosen
         ]  # fmt: skip
         for form, status in cases:
             async with s.post(server.url + "/compose", data=form) as r:
@@ -111,7 +112,7 @@ async def test_hostile_posts_get_4xx_never_500(console):
         data.add_field("_action", "import")
         data.add_field("_import_file", b"{not json", filename="x.json")
         async with s.post(server.url + "/compose", data=data) as r:
-            assert r.status == 422 and "invalid JSON" in await r.text()
+            assert r.status == 400 and "invalid JSON" in await r.text()
         async with s.post(server.url + "/language", data={"csrf": token, "language": "xx"}) as r:
             assert r.status == 400
         async with s.post(server.url + "/language",
@@ -259,3 +260,81 @@ def test_a_console_off_loopback_needs_tls_or_a_proxy():
     assert parse_config(base, {}, "node.toml").console.enabled is False  # off by default
     with pytest.raises(ConfigError, match=r"console\.max_failed_logins"):
         parse_config(base, {"XNODE_CONSOLE_MAX_FAILED_LOGINS": "0"}, "node.toml")
+
+
+async def test_concurrent_guesses_still_lock_the_account(console):
+    """Sign-ins for one name take turns: ten guesses at once count as ten (limit 3 here), and
+    the right password sent among them does not reset the count."""
+    node, server = console
+
+    async def attempt(password: str) -> int:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            return (await sign_in(s, server.url, "mwila", password)).status
+
+    statuses = await asyncio.gather(*(attempt(f"wrong guess {i}") for i in range(10)),
+                                    attempt(PASSWORD))  # fmt: skip
+    user = await node._run(node.store.console_user, "mwila")
+    assert user.locked_until is not None
+    assert statuses.count(303) <= 1 and statuses[:10].count(401) == 10
+    assert await attempt(PASSWORD) == 401  # locked now, whoever came first
+
+
+async def test_after_sign_in_only_a_local_path(console):
+    _, server = console
+    for hostile in ("/\t/evil.example", "/%09/evil.example", "//evil.example", "/\\evil.example",
+                    "https://evil.example/", "/ok\r\nSet-Cookie: x=1"):  # fmt: skip
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            async with s.get(server.url + "/login") as page:
+                token = csrf_of(await page.text())
+            r = await s.post(server.url + "/login", data={"csrf": token, "name": "chanda",
+                             "password": PASSWORD, "next": hostile}, allow_redirects=False)  # fmt: skip
+            assert r.status == 303 and r.headers["Location"] == "/", hostile
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        async with s.get(server.url + "/ops/peers", allow_redirects=True) as page:
+            token = csrf_of(await page.text())  # sent to sign in, with next=/ops/peers
+            assert "/ops/peers" in await page.text()
+        r = await s.post(server.url + "/login", data={"csrf": token, "name": "chanda",
+                         "password": PASSWORD, "next": "/ops/peers"}, allow_redirects=False)  # fmt: skip
+        assert r.headers["Location"] == "/ops/peers"
+
+
+async def test_odd_ids_and_fields_are_4xx_not_500(console):
+    node, server = console
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        await sign_in(s, server.url, "mwila")
+        for path in ("/messages/99999999999999999999999", "/compose?reply_to=%C2%B2",
+                     "/compose?draft=99999999999999999999999", "/compose?draft=%C2%B2",
+                     "/threads/%00"):  # fmt: skip
+            async with s.get(server.url + path) as r:
+                assert r.status == 404, path
+                assert r.headers["X-Frame-Options"] == "DENY"
+        async with s.get(server.url + "/compose?kind=alert") as page:
+            token = csrf_of(await page.text())
+        for form in ({"_draft_id": "²", "_action": "save"}, {"subjects#count": "²"},
+                     {"_action": "remove:subjects[" + "9" * 5000 + "]"},
+                     {"_action": "import", "_import_file": "not a file"}):  # fmt: skip
+            async with s.post(server.url + "/compose",
+                              data={"csrf": token, "_kind": "alert", **form}) as r:  # fmt: skip
+                assert r.status in (200, 400, 422), (form, r.status)
+        data = aiohttp.FormData()
+        for key, value in (("csrf", token), ("_kind", "alert"), ("_action", "import")):
+            data.add_field(key, value)
+        data.add_field("_import_file", b'{"title": "\\ud800"}', filename="x.json")
+        async with s.post(server.url + "/compose", data=data) as r:
+            assert r.status == 400 and "surrogate" in await r.text()
+        rows = await node._run(node.store.drafts, "mwila")
+        assert rows and all(d.title == "" for d in rows)  # no case text beside the sealed draft
+
+
+async def test_a_live_view_ends_with_the_account_and_is_limited(console):
+    node, server = console
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        await sign_in(s, server.url, "mwila")
+        streams = [await s.get(server.url + "/sent/events") for _ in range(3)]
+        assert [r.status for r in streams] == [200, 200, 200]
+        async with s.get(server.url + "/sent/events") as fourth:
+            assert fourth.status == 429
+        await node._run(disable_user, node.store, "mwila", NOW)
+        for r in streams:  # each stream ends by itself within one round (2 s)
+            await asyncio.wait_for(r.read(), 15)
+            r.close()

@@ -81,7 +81,7 @@ def parse_json(data: bytes) -> Any:
     return value
 
 
-def _check_text(value: Any) -> None:
+def check_text(value: Any) -> None:
     """I-JSON limits over a decoded document: nesting at most ``MAX_DEPTH`` and no string with
     a lone surrogate (``"\\ud800"`` is valid JSON syntax but not Unicode text, and no encoder
     downstream can write it). Iterative, so a deep document cannot exhaust the stack here."""
@@ -123,7 +123,7 @@ def from_json(body: Any, idempotency_key: str | None = None) -> core.Request:
     ASCII; the folder's file name and content hash) and must be storable text."""
     if not isinstance(body, dict):
         _refuse("the request must be a JSON object", None)
-    _check_text(body)
+    check_text(body)
     if idempotency_key is not None:
         try:
             idempotency_key.encode("utf-8")

@@ -1467,6 +1467,15 @@ class SqliteStore:
                 "DELETE FROM console_drafts WHERE updated_at < ?", (_ts(before),)
             ).rowcount
 
+    def inbox_recent(self, kinds: Sequence[str], limit: int) -> list[InboxMessage]:
+        """The newest received messages of these kinds, newest first."""
+        rows = self._conn.execute(
+            f"SELECT * FROM inbox WHERE kind IN ({', '.join('?' * len(kinds))})"  # noqa: S608
+            " ORDER BY seq DESC LIMIT ?",
+            (*kinds, limit),
+        ).fetchall()
+        return [self._inbox_row(r) for r in rows]
+
     def mark_read(self, user_name: str, seq: int) -> None:
         with self._tx() as c:
             c.execute(

@@ -29,6 +29,7 @@ LONG_TEXT = re.compile(
 )
 CODE_LIST_IN_DOC = re.compile(r"\(code list ([a-z_]+)\)")
 MAX_ITEMS = 50  # items of one list in a form: far more than a case needs, bounds a post
+MAX_FORM_ITEMS = 200  # list items in a whole form (lists nest: 50 in each would be millions)
 
 
 @dataclass
@@ -138,6 +139,7 @@ def build(
     """The form for record ``schema_name`` filled with ``data`` (JSON), errors attached."""
     schema = _Schema(registry, schema_name)
     errors = errors or {}
+    budget = [MAX_FORM_ITEMS]  # list items still allowed in this form
 
     def options(code_list: codes.CodeList) -> tuple[tuple[str, str], ...]:
         return tuple((c, label(code_list.name, c)) for c in code_list.codes)
@@ -171,6 +173,9 @@ def build(
                              error=errors.get(name), item_type=items["name"])  # fmt: skip
                 items_value = value if isinstance(value, list) else []
                 for i, item in enumerate(items_value[:MAX_ITEMS]):
+                    if budget[0] <= 0:
+                        break
+                    budget[0] -= 1
                     node.children.append(record(items, f"{name}[{i}]", key, True, item, depth + 1))
                 return node
             code_list = _code_list(items, doc)
@@ -216,7 +221,7 @@ class Form:
 
 def _count(form: Form, name: str) -> int:
     text = form.get(f"{name}#count")
-    return min(int(text), MAX_ITEMS) if text.isdigit() else 0
+    return min(int(text), MAX_ITEMS) if re.fullmatch(r"[0-9]{1,4}", text) else 0
 
 
 def _number(text: str, integer: bool) -> Any:
@@ -329,7 +334,7 @@ def apply_operation(data: dict[str, Any], operation: str) -> dict[str, Any]:
     the path is the input name. Anything else leaves ``data`` as it is."""
     verb, _, path = operation.partition(":")
     if verb == "remove":
-        match = re.fullmatch(r"(.+)\[(\d+)\]", path)
+        match = re.fullmatch(r"(.+)\[([0-9]{1,4})\]", path)
         if not match:
             return data
         path, index = match.group(1), int(match.group(2))
@@ -348,7 +353,7 @@ def apply_operation(data: dict[str, Any], operation: str) -> dict[str, Any]:
 
 def _locate(data: dict[str, Any], path: str) -> tuple[dict[str, Any] | None, str]:
     """The record holding the last element of ``path`` (created as needed), and that name."""
-    parts = re.findall(r"([^.\[\]]+)(?:\[(\d+)\])?", path)
+    parts = re.findall(r"([^.\[\]]+)(?:\[([0-9]{1,4})\])?", path)
     current: Any = data
     for name, index in parts[:-1]:
         if not isinstance(current, dict):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import time
-import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 import aiohttp_jinja2
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("xnode.console")
 PAGE = 200  # rows on a list page
+RECENT = 2000  # received messages the inbox filters and counts
+MAX_STREAMS = 3  # live views (SSE) open at once per session
 SUMMARY_FIELDS = ("title", "subject_matter", "cas_OutgoingReferralDetails", "note", "findings",
                   "results", "reintegration_status", "status")  # fmt: skip
 
@@ -48,22 +50,38 @@ def routes(app: web.Application, console: ConsoleServer) -> None:
     r.add_post("/language", p.language)
     r.add_get("/", p.home)
     r.add_get("/inbox", p.inbox)
-    r.add_get("/messages/{seq:\\d+}", p.message)
-    r.add_post("/messages/{seq:\\d+}/ack", p.ack)
+    r.add_get("/messages/{seq:[0-9]{1,18}}", p.message)
+    r.add_post("/messages/{seq:[0-9]{1,18}}/ack", p.ack)
     r.add_get("/compose", p.compose_form)
     r.add_post("/compose", p.compose)
     r.add_get("/drafts", p.drafts_page)
-    r.add_post("/drafts/{draft_id:\\d+}/delete", p.delete_draft)
+    r.add_post("/drafts/{draft_id:[0-9]{1,18}}/delete", p.delete_draft)
     r.add_get("/sent", p.sent)
     r.add_get("/sent/events", p.sent_events)
     r.add_get("/threads/{thread_id}", p.thread)
     r.add_get("/ops", p.ops)
     r.add_get("/ops/peers", p.peers)
     r.add_get("/ops/quarantine", p.quarantine)
-    r.add_post("/ops/quarantine/{entry_id:\\d+}/discard", p.discard)
+    r.add_post("/ops/quarantine/{entry_id:[0-9]{1,18}}/discard", p.discard)
     r.add_get("/ops/webhook", p.webhook)
     r.add_post("/ops/webhook/retry", p.webhook_retry)
     r.add_get("/audit", p.audit)
+
+
+LOCAL_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~=&?:+,-]{0,500}")
+ID = re.compile(r"[0-9]{1,18}")
+
+
+def local_path(text: str) -> str:
+    """Where to go after sign-in or a language change: a path of this console only — no
+    scheme, no host, no "//", no backslash, no control or white-space character (browsers drop
+    tabs and newlines, which would make "/\t/evil" the host "evil"); otherwise "/"."""
+    return text if LOCAL_PATH.fullmatch(text) else "/"
+
+
+def number(text: str | None) -> int | None:
+    """An id from a URL or form: ASCII digits only (``"²".isdigit()`` is true), at most 18."""
+    return int(text) if text and ID.fullmatch(text) else None
 
 
 def _session(request: web.Request) -> Session:
@@ -142,13 +160,17 @@ class Pages:
     async def login_form(self, request: web.Request) -> web.StreamResponse:
         return self._login_page(request, None, 200)
 
-    def _login_page(self, request: web.Request, error: str | None, status: int) -> web.Response:
+    def _login_page(
+        self, request: web.Request, error: str | None, status: int,
+        next_path: str | None = None, name: str = "",
+    ) -> web.Response:  # fmt: skip
+        """The sign-in form; after a refusal it keeps the name and where the user was going."""
         response = web.Response()  # only carries the cookie
         token = self.c.login_token(request, response)
         page = aiohttp_jinja2.render_template(
             "login.html", request,
-            {"login_csrf": token, "error": error, "next": request.query.get("next", "/"),
-             "name": ""},
+            {"login_csrf": token, "error": error, "name": name,
+             "next": next_path or local_path(request.query.get("next", "/"))},
             status=status,
         )  # fmt: skip
         for morsel in response.cookies.values():
@@ -158,9 +180,15 @@ class Pages:
     async def login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         name, password = str(form.get("name", "")).strip().lower(), str(form.get("password", ""))
-        next_path = urllib.parse.unquote(str(form.get("next", "/")))
-        if not next_path.startswith("/") or next_path.startswith("//"):
-            next_path = "/"
+        next_path = local_path(str(form.get("next", "/")))
+        # One attempt per name at a time: each reads the failure count the previous one wrote,
+        # so concurrent guesses cannot share one count (nor a success reset theirs).
+        async with self.c.login_lock(name), self.c.argon2_slots:
+            return await self._login(request, name, password, next_path)
+
+    async def _login(
+        self, request: web.Request, name: str, password: str, next_path: str
+    ) -> web.StreamResponse:
         user: ConsoleUser | None = await self.c.run(self.node.store.console_user, name)
         loop = asyncio.get_running_loop()
         ok = await loop.run_in_executor(
@@ -173,7 +201,9 @@ class Pages:
         if user is None:
             await self.c.audit(request, "console-login-failed", reason="unknown-user")
             log.warning("console_login_failed", node=self.node.node_id, reason="unknown-user")
-            return self._login_page(request, t("The user name or password is wrong."), 401)
+            return self._login_page(
+                request, t("The user name or password is wrong."), 401, next_path, name
+            )
         events = []
         if decision.ok:
             events.append(audit.AuditEvent("console-login", now, detail={"user": user.name}))
@@ -203,7 +233,7 @@ class Pages:
                 message = t("This account is disabled. Ask an operator.")
             else:
                 message = t("The user name or password is wrong.")
-            return self._login_page(request, message, 401)
+            return self._login_page(request, message, 401, next_path, name)
         session = self.c.sessions.open(
             user.name, user.role, time.monotonic(), user.language, user.password_hash
         )
@@ -233,8 +263,7 @@ class Pages:
                                          "language": language})  # fmt: skip
         await self.c.run(self.node.store.update_console_user, session.user, [event],
                          language=language)  # fmt: skip
-        back = str(form.get("back", "/"))
-        raise web.HTTPSeeOther(back if back.startswith("/") and not back.startswith("//") else "/")
+        raise web.HTTPSeeOther(local_path(str(form.get("back", "/"))))
 
     async def home(self, request: web.Request) -> web.StreamResponse:
         role = _session(request).role
@@ -256,11 +285,13 @@ class Pages:
         )
         since, until = q.get("since", ""), q.get("until", "")
         chosen = (kind,) if kind in kinds else kinds
-        messages = await self.c.run(self.node.store.inbox, 0, list(chosen) or ["-"], 10_000)
+        # the newest RECENT messages are filtered and counted; older ones stay reachable
+        # through their case pages and the API
+        messages = await self.c.run(self.node.store.inbox_recent, list(chosen) or ["-"], RECENT)
         read = await self.c.run(self.node.store.read_seqs, _session(request).user)
         unread_counts = {k: 0 for k in kinds}
         rows: list[dict[str, Any]] = []
-        for m in reversed(messages):
+        for m in messages:
             unread = m.seq not in read
             if unread and m.kind in unread_counts:
                 unread_counts[m.kind] += 1
@@ -343,14 +374,17 @@ class Pages:
                                  "schema": q.get("schema", ""), "to": [], "thread_id": "",
                                  "in_reply_to": "", "priority": "normal", "draft_id": 0,
                                  "payload": {}}  # fmt: skip
-        if "reply_to" in q and q["reply_to"].isdigit():
-            message = await self.c.run(self.node.store.inbox_at, int(q["reply_to"]))
+        reply_to, draft_id = number(q.get("reply_to")), number(q.get("draft"))
+        if ("reply_to" in q and reply_to is None) or ("draft" in q and draft_id is None):
+            raise web.HTTPNotFound(reason="No such message or draft.")
+        if reply_to is not None:
+            message = await self.c.run(self.node.store.inbox_at, reply_to)
             if message is None or message.kind not in kinds:
                 raise web.HTTPNotFound(reason="No such message to reply to.")
             item = self.node.inbox_item(message)
             state.update(threads_view.reply_state(item, q.get("schema")))
-        elif "draft" in q and q["draft"].isdigit():
-            draft = await self.c.run(self.node.store.draft, int(q["draft"]), _session(request).user)
+        elif draft_id is not None:
+            draft = await self.c.run(self.node.store.draft, draft_id, _session(request).user)
             if draft is None:
                 raise web.HTTPNotFound(reason="No such draft.")
             try:
@@ -375,8 +409,9 @@ class Pages:
                           for k, v in errors.items()}  # fmt: skip
         tree = forms.build(self.node.registry, payloads.full_name(schema), state["payload"],
                            _label(t), {k: v for k, v in payload_errors.items()})  # fmt: skip
-        summary = [{"name": k, "message": v, "anchor": forms.Field(k, "", "", False).input_id}
-                   for k, v in payload_errors.items()]  # fmt: skip
+        summary = [{"name": k, "message": v,
+                    "anchor": forms.Field(k, "", "", False).input_id if k not in ("", "form")
+                    else ""} for k, v in payload_errors.items()]  # fmt: skip
         return aiohttp_jinja2.render_template("compose.html", request, {
             "state": state, "tree": tree, "errors": payload_errors, "summary": summary,
             "kinds": kinds, "schemas": self._schemas(kinds), "peers": self.peer_rows(),
@@ -400,7 +435,7 @@ class Pages:
             "kind": kind, "schema": schema, "to": form.all("_to"),
             "thread_id": form.get("_thread_id"), "in_reply_to": form.get("_in_reply_to"),
             "priority": form.get("_priority") or "normal",
-            "draft_id": int(form.get("_draft_id")) if form.get("_draft_id").isdigit() else 0,
+            "draft_id": number(form.get("_draft_id")) or 0,
             "payload": forms.parse(self.node.registry, payloads.full_name(schema), form,
                                    keep_empty=action != "send"),
         }  # fmt: skip
@@ -426,7 +461,8 @@ class Pages:
         """Fill the form from a JSON file: a payload, or a request as a local system sends it
         to the API ({kind, to, schema, payload}). Nothing is sent; the person checks it first."""
         t = _translator(request)
-        data = upload.file.read(self.node.config.api.max_body_bytes + 1) if upload else b""
+        is_file = isinstance(upload, web.FileField)
+        data = upload.file.read(self.node.config.api.max_body_bytes + 1) if is_file else b""
         try:
             if not data:
                 raise requests.Refusal(400, t("Choose a JSON file to load."), "_import_file")
@@ -435,8 +471,11 @@ class Pages:
             document = requests.parse_json(data)
             if not isinstance(document, dict):
                 raise requests.Refusal(422, t("The file must hold a JSON object."), "_import_file")
+            requests.check_text(document)  # depth, and no lone surrogates (I-JSON)
         except requests.Refusal as exc:
-            return self._compose_page(request, state, {"_import_file": exc.error}, kinds, 422)
+            return self._compose_page(
+                request, state, {"_import_file": exc.error}, kinds, exc.status
+            )
         if isinstance(document.get("payload"), dict):
             if document.get("kind") in kinds:
                 state["kind"] = document["kind"]
@@ -462,8 +501,9 @@ class Pages:
             newest = next(iter(own_keys.values()))
         sealed = drafts.seal({k: v for k, v in state.items() if k != "draft_id"}, session.user,
                              newest)  # fmt: skip
-        title = _summary(state["payload"]) or t("(untitled)")
-        draft = Draft(state["draft_id"], session.user, state["kind"], state["schema"], title,
+        # the title shown in the list stays inside the sealed draft: case data (a name in an
+        # alert's title) must not rest in the store in plain text
+        draft = Draft(state["draft_id"], session.user, state["kind"], state["schema"], "",
                       sealed, self.c.now())  # fmt: skip
         event = audit.AuditEvent("console-action", self.c.now(), detail={
             "user": session.user, "action": "save-draft", "kind": state["kind"]})  # fmt: skip
@@ -505,7 +545,19 @@ class Pages:
         raise web.HTTPSeeOther(f"/sent?sent={message_id}")
 
     async def drafts_page(self, request: web.Request) -> web.StreamResponse:
-        rows = await self.c.run(self.node.store.drafts, _session(request).user)
+        kinds = await self.kinds(request)
+        t = _translator(request)
+        rows = []
+        for d in await self.c.run(self.node.store.drafts, _session(request).user):
+            if d.kind not in kinds:
+                continue  # a kind the user no longer handles
+            try:
+                state = drafts.open_draft(d.sealed, d.owner, self.node._encryption)
+                title = _summary(state.get("payload")) or t("(untitled)")
+            except drafts.DraftLost:
+                title = t("(can no longer be opened)")
+            rows.append({"draft_id": d.draft_id, "schema_name": d.schema_name,
+                         "updated_at": d.updated_at, "title": title})  # fmt: skip
         return aiohttp_jinja2.render_template("drafts.html", request, {"rows": rows})
 
     async def delete_draft(self, request: web.Request) -> web.StreamResponse:
@@ -529,27 +581,45 @@ class Pages:
             "rows": rows, "just_sent": request.query.get("sent", "")})  # fmt: skip
 
     async def sent_events(self, request: web.Request) -> web.StreamResponse:
-        """Per-recipient states of the sent list, each time a delivery ends (SSE)."""
+        """Per-recipient states of the sent list, each time a delivery ends (SSE). The stream
+        ends with the session: signed out, timed out (it does not count as use), or the account
+        disabled, its password reset or its role changed. A few per session at most."""
         kinds = await self.kinds(request)
+        session = _session(request)
+        if self.c.streams.get(session.session_id, 0) >= MAX_STREAMS:
+            raise web.HTTPTooManyRequests(reason="Too many open live views; close a tab.")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-store"})  # fmt: skip
         await response.prepare(request)
-        session = _session(request)
-        last: Any = None
-        while not self.c.closing.is_set():
-            if self.c.sessions.get(session.session_id, time.monotonic()) is None:
-                break  # signed out or timed out: the stream ends with the session
-            rows = await self._sent_rows(kinds)
-            snapshot = {
-                r["id"]: {"status": r["status"], "recipients": r["recipients"]} for r in rows
-            }
-            try:
-                await response.write(json_event(snapshot) if snapshot != last else b": -\n\n")
-            except (ConnectionResetError, RuntimeError):
-                break  # the browser went away
-            last = snapshot
-            await self.node.status_changed.wait(2.0)
+        self.c.streams[session.session_id] = self.c.streams.get(session.session_id, 0) + 1
+        try:
+            last: Any = None
+            while not self.c.closing.is_set():
+                if not await self._still_signed_in(session):
+                    break
+                rows = await self._sent_rows(kinds)
+                snapshot = {
+                    r["id"]: {"status": r["status"], "recipients": r["recipients"]} for r in rows
+                }
+                try:
+                    await response.write(json_event(snapshot) if snapshot != last else b": -\n\n")
+                except (ConnectionResetError, RuntimeError):
+                    break  # the browser went away
+                last = snapshot
+                await self.node.status_changed.wait(2.0)
+        finally:
+            left = self.c.streams.get(session.session_id, 1) - 1
+            if left > 0:
+                self.c.streams[session.session_id] = left
+            else:
+                self.c.streams.pop(session.session_id, None)
         return response
+
+    async def _still_signed_in(self, session: Session) -> bool:
+        if self.c.sessions.peek(session.session_id, time.monotonic()) is None:
+            return False
+        user = await self.c.run(self.node.store.console_user, session.user)
+        return self.c.session_valid(session, user)
 
     async def thread(self, request: web.Request) -> web.StreamResponse:
         kinds = await self.kinds(request)
@@ -615,7 +685,7 @@ class Pages:
 
     async def audit(self, request: web.Request) -> web.StreamResponse:
         entries = await self.c.run(self.node.store.audit_entries)
-        report = audit.verify(entries)
+        report = await self.c.run(audit.verify, entries)  # the chain may be long: off the loop
         own = self.node.audit_checkpoints.own
         verdict = None
         if report.ok:

@@ -30,7 +30,7 @@ from node.adapters.console.i18n import LANGUAGES, NAMES, Translator, negotiate
 from node.adapters.console.requestkeys import SESSION_KEY
 from node.adapters.console.sessions import Session, SessionBook, same_token
 from node.audit import AuditEvent
-from node.store.base import StoreUnavailable
+from node.store.base import ConsoleUser, StoreUnavailable
 
 if TYPE_CHECKING:
     from node.service import Node
@@ -79,6 +79,11 @@ class ConsoleServer:
         self.port: int | None = None
         self.closing = asyncio.Event()
         self._housekeeping: asyncio.Task[None] | None = None
+        self._login_locks: dict[str, asyncio.Lock] = {}
+        # Argon2id costs 64 MiB and tens of ms per attempt: at most two at once, so a flood of
+        # sign-ins queues instead of taking every core and the memory with it
+        self.argon2_slots = asyncio.Semaphore(2)
+        self.streams: dict[str, int] = {}  # open event streams per session
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -170,6 +175,22 @@ class ConsoleServer:
 
     # -- helpers for the pages ------------------------------------------------------------------
 
+    def session_valid(self, session: Session, user: ConsoleUser | None) -> bool:
+        """A session stands only while its account is enabled, with the password and the role
+        it was opened with."""
+        return (
+            user is not None
+            and user.disabled_at is None
+            and user.password_hash == session.credential
+            and user.role == session.role
+        )
+
+    def login_lock(self, name: str) -> asyncio.Lock:
+        """The lock that makes the sign-in attempts for one name take turns."""
+        if len(self._login_locks) > 10_000:  # names that do not exist must not grow it forever
+            self._login_locks = {n: lk for n, lk in self._login_locks.items() if lk.locked()}
+        return self._login_locks.setdefault(name, asyncio.Lock())
+
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """``fn`` on the node's store thread (the store is not shared across threads)."""
         return await self.node._run(fn, *args, **kwargs)
@@ -218,6 +239,11 @@ class ConsoleServer:
             response = await self.error_page(
                 request, 507, "The node cannot write to its store now; try again shortly."
             )
+        except Exception:  # a fault of the node: logged with its trace, shown as a page
+            log.exception("console_error", node=self.node.node_id, path=request.path)
+            response = await self.error_page(
+                request, 500, "Something went wrong in the node; the error is in its log."
+            )
         self._secure(request, response)
         return response
 
@@ -252,12 +278,7 @@ class ConsoleServer:
                 raise web.HTTPSeeOther(f"/login?next={_safe_next(request.path_qs)}")
             raise web.HTTPUnauthorized(reason="Your session has ended; sign in again.")
         user = await self.run(self.node.store.console_user, session.user)
-        if (
-            user is None
-            or user.disabled_at is not None
-            or user.password_hash != session.credential
-            or user.role != session.role
-        ):
+        if not self.session_valid(session, user):
             self.sessions.close(session.session_id)  # disabled, reset or changed: sign in again
             if request.method == "GET" and not request.path.endswith("/events"):
                 raise web.HTTPSeeOther("/login")

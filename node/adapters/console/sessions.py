@@ -58,6 +58,17 @@ class SessionBook:
         session.last_seen = now
         return session
 
+    def peek(self, session_id: str, now: float) -> Session | None:
+        """The session if it is still live, without counting this as use (a live stream is not
+        a person at the keyboard, and must not keep an idle session open)."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        if now - session.last_seen > self.idle or now - session.created > self.lifetime:
+            del self._sessions[session_id]
+            return None
+        return session
+
     def close(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
 

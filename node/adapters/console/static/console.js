@@ -6,6 +6,15 @@
     var button = event.target.closest("button[data-confirm]");
     if (button && !window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
   });
+  // A message goes abroad once: a second click on Send while the first is on its way is ignored.
+  var compose = document.getElementById("compose");
+  if (compose) {
+    compose.addEventListener("submit", function (event) {
+      var send = event.submitter && event.submitter.value === "send";
+      if (send && compose.dataset.sending) event.preventDefault();
+      if (send) compose.dataset.sending = "1";
+    });
+  }
   // Move focus to the error summary of a refused form.
   var summary = document.getElementById("error-summary");
   if (summary) summary.focus();
@@ -26,7 +35,7 @@
       var row = document.getElementById("m-" + id);
       if (!row) return;
       data[id].recipients.forEach(function (r) {
-        var item = row.querySelector('[data-recipient="' + r.node_id + '"]');
+        var item = row.querySelector('[data-recipient="' + CSS.escape(r.node_id) + '"]');
         if (!item) return;
         item.className = "state-" + r.state;
         item.querySelector(".state").textContent = labels[r.state] || r.state;
