@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from node import codes, payloads, tokens, views
-from node.adapters import AdapterError, requests
+from node.adapters import AdapterError, listen, requests
 from node.store.base import ApiToken, StoreFull, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -221,19 +221,11 @@ class ApiServer:
             logger=_HttpServerLog(self.node.node_id),
         )  # fmt: skip
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.host, config.port)
         try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
+            self.port = await listen(self._runner, config.host, config.port, "the API", "api")
+        except AdapterError:
             self._runner = None
-            raise AdapterError(
-                f"the API cannot listen on {config.host}:{config.port} ({exc.strerror}); "
-                "set [api] port or XNODE_API_PORT"
-            ) from exc
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else config.port
+            raise
         self.node.api_url = self.url  # the node tells its users where its API is
         log.info("api_listening", node=self.node.node_id, url=self.url)
 

@@ -235,7 +235,6 @@ class Draft:
     owner: str
     kind: str
     schema_name: str
-    title: str
     sealed: bytes
     updated_at: dt.datetime
 

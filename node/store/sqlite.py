@@ -254,7 +254,6 @@ MIGRATIONS: tuple[str, ...] = (
         owner TEXT NOT NULL,
         kind TEXT NOT NULL,
         schema_name TEXT NOT NULL,
-        title TEXT NOT NULL,
         sealed BLOB NOT NULL,
         updated_at REAL NOT NULL
     );
@@ -1419,25 +1418,25 @@ class SqliteStore:
         with self._tx() as c:
             if draft.draft_id:
                 cur = c.execute(
-                    "UPDATE console_drafts SET kind = ?, schema_name = ?, title = ?, sealed = ?,"
+                    "UPDATE console_drafts SET kind = ?, schema_name = ?, sealed = ?,"
                     " updated_at = ? WHERE draft_id = ? AND owner = ?",
-                    (draft.kind, draft.schema_name, draft.title, draft.sealed,
+                    (draft.kind, draft.schema_name, draft.sealed,
                      _ts(draft.updated_at), draft.draft_id, draft.owner),
                 )  # fmt: skip
                 if cur.rowcount:
                     self._append(c, [audit])
                     return draft.draft_id
             cur = c.execute(
-                "INSERT INTO console_drafts (owner, kind, schema_name, title, sealed, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (draft.owner, draft.kind, draft.schema_name, draft.title, draft.sealed,
+                "INSERT INTO console_drafts (owner, kind, schema_name, sealed, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (draft.owner, draft.kind, draft.schema_name, draft.sealed,
                  _ts(draft.updated_at)),
             )  # fmt: skip
             self._append(c, [audit])
             return int(cur.lastrowid or 0)
 
     def _draft_row(self, r: sqlite3.Row) -> Draft:
-        return Draft(r["draft_id"], r["owner"], r["kind"], r["schema_name"], r["title"],
+        return Draft(r["draft_id"], r["owner"], r["kind"], r["schema_name"],
                      bytes(r["sealed"]), _dt_req(r["updated_at"]))  # fmt: skip
 
     def drafts(self, owner: str) -> list[Draft]:

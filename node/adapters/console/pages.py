@@ -20,7 +20,7 @@ from node.adapters import requests
 from node.adapters.console import drafts, forms, threads_view
 from node.adapters.console.accounts import decide_login, handled_kinds, user_kinds
 from node.adapters.console.i18n import LANGUAGES, Translator
-from node.adapters.console.requestkeys import SESSION_KEY, json_event
+from node.adapters.console.requestkeys import SESSION_KEY, USER_KEY, json_event, translator
 from node.adapters.webhook import ADAPTER as WEBHOOK
 from node.policy import Policy
 from node.store.base import ConsoleUser, Draft
@@ -88,16 +88,6 @@ def _session(request: web.Request) -> Session:
     return request[SESSION_KEY]
 
 
-def _translator(request: web.Request) -> Translator:
-    from node.adapters.console.i18n import negotiate
-
-    session = request.get(SESSION_KEY)
-    language = (session.language if session else None) or negotiate(
-        request.headers.get("Accept-Language")
-    )
-    return Translator(language)
-
-
 def _label(t: Translator) -> forms.Label:
     def label(list_name: str, code: str) -> str:
         """A code's label; short codes (H2, B, 3) shown with it, as officers quote them."""
@@ -132,16 +122,9 @@ class Pages:
         config = self.node.config
         return handled_kinds(Policy.from_config(config.policy.rules), config.node.roles)
 
-    async def user(self, request: web.Request) -> ConsoleUser:
-        user: ConsoleUser | None = await self.c.run(
-            self.node.store.console_user, _session(request).user
-        )
-        if user is None:
-            raise web.HTTPUnauthorized(reason="This account no longer exists.")
-        return user
-
-    async def kinds(self, request: web.Request) -> tuple[str, ...]:
-        return user_kinds(await self.user(request), self.node_kinds())
+    def kinds(self, request: web.Request) -> tuple[str, ...]:
+        """What the signed-in user may handle (the middleware has read the user)."""
+        return user_kinds(request[USER_KEY], self.node_kinds())
 
     def peer_rows(self) -> list[dict[str, Any]]:
         revoked = self.node.peer_directory.revoked
@@ -197,7 +180,7 @@ class Pages:
         settings, now = self.c.settings, self.c.now()
         decision = decide_login(user, ok, now, settings.max_failed_logins,
                                 dt.timedelta(minutes=settings.lockout_minutes))  # fmt: skip
-        t = _translator(request)
+        t = translator(request)
         if user is None:
             await self.c.audit(request, "console-login-failed", reason="unknown-user")
             log.warning("console_login_failed", node=self.node.node_id, reason="unknown-user")
@@ -275,7 +258,7 @@ class Pages:
     # -- inbox and messages ---------------------------------------------------------------------
 
     async def inbox(self, request: web.Request) -> web.StreamResponse:
-        kinds = await self.kinds(request)
+        kinds = self.kinds(request)
         q = request.query
         kind = q.get("kind", "")
         sender, priority, unread_only = (
@@ -295,23 +278,17 @@ class Pages:
             unread = m.seq not in read
             if unread and m.kind in unread_counts:
                 unread_counts[m.kind] += 1
-            try:
-                header = envelope.parse(
-                    self.node.registry, m.envelope, max(len(m.envelope), 1)
-                ).header
-                msg_priority = header.priority
-            except envelope.EnvelopeError:
-                msg_priority = "normal"
             day = m.received_at.date().isoformat()
             if (
                 (sender and m.sender != sender)
-                or (priority and msg_priority != priority)
                 or (unread_only and not unread)
                 or (since and day < since)
                 or (until and day > until)
+                or len(rows) >= PAGE  # the page is full: the loop goes on only to count
             ):
                 continue  # fmt: skip
-            if len(rows) >= PAGE:
+            msg_priority = self._priority(m.envelope)  # the header, for rows that may be shown
+            if priority and msg_priority != priority:
                 continue
             item = self.node.inbox_item(m)
             peer = self.node.peers.get(m.sender)
@@ -327,10 +304,17 @@ class Pages:
             "priorities": envelope.PRIORITIES,
         })  # fmt: skip
 
+    def _priority(self, data: bytes) -> str:
+        """A stored envelope's priority (its header; nothing is decrypted)."""
+        try:
+            return envelope.parse(self.node.registry, data, max(len(data), 1)).header.priority
+        except envelope.EnvelopeError:
+            return "normal"
+
     async def _received(self, request: web.Request) -> tuple[Any, dict[str, Any]]:
         seq = int(request.match_info["seq"])
         message = await self.c.run(self.node.store.inbox_at, seq)
-        if message is None or message.kind not in await self.kinds(request):
+        if message is None or message.kind not in self.kinds(request):
             raise web.HTTPNotFound(reason="No such message, or not one your role may read.")
         return message, self.node.inbox_item(message)
 
@@ -340,7 +324,7 @@ class Pages:
         await self.c.run(self.node.store.mark_read, session.user, message.seq)
         await self.c.audit(request, "console-action", action="read", message_id=message.message_id,
                            peer=message.sender)  # fmt: skip
-        t = _translator(request)
+        t = translator(request)
         peer = self.node.peers.get(message.sender)
         tree = None
         if item.get("payload") is not None:
@@ -368,7 +352,7 @@ class Pages:
                 for k in kinds for s in payloads.payloads_of(k)]  # fmt: skip
 
     async def compose_form(self, request: web.Request) -> web.StreamResponse:
-        kinds = await self.kinds(request)
+        kinds = self.kinds(request)
         q = request.query
         state: dict[str, Any] = {"kind": q.get("kind", kinds[0] if kinds else ""),
                                  "schema": q.get("schema", ""), "to": [], "thread_id": "",
@@ -399,7 +383,7 @@ class Pages:
     def _compose_page(self, request: web.Request, state: dict[str, Any],
                       errors: dict[str, str], kinds: tuple[str, ...],
                       status: int = 200, notice: str | None = None) -> web.Response:  # fmt: skip
-        t = _translator(request)
+        t = translator(request)
         kind = state["kind"]
         schema = state["schema"] or payloads.DEFAULT_PAYLOAD[kind]
         if payloads.full_name(schema) not in payloads.payloads_of(kind):
@@ -420,7 +404,7 @@ class Pages:
         }, status=status)  # fmt: skip
 
     async def compose(self, request: web.Request) -> web.StreamResponse:
-        kinds = await self.kinds(request)
+        kinds = self.kinds(request)
         posted = await request.post()
         form = forms.Form([(k, v) for k, v in posted.items() if isinstance(v, str)])
         upload = posted.get("_import_file")
@@ -460,7 +444,7 @@ class Pages:
                 kinds: tuple[str, ...]) -> web.Response:  # fmt: skip
         """Fill the form from a JSON file: a payload, or a request as a local system sends it
         to the API ({kind, to, schema, payload}). Nothing is sent; the person checks it first."""
-        t = _translator(request)
+        t = translator(request)
         is_file = isinstance(upload, web.FileField)
         data = upload.file.read(self.node.config.api.max_body_bytes + 1) if is_file else b""
         try:
@@ -492,7 +476,7 @@ class Pages:
     async def _save_draft(self, request: web.Request, state: dict[str, Any],
                           kinds: tuple[str, ...]) -> web.StreamResponse:  # fmt: skip
         session = _session(request)
-        t = _translator(request)
+        t = translator(request)
         own_keys = self.node._encryption
         current = self.node.own_descriptor.encryption_key_at(self.c.now())
         if current is not None and current.key_id in own_keys:
@@ -501,10 +485,10 @@ class Pages:
             newest = next(iter(own_keys.values()))
         sealed = drafts.seal({k: v for k, v in state.items() if k != "draft_id"}, session.user,
                              newest)  # fmt: skip
-        # the title shown in the list stays inside the sealed draft: case data (a name in an
-        # alert's title) must not rest in the store in plain text
-        draft = Draft(state["draft_id"], session.user, state["kind"], state["schema"], "",
-                      sealed, self.c.now())  # fmt: skip
+        # everything, the title shown in the list included, stays inside the sealed draft:
+        # case data (a name in an alert's title) must not rest in the store in plain text
+        draft = Draft(state["draft_id"], session.user, state["kind"], state["schema"], sealed,
+                      self.c.now())  # fmt: skip
         event = audit.AuditEvent("console-action", self.c.now(), detail={
             "user": session.user, "action": "save-draft", "kind": state["kind"]})  # fmt: skip
         state["draft_id"] = await self.c.run(self.node.store.save_draft, draft, event)
@@ -512,7 +496,7 @@ class Pages:
 
     async def _send(self, request: web.Request, state: dict[str, Any],
                     kinds: tuple[str, ...]) -> web.StreamResponse:  # fmt: skip
-        t = _translator(request)
+        t = translator(request)
         full = payloads.full_name(state["schema"])
         tree = forms.build(self.node.registry, full, state["payload"], _label(t))
         errors = {f"payload.{k}": t("This field is required.")
@@ -545,8 +529,8 @@ class Pages:
         raise web.HTTPSeeOther(f"/sent?sent={message_id}")
 
     async def drafts_page(self, request: web.Request) -> web.StreamResponse:
-        kinds = await self.kinds(request)
-        t = _translator(request)
+        kinds = self.kinds(request)
+        t = translator(request)
         rows = []
         for d in await self.c.run(self.node.store.drafts, _session(request).user):
             if d.kind not in kinds:
@@ -576,7 +560,7 @@ class Pages:
         return [sent_item(m, s, self.node.node_id) for m, s in found]
 
     async def sent(self, request: web.Request) -> web.StreamResponse:
-        rows = await self._sent_rows(await self.kinds(request))
+        rows = await self._sent_rows(self.kinds(request))
         return aiohttp_jinja2.render_template("sent.html", request, {
             "rows": rows, "just_sent": request.query.get("sent", "")})  # fmt: skip
 
@@ -584,7 +568,7 @@ class Pages:
         """Per-recipient states of the sent list, each time a delivery ends (SSE). The stream
         ends with the session: signed out, timed out (it does not count as use), or the account
         disabled, its password reset or its role changed. A few per session at most."""
-        kinds = await self.kinds(request)
+        kinds = self.kinds(request)
         session = _session(request)
         if self.c.streams.get(session.session_id, 0) >= MAX_STREAMS:
             raise web.HTTPTooManyRequests(reason="Too many open live views; close a tab.")
@@ -622,13 +606,13 @@ class Pages:
         return self.c.session_valid(session, user)
 
     async def thread(self, request: web.Request) -> web.StreamResponse:
-        kinds = await self.kinds(request)
+        kinds = self.kinds(request)
         sent, received = await self.node.thread(request.match_info["thread_id"])
         sent = [s for s in sent if s["kind"] in kinds]
         received = [r for r in received if r["kind"] in kinds]
         if not sent and not received:
             raise web.HTTPNotFound(reason="No such case, or none your role may read.")
-        t = _translator(request)
+        t = translator(request)
         timeline = threads_view.timeline(sent, received)
         progress = threads_view.repatriation_progress(timeline)
         return aiohttp_jinja2.render_template("thread.html", request, {

@@ -14,6 +14,7 @@ import datetime as dt
 import secrets
 import ssl
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,11 +24,11 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from node.adapters import AdapterError
+from node.adapters import AdapterError, listen
 from node.adapters.console import pages
 from node.adapters.console.accounts import Passwords, Permission, may
-from node.adapters.console.i18n import LANGUAGES, NAMES, Translator, negotiate
-from node.adapters.console.requestkeys import SESSION_KEY
+from node.adapters.console.i18n import LANGUAGES, NAMES
+from node.adapters.console.requestkeys import SESSION_KEY, USER_KEY, translator
 from node.adapters.console.sessions import Session, SessionBook, same_token
 from node.audit import AuditEvent
 from node.store.base import ConsoleUser, StoreUnavailable
@@ -127,20 +128,14 @@ class ConsoleServer:
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=2
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.settings.host, self.settings.port, ssl_context=context
-        )
         try:
-            await site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
+            self.port = await listen(
+                self._runner, self.settings.host, self.settings.port, "the console", "console",
+                context,
+            )  # fmt: skip
+        except AdapterError:
             self._runner = None
-            raise AdapterError(
-                f"the console cannot listen on {self.settings.host}:{self.settings.port}"
-                f" ({exc.strerror}); set [console] port or XNODE_CONSOLE_PORT"
-            ) from exc
-        sockets = getattr(site._server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+            raise
         log.info("console_listening", node=self.node.node_id, url=self.url)
         self._housekeeping = asyncio.create_task(self._keep_house())
 
@@ -283,6 +278,8 @@ class ConsoleServer:
             if request.method == "GET" and not request.path.endswith("/events"):
                 raise web.HTTPSeeOther("/login")
             raise web.HTTPUnauthorized(reason="Your session has ended; sign in again.")
+        assert user is not None  # session_valid says so
+        request[USER_KEY] = user
         permission = required_permission(request.path)
         if permission is not None and not may(session.role, permission):
             log.warning("console_forbidden", node=self.node.node_id, user=session.user,
@@ -316,10 +313,7 @@ class ConsoleServer:
 
     async def _context(self, request: web.Request) -> dict[str, Any]:
         session = request.get(SESSION_KEY)
-        language = (session.language if session else None) or negotiate(
-            request.headers.get("Accept-Language")
-        )
-        t = Translator(language)
+        t = translator(request)
         role = session.role if session else None
         return {
             "t": t,
@@ -338,9 +332,6 @@ class ConsoleServer:
 
 
 def _safe_next(path: str) -> str:
-    """Only a local path may follow sign-in (no open redirect)."""
-    import urllib.parse
-
-    if not path.startswith("/") or path.startswith("//") or "\\" in path:
-        return "/"
-    return urllib.parse.quote(path, safe="")
+    """Where sign-in should lead back to, as a query value: a path of this console only
+    (:func:`pages.local_path`, which the sign-in applies again to what comes back)."""
+    return urllib.parse.quote(pages.local_path(path), safe="")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -23,7 +23,6 @@ class Session:
     language: str | None = None
     # the password hash the session was opened with: a reset (or another hash) ends it
     credential: str = ""
-    flash: list[str] = field(default_factory=list)
 
 
 class SessionBook:
@@ -47,15 +46,9 @@ class SessionBook:
 
     def get(self, session_id: str | None, now: float) -> Session | None:
         """The live session with this id, touched; None (and forgotten) once it timed out."""
-        if not session_id:
-            return None
-        session = self._sessions.get(session_id)
-        if session is None:
-            return None
-        if now - session.last_seen > self.idle or now - session.created > self.lifetime:
-            del self._sessions[session_id]
-            return None
-        session.last_seen = now
+        session = self.peek(session_id, now) if session_id else None
+        if session is not None:
+            session.last_seen = now
         return session
 
     def peek(self, session_id: str, now: float) -> Session | None:
@@ -71,13 +64,6 @@ class SessionBook:
 
     def close(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
-
-    def close_user(self, user: str) -> int:
-        """End every session of ``user`` (disabled, password reset): how many there were."""
-        ids = [s.session_id for s in self._sessions.values() if s.user == user]
-        for session_id in ids:
-            del self._sessions[session_id]
-        return len(ids)
 
     def sweep(self, now: float) -> None:
         for session_id in list(self._sessions):
