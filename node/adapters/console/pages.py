@@ -260,17 +260,17 @@ class Pages:
     async def inbox(self, request: web.Request) -> web.StreamResponse:
         kinds = self.kinds(request)
         q = request.query
-        kind = q.get("kind", "")
+        kind = q.get("kind", "") if q.get("kind") in kinds else ""  # one the user handles
         sender, priority, unread_only = (
             q.get("sender", ""),
             q.get("priority", ""),
             bool(q.get("unread")),
         )
         since, until = q.get("since", ""), q.get("until", "")
-        chosen = (kind,) if kind in kinds else kinds
-        # the newest RECENT messages are filtered and counted; older ones stay reachable
+        # the newest RECENT messages of every kind the user handles are counted (the unread
+        # count of each kind, whatever the filter) and filtered; older ones stay reachable
         # through their case pages and the API
-        messages = await self.c.run(self.node.store.inbox_recent, list(chosen) or ["-"], RECENT)
+        messages = await self.c.run(self.node.store.inbox_recent, list(kinds) or ["-"], RECENT)
         read = await self.c.run(self.node.store.read_seqs, _session(request).user)
         unread_counts = {k: 0 for k in kinds}
         rows: list[dict[str, Any]] = []
@@ -280,7 +280,8 @@ class Pages:
                 unread_counts[m.kind] += 1
             day = m.received_at.date().isoformat()
             if (
-                (sender and m.sender != sender)
+                (kind and m.kind != kind)
+                or (sender and m.sender != sender)
                 or (unread_only and not unread)
                 or (since and day < since)
                 or (until and day > until)
