@@ -17,6 +17,7 @@ from node.cli.support import (
     now,
     open_node_store,
     print_json,
+    print_listing,
 )
 from node.codec import SchemaRegistry, format_timestamp
 from node.nodedir import NodeDir, read_checkpoint
@@ -93,15 +94,12 @@ def cmd_audit_peer_checkpoints(args: argparse.Namespace, registry: SchemaRegistr
                 signed = node_dir.peer_checkpoint(registry, peers[node_id])
                 if signed is not None:
                     rows.append(checkpoint.to_document(signed))
-        if args.json:
-            print_json(rows)
-            return EXIT_OK
-        if not rows:
-            print("No checkpoints from peers yet (the running node keeps those it receives).")
-        for r in rows:
-            print(f"{r['node_id']:<32} entry {r['count']:<8} signed {r['created_at']}  "
-                  f"{r['head_hash'][:16]}...")  # fmt: skip
-        return EXIT_OK
+        return print_listing(
+            rows, args.json,
+            "No checkpoints from peers yet (the running node keeps those it receives).",
+            lambda r: f"{r['node_id']:<32} entry {r['count']:<8} signed {r['created_at']}  "
+                      f"{r['head_hash'][:16]}...",
+        )  # fmt: skip
     if args.node not in peers:
         raise CommandFailed(f"{args.node} is not a known peer")
     signed = node_dir.peer_checkpoint(registry, peers[args.node])

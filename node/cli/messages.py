@@ -15,6 +15,7 @@ from node.cli.support import (
     now,
     open_node_store,
     print_json,
+    print_listing,
 )
 from node.codec import SchemaRegistry, format_timestamp
 from node.nodedir import NodeDir
@@ -73,33 +74,24 @@ def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         for m in messages
         if keys is not None
     ]
-    if args.json:
-        print_json(items)
-        return EXIT_OK
-    if not items:
-        print("Inbox empty." if args.after == 0 else "No messages after that cursor.")
-    for item in items:
-        print(
-            f"[{item['cursor']}] {item['received_at']}  {item['kind']:<12} "
-            f"from {item['sender']:<26} {item['payload_schema']:<28} {item['handling_code']}  "
-            f"{item['id']}"
-        )
-    return EXIT_OK
+    return print_listing(
+        items, args.json,
+        "Inbox empty." if args.after == 0 else "No messages after that cursor.",
+        lambda item: f"[{item['cursor']}] {item['received_at']}  {item['kind']:<12} "
+                     f"from {item['sender']:<26} {item['payload_schema']:<28} "
+                     f"{item['handling_code']}  {item['id']}",
+    )  # fmt: skip
 
 
 def cmd_quarantine(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     with open_node_store(args) as store:
         entries = store.quarantined(args.limit)
     rows = [views.quarantine_item(q) for q in entries]
-    if args.json:
-        print_json(rows)
-        return EXIT_OK
-    if not rows:
-        print("Quarantine empty.")
-    for r in rows:
-        print(f"#{r['id']} {r['received_at']}  {r['reason']:<18} {r['size']:>8} B  "
-              f"{r['sender'] or '-':<24} {r['detail']}")  # fmt: skip
-    return EXIT_OK
+    return print_listing(
+        rows, args.json, "Quarantine empty.",
+        lambda r: f"#{r['id']} {r['received_at']}  {r['reason']:<18} {r['size']:>8} B  "
+                  f"{r['sender'] or '-':<24} {r['detail']}",
+    )  # fmt: skip
 
 
 def cmd_webhook_retry(args: argparse.Namespace, registry: SchemaRegistry) -> int:

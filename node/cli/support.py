@@ -46,6 +46,21 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+def print_listing(
+    rows: list[dict[str, Any]], as_json: bool, empty: str, line: Callable[[dict[str, Any]], str]
+) -> int:
+    """What every listing command prints: ``rows`` as JSON (``--json``), or one line per row,
+    or ``empty`` (what to do next) when there are none."""
+    if as_json:
+        print_json(rows)
+        return EXIT_OK
+    if not rows:
+        print(empty)
+    for row in rows:
+        print(line(row))
+    return EXIT_OK
+
+
 def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()

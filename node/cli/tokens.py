@@ -14,7 +14,7 @@ from node.cli.support import (
     node_dir_arg,
     now,
     open_node_store,
-    print_json,
+    print_listing,
 )
 from node.codec import SchemaRegistry, format_timestamp
 
@@ -47,15 +47,12 @@ def cmd_token_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         }
         for t in records
     ]
-    if args.json:
-        print_json(rows)
-        return EXIT_OK
-    if not rows:
-        print("No tokens. Create one with: xnode token create --dir DIR --name NAME --scopes S")
-    for r in rows:
-        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
-        print(f"{r['id']}  {r['name']:<24} {' '.join(r['scopes']):<40} {state}")
-    return EXIT_OK
+    return print_listing(
+        rows, args.json,
+        "No tokens. Create one with: xnode token create --dir DIR --name NAME --scopes S",
+        lambda r: f"{r['id']}  {r['name']:<24} {' '.join(r['scopes']):<40} "
+                  + (f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"),
+    )  # fmt: skip
 
 
 def cmd_token_revoke(args: argparse.Namespace, registry: SchemaRegistry) -> int:

@@ -17,7 +17,7 @@ from node.cli.support import (
     node_dir_arg,
     now,
     open_node_store,
-    print_json,
+    print_listing,
 )
 from node.codec import SchemaRegistry, format_timestamp
 from node.tokens import SENDABLE_KINDS
@@ -95,15 +95,12 @@ def cmd_users_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
         rows.append({"name": u.name, "role": u.role, "display_name": u.display_name,
                      "kinds": list(u.kinds), "language": u.language, "state": state,
                      "created_at": format_timestamp(u.created_at)})  # fmt: skip
-    if args.json:
-        print_json(rows)
-        return EXIT_OK
-    if not rows:
-        print("No console users. Add one with: xnode users add --dir DIR NAME --role ROLE")
-    for r in rows:
-        kinds = ",".join(r["kinds"]) or "*"
-        print(f"{r['name']:<20} {r['role']:<11} {kinds:<28} {r['state']}  {r['display_name']}")
-    return EXIT_OK
+    return print_listing(
+        rows, args.json,
+        "No console users. Add one with: xnode users add --dir DIR NAME --role ROLE",
+        lambda r: f"{r['name']:<20} {r['role']:<11} {','.join(r['kinds']) or '*':<28} "
+                  f"{r['state']}  {r['display_name']}",
+    )  # fmt: skip
 
 
 def register(sub: Subcommands) -> None:
