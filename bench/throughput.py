@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from node import logging as node_logging
 from node import submit
 from node.compose import build_node
+from node.service import Node
 from node.transport.broker import EmbeddedBroker
 from tests.runtime_helpers import case_update, create_nodes, node_env
 
@@ -119,6 +121,22 @@ async def _drain(consumer: AIOKafkaConsumer, n: int) -> None:
 # -- xnode --------------------------------------------------------------------------------------
 
 
+CLIENTS = 64  # local systems submitting at once, as API clients under load would
+
+
+async def submit_concurrently(node: Node, request: Callable[[], submit.Request], n: int) -> list[str]:
+    """Submit ``n`` messages from ``CLIENTS`` concurrent submitters; ids in submission order."""
+    ids: list[str] = [""] * n
+    queue = iter(range(n))
+
+    async def client() -> None:
+        for i in queue:
+            ids[i] = await node.submit(request())
+
+    await asyncio.gather(*(client() for _ in range(min(CLIENTS, n))))
+    return ids
+
+
 async def xnode_run(bootstrap: str, burst: int, sequential: int) -> tuple[dict[str, float], int]:
     root = Path(tempfile.mkdtemp(prefix="xnode-bench-"))
     dirs = create_nodes(root, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
@@ -160,7 +178,7 @@ async def xnode_run(bootstrap: str, burst: int, sequential: int) -> tuple[dict[s
             latencies.append(receipted[message_id] - t0)
         results["p50"], results["p99"] = percentile(latencies, 0.5), percentile(latencies, 0.99)
         start = time.perf_counter()
-        ids = [await a.submit(request()) for _ in range(burst)]
+        ids = await submit_concurrently(a, request, burst)
         await wait_for(ids)
         results["rate"] = burst / (time.perf_counter() - start)
         sample = await b._run(b.store.inbox, 0, None, 1)

@@ -127,6 +127,26 @@ class DeliverySettings:
         "A copy of an envelope already received is answered (its receipt sent again) at most"
         " once in this many seconds per sender and message; other copies are only counted.",
     )
+    consume_batch: int = _setting(
+        500,
+        "Most records read from the broker and stored in one transaction (one fsync). Larger"
+        " drains a backlog faster; each batch is retried whole if the disk refuses it.",
+    )
+    receipt_batch: int = _setting(
+        200,
+        "Most messages of one sender one receipt answers (one receipt per sender per batch)."
+        " 1 answers each message on its own, as nodes before batched receipts expect"
+        " (docs/capacity.md, mixed versions).",
+    )
+    publish_batch: int = _setting(
+        500,
+        "Most due deliveries published in one round (sent together, recorded in one transaction).",
+    )
+    crypto_workers: int = _setting(
+        2,
+        "Threads that verify, decrypt and seal (the primitives run outside the GIL); about"
+        " one per core.",
+    )
 
 
 @dataclass(frozen=True)
@@ -415,6 +435,10 @@ def _validate(config: Config, source: str) -> None:
         ("envelope.default_ttl_days", config.envelope.default_ttl_days, 1),
         ("envelope.max_lifetime_days", config.envelope.max_lifetime_days, 1),
         ("delivery.duplicate_answer_seconds", config.delivery.duplicate_answer_seconds, 1),
+        ("delivery.consume_batch", config.delivery.consume_batch, 1),
+        ("delivery.receipt_batch", config.delivery.receipt_batch, 1),
+        ("delivery.publish_batch", config.delivery.publish_batch, 1),
+        ("delivery.crypto_workers", config.delivery.crypto_workers, 1),
         ("store.quarantine_prefix_bytes", config.store.quarantine_prefix_bytes, 0),
         ("store.quarantine_sender_quota_mb", config.store.quarantine_sender_quota_mb, 0),
         ("store.quarantine_unauthenticated_max", config.store.quarantine_unauthenticated_max, 1),

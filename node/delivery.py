@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,15 +121,20 @@ def classify(
     raw: bytes,
     now: dt.datetime,
     seen: Callable[[str, str], DedupeEntry | None],
+    parsed: ParsedEnvelope | EnvelopeError | None = None,
 ) -> Outcome:
     """Verify -> dedupe -> policy -> age -> decrypt -> decode -> validate; first failure wins.
 
-    ``seen(sender, message_id)`` looks up what was decided before. A message is identified by
+    ``seen(sender, message_id)`` looks up what was decided before; ``parsed`` is what
+    :func:`parse_for_lookup` made of ``raw`` already, if anything. A message is identified by
     its authenticated sender *and* its id: another member using the same id is a different
     message, so it can neither suppress this one nor be mistaken for a replay of it."""
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        parsed: ParsedEnvelope = envelope.parse(ctx.registry, raw, ctx.max_bytes)
+        if parsed is None:
+            parsed = envelope.parse(ctx.registry, raw, ctx.max_bytes)
+        elif isinstance(parsed, EnvelopeError):
+            raise parsed
         envelope.verify_sender(parsed, ctx.peers, now=now)
     except EnvelopeError as exc:
         return Rejected(exc.reason, exc.detail, None, digest, remember=False)
@@ -162,6 +167,19 @@ def classify(
     return Accepted(opened, raw)
 
 
+def parse_for_lookup(
+    ctx: ReceiveContext, raw: bytes
+) -> tuple[ParsedEnvelope | EnvelopeError, tuple[str, str] | None]:
+    """Parse ``raw`` before :func:`classify` so that what was decided before about the (sender,
+    id) it *claims* can be looked up for a whole batch at once. Nothing is trusted yet: the
+    parse goes to :func:`classify`, which verifies before it uses the answer."""
+    try:
+        parsed = envelope.parse(ctx.registry, raw, ctx.max_bytes)
+    except EnvelopeError as exc:
+        return exc, None
+    return parsed, (parsed.header.sender, parsed.header.message_id)
+
+
 def keep_until(
     header: Header, now: dt.datetime, max_lifetime: dt.timedelta, margin: dt.timedelta
 ) -> dt.datetime:
@@ -182,6 +200,57 @@ def answer_duplicate(
     return answered_at is None or now - answered_at >= interval or now < answered_at
 
 
+@dataclass(frozen=True)
+class Owed:
+    """One answer this node owes an authenticated sender: delivered (``reason`` None) or
+    rejected. Answers owed to one sender within a batch travel in one receipt."""
+
+    header: Header
+    envelope_sha256: str
+    reason: str | None = None
+    detail: str | None = None
+
+
+def receipt_groups(owed: Sequence[Owed], size: int) -> list[list[Owed]]:
+    """The answers owed, one group per receipt: per sender, in the order owed, at most ``size``
+    to a receipt (``size`` 1 is one receipt per message, as every node before batching did)."""
+    by_sender: dict[str, list[Owed]] = {}
+    for item in owed:
+        by_sender.setdefault(item.header.sender, []).append(item)
+    step = max(size, 1)
+    return [items[i : i + step] for items in by_sender.values() for i in range(0, len(items), step)]
+
+
+def batch_receipt_payload(group: Sequence[Owed], now: dt.datetime) -> dict[str, Any]:
+    """The Receipt record answering every envelope in ``group`` (one sender): the first in the
+    record's own fields, the others in ``also``."""
+    first, *rest = group
+    payload = receipt_payload(
+        first.header.message_id, first.envelope_sha256, now, first.reason, first.detail
+    )
+    payload["also"] = [_answer(o.header.message_id, o.envelope_sha256, o.reason, o.detail)
+                       for o in rest]  # fmt: skip
+    return payload
+
+
+def receipt_answers(receipt: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every answer a Receipt carries, the first one first; a receipt written before batching
+    (no ``also``) carries one."""
+    return [receipt, *(receipt.get("also") or ())]
+
+
+def _answer(
+    message_id: str, envelope_sha256: str, reason: str | None, detail: str | None
+) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "envelope_sha256": envelope_sha256,
+        "status": "delivered" if reason is None else "rejected",
+        "reason": None if reason is None else reason_symbol(reason),
+        "detail": None if detail is None else detail[:500],
+    }
+
+
 def receipt_payload(
     message_id: str,
     envelope_sha256: str,
@@ -200,12 +269,9 @@ def receipt_payload(
             "retention_days": 365,
             "sender_reference": None,
         },
-        "message_id": message_id,
-        "envelope_sha256": envelope_sha256,
-        "status": "delivered" if reason is None else "rejected",
-        "reason": None if reason is None else reason_symbol(reason),
-        "detail": None if detail is None else detail[:500],
+        **_answer(message_id, envelope_sha256, reason, detail),
         "received_at": now,
+        "also": [],
     }
 
 

@@ -35,10 +35,10 @@ from node import (
     control,
     delivery,
     envelope,
+    intake,
     keylife,
     quarantine,
     submit,
-    threads,
     trustlist,
     views,
 )
@@ -47,6 +47,7 @@ from node.codec import SchemaRegistry, default_registry
 from node.config import Config
 from node.crypto.keys import EncryptionKey, IdentityKey, key_id
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
+from node.groupcommit import GroupCommit
 from node.metrics import Metrics
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
 from node.policy import Policy
@@ -57,7 +58,6 @@ from node.store.base import (
     Delivery,
     InboxMessage,
     OutboundMessage,
-    QuarantineEntry,
     Retention,
     StoreFull,
     StoreUnavailable,
@@ -86,16 +86,16 @@ DEDUPE_MARGIN = dt.timedelta(days=2)
 MAX_RECORD_ATTEMPTS = 3
 
 
-def receipt_expiry(
-    header: envelope.Header, now: dt.datetime, max_lifetime: dt.timedelta
-) -> dt.datetime:
-    """A receipt lives as long as the message it answers (the sender waits for it until then),
-    at least a day, and never beyond the maximum lifetime its recipient accepts."""
-    return min(max(header.expires_at, now + dt.timedelta(days=1)), now + max_lifetime)
-
-
 OFFSET_CHECK_SECONDS = 1.0
 STORE_PROBE_SECONDS = 2.0
+
+
+def _sender(outcome: delivery.Outcome | None) -> str:
+    """The authenticated sender of an outcome ("unknown" for a record that has none)."""
+    if isinstance(outcome, Accepted):
+        return outcome.opened.header.sender
+    header = getattr(outcome, "header", None)
+    return header.sender if header is not None else "unknown"
 
 
 class Adapter(Protocol):
@@ -198,6 +198,7 @@ class Node:
         self._stopping = asyncio.Event()
         self._wake_publisher = asyncio.Event()
         self._db: ThreadPoolExecutor | None = None
+        self._crypto: ThreadPoolExecutor | None = None
         self.connected = asyncio.Event()  # set once the broker first answered
         self.inbox_changed = Pulse()
         self.status_changed = Pulse()  # a sent message's delivery became final (status events)
@@ -251,6 +252,11 @@ class Node:
             maximum=dt.timedelta(seconds=self.config.delivery.retry_max_seconds),
         )
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{self.node_id}")
+        self._crypto_workers = self.config.delivery.crypto_workers
+        self._crypto = ThreadPoolExecutor(
+            max_workers=self._crypto_workers, thread_name_prefix=f"crypto-{self.node_id}"
+        )
+        self._group = GroupCommit(functools.partial(self._run, self._batch))
         self.store = await self._run(open_store, self.node_dir, self.config)
         settings = kafka_settings(self.config, self.node_dir.path)
         self.prefix = settings.topic_prefix
@@ -290,9 +296,7 @@ class Node:
         await self.transport.stop()
         self.connected.clear()
         await self._run(self.store.close)
-        if self._db is not None:
-            self._db.shutdown(wait=True)
-            self._db = None
+        self._shutdown_pools()
         log.info("node_stopped", node=self.node_id)
 
     async def kill(self) -> None:
@@ -311,18 +315,38 @@ class Node:
                 await task
         self._tasks = []
         await self.transport.stop()
-        if self._db is not None:
-            self._db.shutdown(wait=True)
-            self._db = None
+        self._shutdown_pools()
         self.store.close()
 
     def on_message(self, handler: MessageHandler) -> None:
         """Call ``handler`` for each new message, after it is safely stored (adapters)."""
         self._handlers.append(handler)
 
+    def _shutdown_pools(self) -> None:
+        if self._db is not None:
+            self._db.shutdown(wait=True)
+            self._db = None
+        if self._crypto is not None:
+            self._crypto.shutdown(wait=True)
+            self._crypto = None
+
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` on the store's thread (reads, and writes that need a transaction alone)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db, functools.partial(fn, *args, **kwargs))
+
+    def _batch(self, writes: Sequence[Callable[[], Any]]) -> list[Any]:
+        return self.store.batch(writes)
+
+    async def _write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` in the next group commit (:mod:`node.groupcommit`): durable when it returns,
+        sharing one transaction and fsync with the writes that arrived meanwhile."""
+        return await self._group.write(fn, *args, **kwargs)
+
+    async def _compute(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn`` in a crypto worker: CPU work (verify, decrypt, seal) off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._crypto, functools.partial(fn, *args))
 
     def _reload_own_keys(self) -> None:
         """Pick up a descriptor rotated while running (``xnode keys rotate``): its keys open
@@ -475,64 +499,24 @@ class Node:
                 return existing
         grace = dt.timedelta(days=self.config.federation.grace_days)
         submit.check_federation(self.trust_list, self.clock(), grace)
-        started = time.perf_counter()
-        message, event = submit.prepare(
-            self.registry, request, config=self.config, identity=self.identity,
-            peers=self.peers, now=self.clock(), revoked=self.peer_directory.revoked,
-        )  # fmt: skip
-        self.metrics.seal_seconds.observe(time.perf_counter() - started)
-        message_id = await self._run(self.store.submit, message, event)
+
+        def prepare() -> tuple[OutboundMessage, AuditEvent, float]:
+            started = time.perf_counter()
+            message, event = submit.prepare(
+                self.registry, request, config=self.config, identity=self.identity,
+                peers=self.peers, now=self.clock(), revoked=self.peer_directory.revoked,
+            )  # fmt: skip
+            return message, event, time.perf_counter() - started
+
+        message, event, seconds = await self._compute(prepare)
+        self.metrics.seal_seconds.observe(seconds)
+        message_id = await self._write(self.store.submit, message, event)
         if message_id == message.message_id:
             self.metrics.submitted.labels(message.kind).inc()
         self._wake_publisher.set()
         log.info("message_submitted", node=self.node_id, message_id=message_id,
                  thread_id=message.thread_id, kind=message.kind)  # fmt: skip
         return message_id
-
-    def _receipt(
-        self, header: envelope.Header, envelope_sha256: str, reason: str | None, detail: str | None
-    ) -> tuple[tuple[OutboundMessage, AuditEvent] | None, list[AuditEvent]]:
-        """The signed receipt owed to an authenticated sender, ready for the outbox, and the
-        audit events to store with the decision. A receipt that cannot be sealed (the sender's
-        encryption key expired, say) is recorded as ``receipt-not-sealed`` and skipped: the
-        message itself is kept, and a later copy is answered again once the key is renewed."""
-        sender = self.peers.get(header.sender)
-        if sender is None:
-            return None, []
-        now = self.clock()
-        payload = delivery.receipt_payload(header.message_id, envelope_sha256, now, reason, detail)
-        try:
-            sealed = envelope.seal(
-                self.registry, identity=self.identity, sender_id=self.node_id, kind="receipt",
-                schema_name=delivery.RECEIPT_SCHEMA, payload=payload, recipients=[sender],
-                now=now, expires_at=receipt_expiry(header, now, self._receive_ctx.max_lifetime),
-                thread_id=header.thread_id, in_reply_to=header.message_id,
-            )  # fmt: skip
-        except Exception as exc:  # e.g. the sender's encryption key expired: keep the message
-            self.metrics.receipts_not_sealed.labels(header.sender).inc()
-            log.warning("receipt_not_sealed", node=self.node_id, message_id=header.message_id,
-                        peer=header.sender, error=type(exc).__name__)  # fmt: skip
-            failed = AuditEvent(
-                "receipt-not-sealed", now, message_id=header.message_id, peer=header.sender,
-                detail={"error": type(exc).__name__, "detail": str(exc)[:200]},
-            )  # fmt: skip
-            return None, [failed]
-        message = submit.outbound(sealed, delivery.RECEIPT_SCHEMA, expects_receipt=False)
-        event = AuditEvent(
-            "receipt-sent", now, message_id=header.message_id, peer=header.sender,
-            detail={"status": "delivered" if reason is None else "rejected", "reason": reason},
-        )  # fmt: skip
-        return (message, event), []
-
-    async def _queue_receipt(
-        self, header: envelope.Header, envelope_sha256: str, reason: str | None, detail: str | None
-    ) -> None:
-        receipt, events = self._receipt(header, envelope_sha256, reason, detail)
-        if receipt is not None:
-            await self._run(self.store.submit, *receipt)
-            self._wake_publisher.set()
-        elif events:
-            await self._run(self.store.append_audit, events)
 
     # -- views for local systems (API, adapters) ---------------------------------------------------
 
@@ -1084,21 +1068,22 @@ class Node:
             await self._sleep(interval)
             return
         self._wake_publisher.clear()
-        due = await self._run(self.store.due_deliveries, self.clock(), 200)
+        due = await self._run(
+            self.store.due_deliveries, self.clock(), self.config.delivery.publish_batch
+        )
         if due:
-            attempts = await asyncio.gather(*(self._publish(d) for d in due))
-            await self._run(self.store.record_attempts, attempts)  # one transaction
+            topics = [inbox_topic(self.prefix, d.recipient, d.kind) for d in due]
+            errors = await self.transport.publish_many(
+                [(topic, d.thread_id, d.envelope) for topic, d in zip(topics, due, strict=True)]
+            )
+            attempts = [self._attempt(*a) for a in zip(due, topics, errors, strict=True)]
+            await self._write(self.store.record_attempts, attempts)
         else:
             await self._sleep(interval, self._wake_publisher)
 
-    async def _publish(self, d: Delivery) -> Attempt:
-        """Publish one delivery; return the attempt for the caller to record."""
-        topic = inbox_topic(self.prefix, d.recipient, d.kind)
-        try:
-            await self.transport.publish(topic, d.thread_id, d.envelope)
-            published, error = True, None
-        except TransportUnavailable as exc:
-            published, error = False, str(exc)
+    def _attempt(self, d: Delivery, topic: str, error: str | None) -> Attempt:
+        """The attempt to record for one delivery published (``error`` None) or not."""
+        published = error is None
         now = self.clock()
         attempts = d.attempts + 1
         if published and not d.expects_receipt:
@@ -1132,20 +1117,28 @@ class Node:
         if self._out_of_range or self._due("offsets", OFFSET_CHECK_SECONDS, time.monotonic()):
             await self._check_offsets()
         try:
-            records = await self.transport.fetch(timeout_ms=300, max_records=100)
+            records = await self.transport.fetch(
+                timeout_ms=300, max_records=self.config.delivery.consume_batch
+            )
         except PositionOutOfRange as exc:
             self._out_of_range = exc.partitions
             return
         except TransportUnavailable:  # the broker watch reports the outage, once
             await self._sleep(0.5)
             return
+        inbox = [r for r in records if r.topic != self.control]
+        for record in records:
+            if record.topic == self.control:
+                self._control(record)
+        done = dict(zip(((r.topic, r.partition, r.offset) for r in inbox),
+                        await self._intake(inbox), strict=True))  # fmt: skip
         positions: dict[tuple[str, int], int] = {}
         failed: dict[tuple[str, int], int] = {}
-        for record in records:
+        for record in records:  # commit up to the first record of each partition not stored
             partition = (record.topic, record.partition)
             if partition in failed:
                 continue
-            if await self._process(record):
+            if done.get((record.topic, record.partition, record.offset), True):
                 positions[partition] = record.offset + 1
             else:
                 failed[partition] = record.offset
@@ -1195,228 +1188,192 @@ class Node:
                     await self.transport.start()
             await self._republish_open("the broker lost its state")
 
-    async def _process(self, record: InboundRecord) -> bool:
-        """Handle one record; True when it may be committed. A store that cannot write keeps
-        the record for later (False); a record that fails for any other reason is retried a
-        few times and then quarantined, so it cannot hold up its partition."""
-        key = (record.topic, record.partition, record.offset)
+    async def _intake(self, records: Sequence[InboundRecord]) -> list[bool]:
+        """Decide and store a batch of inbox records; for each, True when it may be committed.
+
+        Parsing, verifying and decrypting run in the crypto workers; every decision and the
+        receipts owed are then written in one store transaction (:mod:`node.intake`). A store
+        that cannot write keeps the whole batch for later (all False); a record that fails for
+        any other reason is retried a few times and then quarantined, so it cannot hold up its
+        partition."""
+        if not records:
+            return []
+        now, ctx = self.clock(), self._receive_ctx
+        looked = await self._compute(
+            lambda: [delivery.parse_for_lookup(ctx, r.value) for r in records]
+        )
         try:
-            await self._handle(record)
+            seen = await self._run(self.store.seen_many, [k for _, k in looked if k is not None])
         except StoreUnavailable as exc:
             self.note_store_failure(exc)
-            return False
-        except Exception as exc:
-            self.metrics.record_failures.labels(record.topic).inc()
-            attempts = self._record_failures.get(key, 0) + 1
-            log.error("record_failed", node=self.node_id, topic=record.topic,
-                      partition=record.partition, offset=record.offset, attempt=attempts,
-                      error=type(exc).__name__, exc_info=True)  # fmt: skip
-            if attempts < MAX_RECORD_ATTEMPTS:
-                self._record_failures[key] = attempts
-                return False
-            self._record_failures.pop(key, None)
-            try:
-                await self._quarantine_unprocessable(record, exc)
-            except StoreUnavailable as store_exc:
-                self.note_store_failure(store_exc)
-                return False
-            return True
+            return [False] * len(records)
+        items = await self._classify(records, looked, seen, now)
+        try:
+            result = await self._write(intake.write_batch, self.store, self._intake_context(),
+                                       items, now)  # fmt: skip
+        except StoreUnavailable as exc:
+            self.note_store_failure(exc)
+            return [False] * len(records)
+        if result.receipts:
+            self._wake_publisher.set()
+        for failed in result.not_sealed:
+            self.metrics.receipts_not_sealed.labels(failed.peer).inc(len(failed.message_ids))
+            log.warning("receipt_not_sealed", node=self.node_id, peer=failed.peer,
+                        message_ids=list(failed.message_ids), error=failed.error)  # fmt: skip
+        return [await self._after(item) for item in result.items]
+
+    async def _classify(
+        self,
+        records: Sequence[InboundRecord],
+        looked: Sequence[tuple[envelope.ParsedEnvelope | envelope.EnvelopeError, Any]],
+        seen: dict[tuple[str, str], DedupeEntry],
+        now: dt.datetime,
+    ) -> list[intake.Item]:
+        """:func:`delivery.classify` for each record, spread over the crypto workers (the
+        primitives release the GIL); a record that makes it raise becomes an item in error."""
+        ctx = self._receive_ctx
+
+        def classify(chunk: range) -> list[tuple[delivery.Outcome | Exception, float]]:
+            out: list[tuple[delivery.Outcome | Exception, float]] = []
+            for i in chunk:
+                started = time.perf_counter()
+                try:
+                    outcome: delivery.Outcome | Exception = delivery.classify(
+                        ctx, records[i].value, now, lambda s, m: seen.get((s, m)),
+                        parsed=looked[i][0],
+                    )  # fmt: skip
+                except Exception as exc:
+                    outcome = exc
+                out.append((outcome, time.perf_counter() - started))
+            return out
+
+        workers = max(1, min(self._crypto_workers, len(records) // 16))
+        step = -(-len(records) // workers)
+        chunks = [range(i, min(i + step, len(records))) for i in range(0, len(records), step)]
+        done = await asyncio.gather(*(self._compute(classify, c) for c in chunks))
+        items = []
+        for record, (outcome, seconds) in zip(records, (o for c in done for o in c), strict=True):
+            self.metrics.open_seconds.observe(seconds)
+            if isinstance(outcome, Exception):
+                items.append(intake.Item(record, None, error=outcome))
+            else:
+                items.append(intake.Item(record, outcome))
+        return items
+
+    def _intake_context(self) -> intake.IntakeContext:
+        return intake.IntakeContext(
+            registry=self.registry, node_id=self.node_id, identity=self.identity,
+            peers=self.peers, max_lifetime=self._receive_ctx.max_lifetime,
+            quarantine_limits=self._quarantine_limits,
+            duplicate_interval=dt.timedelta(seconds=self.config.delivery.duplicate_answer_seconds),
+            receipt_batch=self.config.delivery.receipt_batch,
+        )  # fmt: skip
+
+    async def _after(self, item: intake.Item) -> bool:
+        """Count, log and hand over what was stored for one record; True when it may be
+        committed."""
+        record = item.record
+        key = (record.topic, record.partition, record.offset)
+        if item.error is not None:
+            return await self._failed(item.record, item.error)
         self._record_failures.pop(key, None)
+        outcome = item.outcome
+        if item.copy_in_batch or isinstance(outcome, Duplicate):
+            sender = _sender(outcome)
+            self.metrics.duplicates.labels(sender).inc()
+            if not item.answered:
+                self.metrics.duplicates_unanswered.labels(sender).inc()
+        elif isinstance(outcome, Accepted):
+            await self._accepted(outcome, item)
+        elif isinstance(outcome, ReceiptReceived):
+            self._receipt_applied(outcome, item)
+        elif isinstance(outcome, Rejected):
+            self._rejected(outcome, item)
         return True
 
-    async def _quarantine_unprocessable(self, record: InboundRecord, exc: Exception) -> None:
+    async def _failed(self, record: intake.Record, exc: Exception) -> bool:
+        """A record whose processing raised: read again (False) up to MAX_RECORD_ATTEMPTS times,
+        then quarantined as ``processing-failed`` and skipped (True)."""
+        key = (record.topic, record.partition, record.offset)
+        self.metrics.record_failures.labels(record.topic).inc()
+        attempts = self._record_failures.get(key, 0) + 1
+        log.error("record_failed", node=self.node_id, topic=record.topic,
+                  partition=record.partition, offset=record.offset, attempt=attempts,
+                  error=type(exc).__name__, exc_info=exc)  # fmt: skip
+        if attempts < MAX_RECORD_ATTEMPTS:
+            self._record_failures[key] = attempts
+            return False
+        self._record_failures.pop(key, None)
+        try:
+            await self._quarantine_unprocessable(record, exc)
+        except StoreUnavailable as store_exc:
+            self.note_store_failure(store_exc)
+            return False
+        return True
+
+    async def _quarantine_unprocessable(self, record: intake.Record, exc: Exception) -> None:
         now = self.clock()
         detail = f"processing failed {MAX_RECORD_ATTEMPTS} times ({type(exc).__name__})"
-        entry = await self._quarantine_entry(record, now, "processing-failed", detail, None, None)
-        event = AuditEvent("quarantined", now, detail={"reason": "processing-failed",
-                           "topic": record.topic, "offset": record.offset})  # fmt: skip
-        await self._run(self.store.record_rejection, None, entry, [event])
+
+        def write() -> int:
+            entry = intake.quarantine_entry(self.store, self._quarantine_limits, record, now,
+                                            "processing-failed", detail, None, None)  # fmt: skip
+            event = AuditEvent("quarantined", now, detail={"reason": "processing-failed",
+                               "topic": record.topic, "offset": record.offset})  # fmt: skip
+            return self.store.record_rejection(None, entry, [event])
+
+        await self._write(write)
         self.metrics.quarantined.labels("processing-failed").inc()
 
-    async def _handle(self, record: InboundRecord) -> None:
-        """Decide and store the outcome of one record; never raises for bad input."""
-        now = self.clock()
-        if record.topic == self.control:
-            self._control(record)
-            return
-        started = time.perf_counter()
-        outcome = await self._run(
-            delivery.classify, self._receive_ctx, record.value, now, self.store.seen
-        )
-        self.metrics.open_seconds.observe(time.perf_counter() - started)
-        if isinstance(outcome, Accepted):
-            await self._accept(outcome, record, now)
-        elif isinstance(outcome, Duplicate):
-            await self._duplicate(outcome, record, now)
-        elif isinstance(outcome, ReceiptReceived):
-            await self._receipt_received(outcome, record, now)
-        else:
-            await self._reject(outcome, record, now)
-
-    async def _accept(self, outcome: Accepted, record: InboundRecord, now: dt.datetime) -> None:
+    async def _accepted(self, outcome: Accepted, item: intake.Item) -> None:
         header = outcome.opened.header
-        sha = outcome.opened.envelope_sha256.hex()
-        participants = await self._run(self.store.thread_participants, header.thread_id)
-        joined = threads.joins_thread(
-            header.sender, header.recipient_ids, participants, self.node_id,
-            opens=header.thread_id == header.message_id,
-        )  # fmt: skip
-        message = InboxMessage(
-            seq=0, message_id=header.message_id, sender=header.sender, kind=header.kind,
-            thread_id=header.thread_id, in_reply_to=header.in_reply_to,
-            schema_name=outcome.opened.payload_schema.name,
-            handling_code=outcome.opened.payload["handling"]["code"], envelope=outcome.raw,
-            envelope_sha256=sha, created_at=header.created_at, expires_at=header.expires_at,
-            received_at=now, state="received", recipients=header.recipient_ids,
-            thread_joined=joined,
-        )  # fmt: skip
-        remembered = self._dedupe(header, sha, now, "delivered", None)
-        events = [AuditEvent("received", now, message_id=header.message_id, peer=header.sender,
-                             detail={"kind": header.kind, "envelope_sha256": sha})]  # fmt: skip
-        if not joined:
-            events.append(AuditEvent(
-                "thread-held-apart", now, message_id=header.message_id, peer=header.sender,
-                detail={"thread_id": header.thread_id, "participants": sorted(participants)},
-            ))  # fmt: skip
-        receipt, receipt_events = self._receipt(header, sha, None, None)
-        result = await self._run(
-            self.store.record_inbound, message, remembered, events + receipt_events, receipt
-        )
-        self._wake_publisher.set()
         log.info("message_received", node=self.node_id, message_id=header.message_id,
                  thread_id=header.thread_id, peer=header.sender, kind=header.kind)  # fmt: skip
-        if result.id_also_used_by:
+        if item.collisions:
             self.metrics.id_collisions.labels(header.sender).inc()
             log.warning("message_id_collision", node=self.node_id, message_id=header.message_id,
-                        peer=header.sender, also_used_by=list(result.id_also_used_by))  # fmt: skip
-        if not joined:
+                        peer=header.sender, also_used_by=list(item.collisions))  # fmt: skip
+        if not item.joined:
             self.metrics.thread_held_apart.labels(header.sender).inc()
             log.warning("thread_held_apart", node=self.node_id, message_id=header.message_id,
                         thread_id=header.thread_id, peer=header.sender)  # fmt: skip
-        stored = InboxMessage(**{**message.__dict__, "seq": result.seq})
         self.metrics.received.labels(header.kind, header.sender).inc()
         self.inbox_changed.notify()
+        assert item.stored is not None
         for handler in self._handlers:
             try:
-                await handler(outcome.opened, stored)
+                await handler(outcome.opened, item.stored)
             except Exception:  # an adapter's failure must not stop the node
                 log.exception("handler_failed", node=self.node_id, message_id=header.message_id)
 
-    def _dedupe(
-        self, header: envelope.Header, sha: str, now: dt.datetime, outcome: str, reason: str | None
-    ) -> DedupeEntry:
-        keep = delivery.keep_until(header, now, self._receive_ctx.max_lifetime, DEDUPE_MARGIN)
-        return DedupeEntry(
-            message_id=header.message_id, sender=header.sender, outcome=outcome, reason=reason,
-            envelope_sha256=sha, seen_at=now, keep_until=keep,
-        )  # fmt: skip
+    def _receipt_applied(self, outcome: ReceiptReceived, item: intake.Item) -> None:
+        header, now = outcome.header, self.clock()
+        for answer, matched in item.matches:
+            if matched is None or not matched.first:
+                continue
+            self.status_changed.notify()
+            if answer["status"] == "delivered":
+                self.metrics.delivered.labels(matched.kind, header.sender).inc()
+            else:
+                reason = delivery.reason_code(answer.get("reason")) or "unknown"
+                self.metrics.rejected.labels(matched.kind, header.sender, reason).inc()
+            latency = max((now - matched.created_at).total_seconds(), 0.0)
+            self.metrics.receipt_latency.labels(matched.kind, header.sender).observe(latency)
+        if item.quarantined:
+            self.metrics.quarantined.labels(item.quarantined).inc()
 
-    async def _duplicate(self, outcome: Duplicate, record: InboundRecord, now: dt.datetime) -> None:
-        """A copy of what was decided before: counted always; answered (and audited) at most
-        once per ``delivery.duplicate_answer_seconds``, so replaying a valid envelope cannot
-        make this node seal and store receipts, or audit entries, without bound."""
-        header, previous = outcome.header, outcome.previous
-        self.metrics.duplicates.labels(header.sender).inc()
-        interval = dt.timedelta(seconds=self.config.delivery.duplicate_answer_seconds)
-        if not delivery.answer_duplicate(previous.answered_at, now, interval):
-            self.metrics.duplicates_unanswered.labels(header.sender).inc()
-            return
-        event = AuditEvent("duplicate", now, message_id=header.message_id, peer=header.sender,
-                           detail={"topic": record.topic, "offset": record.offset})  # fmt: skip
-        await self._run(self.store.append_audit, [event])
-        if header.kind != "receipt":  # answer as before, so a sender whose receipt was lost stops
-            await self._queue_receipt(header, previous.envelope_sha256, previous.reason, None)
-        await self._run(self.store.mark_answered, header.sender, header.message_id, now)
-
-    async def _receipt_received(
-        self, outcome: ReceiptReceived, record: InboundRecord, now: dt.datetime
-    ) -> None:
-        header, receipt = outcome.header, outcome.receipt
-        sha = hashlib.sha256(record.value).hexdigest()
-        delivered = receipt["status"] == "delivered"
-        reason = delivery.reason_code(receipt.get("reason"))
-        event = AuditEvent(
-            "receipted" if delivered else "rejected", now, message_id=str(receipt["message_id"]),
-            peer=header.sender, detail={"reason": reason} if reason else {},
-        )  # fmt: skip
-        remembered = self._dedupe(header, sha, now, "delivered", None)
-        matched = await self._run(
-            self.store.apply_receipt, str(receipt["message_id"]), header.sender,
-            receipt["envelope_sha256"], delivered=delivered, reason=reason,
-            detail=receipt.get("detail"), now=now, audit=event, seen=remembered,
-        )  # fmt: skip
-        if matched:
-            if matched.first:
-                self.status_changed.notify()
-                if delivered:
-                    self.metrics.delivered.labels(matched.kind, header.sender).inc()
-                else:
-                    self.metrics.rejected.labels(matched.kind, header.sender,
-                                                 reason or "unknown").inc()  # fmt: skip
-                latency = max((now - matched.created_at).total_seconds(), 0.0)
-                self.metrics.receipt_latency.labels(matched.kind, header.sender).observe(latency)
-        else:
-            quarantine = await self._quarantine_entry(
-                record, now, "invalid-payload", "receipt for a message this node did not send",
-                header.sender, header.message_id,
-            )  # fmt: skip
-            q_event = AuditEvent(
-                "quarantined", now, message_id=header.message_id, peer=header.sender,
-                detail={"reason": "invalid-payload"},
-            )  # fmt: skip
-            await self._run(self.store.record_rejection, remembered, quarantine, [q_event])
-            self.metrics.quarantined.labels("invalid-payload").inc()
-
-    async def _reject(self, outcome: Rejected, record: InboundRecord, now: dt.datetime) -> None:
-        header = outcome.header
-        remembered = (
-            self._dedupe(header, outcome.envelope_sha256, now, "rejected", outcome.reason)
-            if header is not None and outcome.remember
-            else None
-        )
-        quarantine = await self._quarantine_entry(
-            record, now, outcome.reason, outcome.detail,
-            header.sender if header else None, header.message_id if header else None,
-        )  # fmt: skip
-        event = AuditEvent(
-            "quarantined", now, message_id=header.message_id if header else None,
-            peer=header.sender if header else None,
-            detail={"reason": outcome.reason, "topic": record.topic, "offset": record.offset},
-        )  # fmt: skip
-        evicted = await self._run(
-            self.store.record_rejection, remembered, quarantine, [event],
-            keep_unauthenticated=self._quarantine_limits.unauthenticated_max,
-        )  # fmt: skip
+    def _rejected(self, outcome: Rejected, item: intake.Item) -> None:
+        header, record = outcome.header, item.record
         self.metrics.quarantined.labels(outcome.reason).inc()
-        if evicted:
-            self.metrics.quarantine_evicted.inc(evicted)
-            self._evicted_since_summary += evicted
+        if item.evicted:
+            self.metrics.quarantine_evicted.inc(item.evicted)
+            self._evicted_since_summary += item.evicted
         else:
             log.warning("message_quarantined", node=self.node_id, reason=outcome.reason,
                         message_id=header.message_id if header else None,
                         thread_id=header.thread_id if header else None,
                         peer=header.sender if header else None, topic=record.topic,
                         offset=record.offset)  # fmt: skip
-        if header is not None and outcome.answer_sender:
-            await self._queue_receipt(
-                header, outcome.envelope_sha256, outcome.reason, outcome.detail
-            )
-
-    async def _quarantine_entry(
-        self, record: InboundRecord, now: dt.datetime, reason: str, detail: str,
-        sender: str | None, message_id: str | None,
-    ) -> QuarantineEntry:  # fmt: skip
-        """What quarantine keeps of a refused record: ``sender`` is set only when it was
-        authenticated; see :mod:`node.quarantine` for how much is kept."""
-        used = 0 if sender is None else await self._run(self.store.quarantine_bytes, sender)
-        kept = quarantine.kept_bytes(record.value, sender is not None, used,
-                                     self._quarantine_limits)  # fmt: skip
-        return QuarantineEntry(
-            received_at=now, reason=reason, detail=detail, raw=kept, topic=record.topic,
-            partition=record.partition, offset=record.offset, sender=sender, message_id=message_id,
-            authenticated=sender is not None,
-            raw_sha256=hashlib.sha256(record.value).hexdigest(), raw_length=len(record.value),
-        )  # fmt: skip
 
     async def _summarise_evictions(self) -> None:
         """One audit entry (and log line) for the unauthenticated records evicted since the

@@ -35,11 +35,11 @@ async def test_a_record_that_keeps_failing_is_quarantined_and_the_partition_goes
     real = delivery.classify
     seen = {"poison": 0}
 
-    def classify(ctx, raw, now, seen_fn):
+    def classify(ctx, raw, now, seen_fn, **kwargs):
         if raw == poison:
             seen["poison"] += 1
             raise RuntimeError("a bug that only this record triggers")
-        return real(ctx, raw, now, seen_fn)
+        return real(ctx, raw, now, seen_fn, **kwargs)
 
     monkeypatch.setattr(delivery, "classify", classify)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)

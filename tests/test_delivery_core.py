@@ -88,6 +88,7 @@ def test_a_delivered_receipt_as_the_sender_reads_it(registry):
         "reason": None,
         "detail": None,
         "received_at": NOW,
+        "also": [],
     }
 
 
@@ -103,6 +104,7 @@ def test_a_negative_receipt_as_the_sender_reads_it(registry):
         "reason": "policy_denied",
         "detail": detail[:500],
         "received_at": NOW,
+        "also": [],
     }
     assert delivery.reason_code(received["reason"]) == "policy-denied"
 

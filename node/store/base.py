@@ -4,9 +4,9 @@ them on a dedicated thread so the event loop never waits on the disk."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from node.audit import AuditEntry, AuditEvent
 
@@ -14,6 +14,7 @@ from node.audit import AuditEntry, AuditEvent
 QUEUED, SENT, DELIVERED, REJECTED, EXPIRED = "queued", "sent", "delivered", "rejected", "expired"
 OPEN_STATES = (QUEUED, SENT)
 FINAL_STATES = (DELIVERED, REJECTED, EXPIRED)
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -278,7 +279,8 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     # outbox
-    def submit(self, message: OutboundMessage, audit: AuditEvent) -> str: ...
+    def submit(self, message: OutboundMessage, audit: AuditEvent | Sequence[AuditEvent]) -> str: ...
+    def batch(self, writes: Sequence[Callable[[], T]]) -> list[T | Exception]: ...
     def find_by_idempotency_key(
         self, key: str, request_sha256: str | None = None
     ) -> str | None: ...
@@ -323,6 +325,7 @@ class Store(Protocol):
 
     # inbound
     def seen(self, sender: str, message_id: str) -> DedupeEntry | None: ...
+    def seen_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DedupeEntry]: ...
     def mark_answered(self, sender: str, message_id: str, at: dt.datetime) -> None: ...
     def record_inbound(
         self,

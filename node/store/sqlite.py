@@ -13,8 +13,9 @@ import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from node.audit import GENESIS, AuditEntry, AuditEvent, link
 from node.store.base import (
@@ -45,6 +46,8 @@ from node.store.base import (
     StoreFull,
     StoreUnavailable,
 )
+
+T = TypeVar("T")
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
@@ -298,6 +301,7 @@ class SqliteStore:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._savepoints = 0  # > 0 while :meth:`batch` holds the transaction
 
     @classmethod
     def open(cls, path: Path) -> SqliteStore:
@@ -343,7 +347,14 @@ class SqliteStore:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction. A disk that is full or failing surfaces as
-        :class:`StoreUnavailable` (nothing of the transaction kept), whichever statement hit it."""
+        :class:`StoreUnavailable` (nothing of the transaction kept), whichever statement hit it.
+
+        Inside :meth:`batch` it is a savepoint instead: the write is all or nothing on its own,
+        and durable with the batch's one commit."""
+        if self._savepoints:
+            with self._savepoint() as c:
+                yield c
+            return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -359,6 +370,54 @@ class SqliteStore:
             if isinstance(exc, sqlite3.Error):
                 _raise_disk_error(exc, self.path)
             raise
+
+    @contextlib.contextmanager
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        self._savepoints += 1
+        name = f"w{self._savepoints}"
+        try:
+            self._conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute(f"ROLLBACK TO {name}")
+                raise
+            finally:
+                self._conn.execute(f"RELEASE {name}")
+        except sqlite3.Error as exc:
+            _raise_disk_error(exc, self.path)
+            raise
+        finally:
+            self._savepoints -= 1
+
+    def batch(self, writes: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        """Run several writes in one transaction: one commit, one fsync (group commit).
+
+        Each write is all or nothing on its own (a savepoint): one that raises leaves nothing
+        behind and its exception is returned in its place, while the others are kept. A disk
+        that is full or failing (:class:`StoreUnavailable`) keeps nothing of the whole batch and
+        is raised, so no caller hears "stored" for what the disk refused. Called from within a
+        write of a batch, it adds its writes to that transaction."""
+        if self._savepoints:
+            return self._each(writes)
+        with self._tx():
+            self._savepoints = 1  # the writes below become savepoints of this transaction
+            try:
+                return self._each(writes)
+            finally:
+                self._savepoints = 0
+
+    def _each(self, writes: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        results: list[T | Exception] = []
+        for write in writes:
+            try:
+                with self._savepoint():
+                    results.append(write())
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                results.append(exc)
+        return results
 
     def probe_write(self) -> None:
         """Write (and keep) a small value to find out whether the disk takes writes again."""
@@ -457,7 +516,7 @@ class SqliteStore:
 
     # -- outbox --------------------------------------------------------------------------------
 
-    def submit(self, message: OutboundMessage, audit: AuditEvent) -> str:
+    def submit(self, message: OutboundMessage, audit: AuditEvent | Sequence[AuditEvent]) -> str:
         """Store a sealed message and its recipients; return its id (the first one's, for a
         repeated idempotency key and the same request). The same key with a different request
         (``request_sha256``) raises :class:`node.submit.IdempotencyKeyReused`. Lookup and insert
@@ -480,7 +539,10 @@ class SqliteStore:
         return message.message_id
 
     def _insert_outbound(
-        self, c: sqlite3.Connection, message: OutboundMessage, audit: AuditEvent
+        self,
+        c: sqlite3.Connection,
+        message: OutboundMessage,
+        audit: AuditEvent | Sequence[AuditEvent],
     ) -> None:
         c.execute(
             "INSERT INTO outbox (message_id, kind, thread_id, schema_name, priority, envelope,"
@@ -507,7 +569,7 @@ class SqliteStore:
             " updated_at) VALUES (?, ?, ?, ?, ?)",
             [(message.message_id, r, QUEUED, now, now) for r in message.recipients],
         )
-        self._append(c, [audit])
+        self._append(c, [audit] if isinstance(audit, AuditEvent) else audit)
 
     def outbox_message(self, message_id: str) -> OutboundMessage | None:
         """A message this node sent (receipts excluded), with its recipients."""
@@ -896,6 +958,15 @@ class SqliteStore:
             keep_until=_dt_req(r["keep_until"]),
             answered_at=_dt(r["answered_at"]),
         )
+
+    def seen_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DedupeEntry]:
+        """:meth:`seen` for many (sender, message id) pairs at once: those decided before."""
+        found: dict[tuple[str, str], DedupeEntry] = {}
+        for sender, message_id in dict.fromkeys(keys):
+            entry = self.seen(sender, message_id)
+            if entry is not None:
+                found[(sender, message_id)] = entry
+        return found
 
     def mark_answered(self, sender: str, message_id: str, at: dt.datetime) -> None:
         """Note that a copy of (sender, message id) was just answered (duplicates are answered

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -126,6 +126,9 @@ class KafkaTransport:
             client_id=f"xnode-{self.node_id}",
             acks="all",
             max_request_size=self.settings.max_request_bytes,
+            # room for a few hundred sealed messages per partition batch: a publishing round
+            # of the outbox then waits for few batches to drain instead of many small ones
+            max_batch_size=min(self.settings.max_request_bytes, 512 * 1024),
             linger_ms=2,
         )
         # Manual assignment, not group subscription: a node is one process reading only its own
@@ -319,6 +322,36 @@ class KafkaTransport:
             await self._bounded(self._producer.send_and_wait(topic, value, key=key.encode()))
         except (KafkaError, OSError) as exc:
             raise TransportUnavailable(f"publish to {topic}: {exc}") from exc
+
+    async def publish_many(self, records: Sequence[tuple[str, str, bytes]]) -> list[str | None]:
+        """Write several records at once: all handed to the producer, which packs them into
+        batches per partition, then every acknowledgement awaited together (within one bound).
+        Per record, None when the broker acknowledged it, else why not (the caller retries
+        later). The same rules as :meth:`publish` (topics must exist)."""
+        if self._producer is None:
+            return ["not connected"] * len(records)
+        results: list[str | None] = [None] * len(records)
+        producer = self._producer
+        sent: dict[int, asyncio.Future[Any]] = {}
+        try:
+            async with asyncio.timeout(2 * self.settings.request_timeout_ms / 1000):
+                for i, (topic, key, value) in enumerate(records):
+                    if not await self._topic_exists(topic):
+                        results[i] = f"topic {topic} does not exist (yet): its owner creates it"
+                        continue
+                    try:
+                        sent[i] = await producer.send(topic, value, key=key.encode())
+                    except (KafkaError, OSError) as exc:
+                        results[i] = f"publish to {topic}: {exc}"
+                acks = await asyncio.gather(*sent.values(), return_exceptions=True)
+        except TimeoutError:
+            for future in sent.values():
+                future.cancel()
+            return [r or "the broker did not answer in time" for r in results]
+        for i, ack in zip(sent, acks, strict=True):
+            topic = records[i][0]
+            results[i] = f"publish to {topic}: {ack}" if isinstance(ack, BaseException) else None
+        return results
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[InboundRecord]:
         """Records from this node's partitions, in offset order per partition. A position the
