@@ -124,7 +124,9 @@ async def _drain(consumer: AIOKafkaConsumer, n: int) -> None:
 CLIENTS = 64  # local systems submitting at once, as API clients under load would
 
 
-async def submit_concurrently(node: Node, request: Callable[[], submit.Request], n: int) -> list[str]:
+async def submit_concurrently(
+    node: Node, request: Callable[[], submit.Request], n: int
+) -> list[str]:
     """Submit ``n`` messages from ``CLIENTS`` concurrent submitters; ids in submission order."""
     ids: list[str] = [""] * n
     queue = iter(range(n))
