@@ -21,11 +21,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node import envelope
-from node.codec import default_registry
+from node.codec import SchemaRegistry, default_registry
 from node.crypto import primitives
 from node.crypto.keys import EncryptionKey, IdentityKey
 from node.trust import Descriptor, EncryptionKeyInfo, PeerDirectory
@@ -62,14 +63,8 @@ def make_node(node_id: str) -> tuple[IdentityKey, EncryptionKey, Descriptor]:
     return identity, encryption, descriptor
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
-    args = parser.parse_args()
-    registry = default_registry()
-
-    sender = make_node("zm-police")
-    recipients = [make_node(n) for n in ("zw-police", "mw-police", "za-shelter-johannesburg")]
+def sample_plaintext(registry: SchemaRegistry) -> tuple[dict[str, Any], bytes]:
+    """A ~1 KB case update: the decoded payload and its Avro encoding."""
     payload = registry.from_json(
         "xnode.payload.CaseUpdate",
         {
@@ -80,35 +75,53 @@ def main() -> None:
             "recorded_at": "2026-11-22T08:00:00Z",
         },
     )  # fmt: skip
-    plaintext = registry.encode("xnode.payload.CaseUpdate", payload)
-    peers = PeerDirectory.of([sender[2]])
+    return payload, registry.encode("xnode.payload.CaseUpdate", payload)
 
+
+def primitive_costs(seconds: float) -> dict[str, float]:
+    """Seconds per operation of each primitive a message needs (best of 3 runs)."""
+    plaintext = sample_plaintext(default_registry())[1]
+    sender, recipient = make_node("zm-police"), make_node("zw-police")
     key, nonce, aad = primitives.new_content_key(), primitives.new_nonce(), b"h" * 400
     ct = primitives.aead_encrypt(key, nonce, plaintext, aad)
-    recipient_pub = recipients[0][1].private.public_key()
+    recipient_pub = recipient[1].private.public_key()
     wrapped = primitives.hpke_wrap(key, recipient_pub, b"info")
     signature = primitives.sign(sender[0], b"d", b"m" * 1200)
     sender_pub = sender[2].identity_public_key()
-
-    s = args.seconds
-    print(f"payload: {len(plaintext)} bytes Avro; {s:.1f} s per measurement, best of 3\n")
-    bare = {
+    s = seconds
+    rates = {
         "ed25519 sign": per_second(lambda: primitives.sign(sender[0], b"d", b"m" * 1200), s),
         "ed25519 verify": per_second(
             lambda: primitives.verify(sender_pub, b"d", b"m" * 1200, signature), s
         ),
         "hpke wrap": per_second(lambda: primitives.hpke_wrap(key, recipient_pub, b"info"), s),
         "hpke unwrap": per_second(
-            lambda: primitives.hpke_unwrap(wrapped, recipients[0][1].private, b"info"), s
+            lambda: primitives.hpke_unwrap(wrapped, recipient[1].private, b"info"), s
         ),
         "aead encrypt 1KB": per_second(
             lambda: primitives.aead_encrypt(key, nonce, plaintext, aad), s
         ),
         "aead decrypt 1KB": per_second(lambda: primitives.aead_decrypt(key, nonce, ct, aad), s),
     }
-    for name, rate in bare.items():
-        print(f"  {name:<18} {rate:>10,.0f} /s   {1e6 / rate:>7.1f} us")
-    cost = {name: 1 / rate for name, rate in bare.items()}
+    return {name: 1 / rate for name, rate in rates.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    args = parser.parse_args()
+    registry = default_registry()
+
+    sender = make_node("zm-police")
+    recipients = [make_node(n) for n in ("zw-police", "mw-police", "za-shelter-johannesburg")]
+    payload, plaintext = sample_plaintext(registry)
+    peers = PeerDirectory.of([sender[2]])
+    s = args.seconds
+    print(f"payload: {len(plaintext)} bytes Avro; {s:.1f} s per measurement, best of 3\n")
+    cost = primitive_costs(s)
+    for name, seconds in cost.items():
+        print(f"  {name:<18} {1 / seconds:>10,.0f} /s   {seconds * 1e6:>7.1f} us")
+
     print()
     print(f"  {'operation':<22} {'ops/s':>9} {'us/op':>8} {'floor us':>9} {'ratio':>6}")
     ratios = []
