@@ -5,6 +5,8 @@ A case update may travel on any thread, so every family except receipts accepts 
 
 from __future__ import annotations
 
+import functools
+
 PAYLOAD_NAMESPACE = "xnode.payload."
 
 KIND_PAYLOADS: dict[str, tuple[str, ...]] = {
@@ -50,7 +52,9 @@ def kinds_of(schema_name: str) -> tuple[str, ...]:
     return tuple(kind for kind, names in KIND_PAYLOADS.items() if short in names)
 
 
+@functools.cache
 def all_payloads() -> tuple[str, ...]:
+    """Every payload record's full name, once each (cached: asked for every message)."""
     seen: dict[str, None] = {}
     for names in KIND_PAYLOADS.values():
         seen.update(dict.fromkeys(full_name(n) for n in names))
