@@ -175,6 +175,39 @@ def test_a_byte_identical_copy_is_a_duplicate_answered_as_before(registry, paylo
     assert again.envelope_sha256 == sha(raw)
 
 
+def test_a_byte_identical_copy_is_recognised_without_verifying_its_signature_again(
+    registry, payload, monkeypatch
+):
+    """A backlog holds each message several times over (re-publications) and a replay flood
+    nothing else: a copy of bytes verified before costs a hash, not a signature check."""
+    ctx, memory = context(registry), Memory()
+    raw = seal(registry, payload)
+    first = classify(ctx, raw, seen=memory.seen)
+    memory.remember(first.opened.header.message_id, "zm-police", sha(raw))
+    verified = []
+    real = envelope.verify_sender
+    monkeypatch.setattr(
+        envelope, "verify_sender", lambda *a, **k: verified.append(1) or real(*a, **k)
+    )
+    assert isinstance(classify(ctx, raw, seen=memory.seen), Duplicate)
+    assert verified == []
+    # one byte different: verified like any other envelope, and refused
+    tampered = bytearray(raw)
+    tampered[-1] ^= 0x01
+    unauthenticated(rejected(classify(ctx, bytes(tampered), seen=memory.seen), bytes(tampered),
+                             "bad-signature"))  # fmt: skip
+    assert verified == [1]
+
+
+def test_a_copy_from_a_sender_revoked_since_is_verified_and_refused(registry, payload):
+    ctx, memory = context(registry), Memory()
+    raw = seal(registry, payload)
+    first = classify(ctx, raw, seen=memory.seen)
+    memory.remember(first.opened.header.message_id, "zm-police", sha(raw))
+    revoked = context(registry, peers=PeerDirectory.of([ZM.descriptor], revoked=["zm-police"]))
+    unauthenticated(rejected(classify(revoked, raw, seen=memory.seen), raw, "revoked-sender"))
+
+
 def test_a_copy_of_a_refused_message_is_a_duplicate_of_the_refusal(registry, payload):
     ctx, memory = context(registry), Memory()
     raw = seal(registry, payload, sender=SHELTER)

@@ -267,6 +267,16 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user_name, seq)
     )
     """,
+    # 7: indexes for what runs on every /metrics scrape (webhook failures) and every hour
+    # (retention): without them each was a scan of the whole table, half a second at a million
+    # messages on the store's only thread (bench/store_scale.py)
+    """
+    CREATE INDEX inbox_webhook_failed ON inbox (state) WHERE state = 'webhook-failed';
+    CREATE INDEX inbox_received ON inbox (received_at);
+    CREATE INDEX dedupe_keep_until ON dedupe (keep_until);
+    CREATE INDEX quarantine_received ON quarantine (received_at);
+    CREATE INDEX outbox_recipients_updated ON outbox_recipients (updated_at)
+    """,
 )
 
 
@@ -853,11 +863,11 @@ class SqliteStore:
             for r in inbox:
                 c.execute("DELETE FROM adapter_deliveries WHERE seq = ?", (r["seq"],))
                 c.execute("DELETE FROM inbox WHERE seq = ?", (r["seq"],))
-            outbox = c.execute(
-                "SELECT message_id FROM outbox o WHERE NOT EXISTS (SELECT 1 FROM"
-                " outbox_recipients r WHERE r.message_id = o.message_id AND"
-                " (r.state IN (?, ?) OR r.updated_at >= ?))",
-                (*OPEN_STATES, _ts(retention.outbox_before)),
+            outbox = c.execute(  # candidates by the updated_at index, then every recipient
+                "SELECT DISTINCT message_id FROM outbox_recipients c WHERE c.updated_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM outbox_recipients r WHERE r.message_id ="
+                " c.message_id AND (r.state IN (?, ?) OR r.updated_at >= ?))",
+                (_ts(retention.outbox_before), *OPEN_STATES, _ts(retention.outbox_before)),
             ).fetchall()
             for r in outbox:  # the outcomes of a sent message go with it
                 c.execute("DELETE FROM status_events WHERE message_id = ?", (r["message_id"],))
