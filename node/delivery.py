@@ -170,9 +170,7 @@ def classify(
     return Accepted(opened, raw)
 
 
-def _verified_before(
-    ctx: ReceiveContext, sender: str, previous: DedupeEntry, digest: str
-) -> bool:
+def _verified_before(ctx: ReceiveContext, sender: str, previous: DedupeEntry, digest: str) -> bool:
     """Whether ``raw`` is byte for byte an envelope this node verified before (its SHA-256 is
     the one remembered for the sender and id it names), from a sender still trusted: then it is
     a copy, and verifying its signature again would only cost time. A sender's backlog after an
