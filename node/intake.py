@@ -193,9 +193,10 @@ def _write_item(
     if isinstance(outcome, ReceiptReceived):
         h = outcome.header
         key = (h.sender, h.message_id), hashlib.sha256(item.record.value).hexdigest()
-    if key is not None and not isinstance(outcome, Duplicate) and key[0] in decided:
+    if key is not None and key[0] in decided:
         # classify looked up what was decided *before* the batch: a second copy within it
-        if decided[key[0]] == key[1]:
+        # (of a new message, or of one decided earlier: a replay flood) is answered once
+        if decided[key[0]] == key[1] or isinstance(outcome, Duplicate):
             item.copy_in_batch = True  # answered with the first copy, counted as a duplicate
             return []
         header = outcome.opened.header if isinstance(outcome, Accepted) else outcome.header

@@ -132,6 +132,20 @@ def test_a_copy_within_the_batch_is_kept_once_and_answered_once(registry, store)
     assert receipt["also"] == []
 
 
+def test_copies_of_a_message_decided_earlier_are_answered_once_per_batch(registry, store):
+    """A replay flood: a batch of copies of a message already delivered earns one answer and
+    one audit entry, not one per copy (the rest are counted as unanswered duplicates)."""
+    raw = sealed(registry, "seen at Nakonde")
+    ctx = ctx_for(ZW, registry, ZM)
+    intake.write_batch(store, ctx, classified(registry, store, [raw]), NOW)
+    result = intake.write_batch(store, ctx, classified(registry, store, [raw] * 6), NOW)
+    assert [i.answered for i in result.items] == [True] + [False] * 5
+    assert [i.copy_in_batch for i in result.items] == [False] + [True] * 5
+    events = [e.event.event for e in store.audit_entries()]
+    assert events.count("duplicate") == 1 and events.count("receipt-sent") == 2
+    assert result.receipts == 1
+
+
 def test_another_envelope_under_the_same_id_within_the_batch_is_a_replay(registry, store):
     message_id = "01937a4e-8b1c-7d2e-9f3a-4b5c6d7e8f90"
     first = sealed(registry, "the original", message_id=message_id)
