@@ -204,6 +204,8 @@ class Node:
         self.status_changed = Pulse()  # a sent message's delivery became final (status events)
         self.store_problem: str | None = None  # why the store cannot write, while it cannot
         self._record_failures: dict[tuple[str, int, int], int] = {}
+        # the batch being stored while the next one is decided (see _consume_once)
+        self._storing: asyncio.Task[tuple[Sequence[InboundRecord], dict[int, bool]]] | None = None
         self._evicted_since_summary = 0  # unauthenticated quarantine entries evicted, unaudited
         self._offered_list: trustlist.SignedTrustList | None = None  # from the control topic
         self._list_refusals: list[ListRefusal] = []  # logged and audited by maintenance
@@ -293,6 +295,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 30)
         self._tasks = []
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(self._settle(), 30)  # the batch in hand: stored, committed
         await self.transport.stop()
         self.connected.clear()
         await self._run(self.store.close)
@@ -308,9 +312,11 @@ class Node:
         for adapter in reversed(self.adapters):
             await adapter.stop()
         self.adapters = []
-        for task in self._tasks:
+        storing, self._storing = self._storing, None
+        tasks = [*self._tasks, *([storing] if storing else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
@@ -1110,46 +1116,77 @@ class Node:
         return Attempt(d.message_id, d.recipient, published, now, next_at, event)
 
     async def _consume_once(self) -> None:
-        """Read a batch, store each outcome, then commit; check offsets against the broker."""
+        """Read a batch and decide it (verify, open, validate) while the batch before is being
+        stored; then commit that one's offsets and start storing this one. Two stages keep the
+        crypto workers and the store busy at once; only one batch is written at a time, and a
+        batch's offsets are committed only after it is stored. Check offsets against the
+        broker now and then."""
         if not self.transport.started:
+            await self._settle()
             await self._sleep(0.2)
             return
         if self._out_of_range or self._due("offsets", OFFSET_CHECK_SECONDS, time.monotonic()):
+            await self._settle()
             await self._check_offsets()
         try:
             records = await self.transport.fetch(
                 timeout_ms=300, max_records=self.config.delivery.consume_batch
             )
         except PositionOutOfRange as exc:
+            await self._settle()
             self._out_of_range = exc.partitions
             return
         except TransportUnavailable:  # the broker watch reports the outage, once
+            await self._settle()
             await self._sleep(0.5)
             return
-        inbox = [r for r in records if r.topic != self.control]
         for record in records:
             if record.topic == self.control:
                 self._control(record)
-        done = dict(zip(((r.topic, r.partition, r.offset) for r in inbox),
-                        await self._intake(inbox), strict=True))  # fmt: skip
-        positions: dict[tuple[str, int], int] = {}
-        failed: dict[tuple[str, int], int] = {}
-        for record in records:  # commit up to the first record of each partition not stored
-            partition = (record.topic, record.partition)
-            if partition in failed:
-                continue
-            if done.get((record.topic, record.partition, record.offset), True):
-                positions[partition] = record.offset + 1
-            else:
-                failed[partition] = record.offset
+        inbox = [r for r in records if r.topic != self.control]
+        items = await self._decide(inbox)
+        rewound = await self._settle()
+        if rewound:  # read again from the rewind point: drop what was fetched beyond it
+            records = offsets.outside(records, rewound)
+            kept = {id(r) for r in records}
+            inbox = [r for r in inbox if id(r) in kept]
+            items = None if items is None else [i for i in items if id(i.record) in kept]
+        if records:
+            self._storing = asyncio.create_task(self._store_batch(records, inbox, items))
+
+    async def _settle(self) -> set[tuple[str, int]]:
+        """Wait for the batch being stored, commit its offsets and rewind its partitions where a
+        record was not stored; the partitions rewound."""
+        task, self._storing = self._storing, None
+        if task is None:
+            return set()
+        records, stored = await task
+        plan = offsets.commit_plan(records, lambda r: stored.get(id(r), True))
         try:
-            await self._note_resets(await self.transport.commit(positions))
-            for (topic, part), offset in failed.items():
+            await self._note_resets(await self.transport.commit(plan.positions))
+            for (topic, part), offset in plan.rewind.items():
                 await self.transport.seek(topic, part, offset)
         except TransportUnavailable:
             pass  # not committed: read again after reconnecting, dedupe keeps it once
-        if failed:
+        if plan.rewind:
             await self._sleep(1.0)
+        return set(plan.rewind)
+
+    async def _store_batch(
+        self,
+        records: Sequence[InboundRecord],
+        inbox: Sequence[InboundRecord],
+        items: list[intake.Item] | None,
+    ) -> tuple[Sequence[InboundRecord], dict[int, bool]]:
+        """Stage two: store the decided batch (None: not decided, read it again); for each
+        inbox record, whether it may be committed. Never raises: a record it could not account
+        for is read again rather than skipped."""
+        try:
+            done = await self._intake(items) if items is not None else [False] * len(inbox)
+        except Exception:
+            log.exception("batch_not_stored", node=self.node_id, records=len(inbox))
+            done = [False] * len(inbox)
+        return records, {id(r): ok for r, ok in zip(inbox, done, strict=True)}
 
     async def _check_offsets(self) -> None:
         found, self.transport.pending_resets = self.transport.pending_resets, []
@@ -1188,32 +1225,41 @@ class Node:
                     await self.transport.start()
             await self._republish_open("the broker lost its state")
 
-    async def _intake(self, records: Sequence[InboundRecord]) -> list[bool]:
-        """Decide and store a batch of inbox records; for each, True when it may be committed.
-
-        Parsing, verifying and decrypting run in the crypto workers; every decision and the
-        receipts owed are then written in one store transaction (:mod:`node.intake`). A store
-        that cannot write keeps the whole batch for later (all False); a record that fails for
-        any other reason is retried a few times and then quarantined, so it cannot hold up its
-        partition."""
+    async def _decide(self, records: Sequence[InboundRecord]) -> list[intake.Item] | None:
+        """Stage one: parse, look up what was decided before (one query) and classify a batch
+        in the crypto workers; None when the store cannot be read (the batch is read again)."""
         if not records:
             return []
         now, ctx = self.clock(), self._receive_ctx
         looked = await self._compute(
             lambda: [delivery.parse_for_lookup(ctx, r.value) for r in records]
         )
-        try:
-            seen = await self._run(self.store.seen_many, [k for _, k in looked if k is not None])
+        try:  # in a worker: the store's own thread may be writing the batch before
+            seen = await self._compute(self.store.seen_many, [k for _, k in looked if k])
         except StoreUnavailable as exc:
             self.note_store_failure(exc)
-            return [False] * len(records)
-        items = await self._classify(records, looked, seen, now)
+            return None
+        except Exception:  # unreadable store: read the batch again rather than skip it
+            log.exception("batch_lookup_failed", node=self.node_id, records=len(records))
+            return None
+        return await self._classify(records, looked, seen, now)
+
+    async def _intake(self, items: list[intake.Item]) -> list[bool]:
+        """Store a decided batch; for each item, True when its record may be committed.
+
+        Every decision and the receipts owed are written in one store transaction
+        (:mod:`node.intake`), which looks again at what was stored since the batch was decided.
+        A store that cannot write keeps the whole batch for later (all False); a record that
+        fails for any other reason is retried a few times and then quarantined, so it cannot
+        hold up its partition."""
+        if not items:
+            return []
         try:
             result = await self._write(intake.write_batch, self.store, self._intake_context(),
-                                       items, now)  # fmt: skip
+                                       items, self.clock())  # fmt: skip
         except StoreUnavailable as exc:
             self.note_store_failure(exc)
-            return [False] * len(records)
+            return [False] * len(items)
         if result.receipts:
             self._wake_publisher.set()
         for failed in result.not_sealed:

@@ -93,3 +93,29 @@ def test_reasons_are_the_metric_labels():
         "offset-out-of-range",
     )
     assert offsets.STATE_LOST == {"committed-offset-lost", "committed-offset-changed"}
+
+
+class Rec:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+def test_a_batch_is_committed_up_to_the_first_record_not_stored_in_each_partition():
+    records = [Rec("a", 0, 10), Rec("a", 1, 5), Rec("a", 0, 11), Rec("a", 0, 12), Rec("a", 1, 6)]
+    failed = {("a", 0, 11)}
+    plan = offsets.commit_plan(records, lambda r: (r.topic, r.partition, r.offset) not in failed)
+    # partition 0 stops before 11 even though 12 was stored: committing 13 would skip 11
+    assert plan.positions == {("a", 0): 11, ("a", 1): 7}
+    assert plan.rewind == {("a", 0): 11}
+
+
+def test_a_partition_whose_first_record_failed_commits_nothing():
+    plan = offsets.commit_plan([Rec("a", 0, 3), Rec("a", 0, 4)], lambda r: False)
+    assert plan.positions == {} and plan.rewind == {("a", 0): 3}
+
+
+def test_records_fetched_ahead_in_a_rewound_partition_are_dropped():
+    ahead = [Rec("a", 0, 12), Rec("a", 1, 7), Rec("b", 0, 1)]
+    assert [(r.topic, r.partition) for r in offsets.outside(ahead, {("a", 0)})] == [
+        ("a", 1), ("b", 0)
+    ]  # fmt: skip

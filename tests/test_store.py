@@ -8,6 +8,7 @@ import multiprocessing.synchronize
 import os
 import sqlite3
 import stat
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -224,6 +225,31 @@ def test_inbound_dedupe_inbox_and_ack(store):
     assert store.ack(seq, at(5)) and not store.ack(999, at(5))
     assert store.inbox_at(seq).state == "acked"
     assert store.audit_entries("in1")[-1].event.peer == "zw-police"
+
+
+def test_seen_many_looks_up_a_batch_from_another_thread_while_a_write_is_open(store):
+    """The consumer looks up batch N+1 from a worker while the store's thread writes batch N:
+    the lookup neither waits for the write nor sees it before it commits."""
+    store.record_inbound(inbox_message(), dedupe(), [ev("received")])
+    store.record_inbound(inbox_message(sender="mw-police"), dedupe(sender="mw-police"),
+                         [ev("received")])  # fmt: skip
+    keys = [("zw-police", "in1"), ("bw-police", "in1"), ("mw-police", "in1")]
+    keys += [("zw-police", f"absent-{i}") for i in range(1000)]  # more than one query's worth
+    assert sorted(store.seen_many(keys)) == [("mw-police", "in1"), ("zw-police", "in1")]
+    found: list[dict] = []
+
+    def write_then_look() -> None:
+        store.record_inbound(inbox_message("in2"), dedupe("in2"), [ev("received")])
+        worker = threading.Thread(
+            target=lambda: found.append(store.seen_many([("zw-police", "in2")]))
+        )
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive()  # did not wait for this transaction
+
+    assert store.batch([write_then_look]) == [None]
+    assert found == [{}]  # not committed yet when it looked
+    assert store.seen_many([("zw-police", "in2")])[("zw-police", "in2")].outcome == "delivered"
 
 
 def test_a_message_is_its_sender_and_id_so_another_sender_cannot_take_the_id(store):

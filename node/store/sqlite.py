@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -305,6 +306,22 @@ def _raise_disk_error(exc: sqlite3.Error, path: Path) -> None:
         raise StoreUnavailable(f"{path}: the store cannot write ({name}: {exc})") from exc
 
 
+SEEN_CHUNK = 400  # (sender, id) pairs per lookup query: 800 parameters, well under SQLite's limit
+
+
+def _dedupe_entry(r: sqlite3.Row) -> DedupeEntry:
+    return DedupeEntry(
+        message_id=r["message_id"],
+        sender=r["sender"],
+        outcome=r["outcome"],
+        reason=r["reason"],
+        envelope_sha256=r["envelope_sha256"],
+        seen_at=_dt_req(r["seen_at"]),
+        keep_until=_dt_req(r["keep_until"]),
+        answered_at=_dt(r["answered_at"]),
+    )
+
+
 class SqliteStore:
     """The default store. Open with :meth:`open`; close with :meth:`close`."""
 
@@ -312,6 +329,8 @@ class SqliteStore:
         self._conn = conn
         self.path = path
         self._savepoints = 0  # > 0 while :meth:`batch` holds the transaction
+        self._reader: sqlite3.Connection | None = None  # for seen_many, from any thread
+        self._reader_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: Path) -> SqliteStore:
@@ -346,6 +365,10 @@ class SqliteStore:
         return store
 
     def close(self) -> None:
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
         self._conn.close()
 
     def __enter__(self) -> SqliteStore:
@@ -956,26 +979,34 @@ class SqliteStore:
         r = self._conn.execute(
             "SELECT * FROM dedupe WHERE sender = ? AND message_id = ?", (sender, message_id)
         ).fetchone()
-        if r is None:
-            return None
-        return DedupeEntry(
-            message_id=r["message_id"],
-            sender=r["sender"],
-            outcome=r["outcome"],
-            reason=r["reason"],
-            envelope_sha256=r["envelope_sha256"],
-            seen_at=_dt_req(r["seen_at"]),
-            keep_until=_dt_req(r["keep_until"]),
-            answered_at=_dt(r["answered_at"]),
-        )
+        return None if r is None else _dedupe_entry(r)
 
     def seen_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DedupeEntry]:
-        """:meth:`seen` for many (sender, message id) pairs at once: those decided before."""
+        """:meth:`seen` for many (sender, message id) pairs at once: those decided before.
+
+        Callable from any thread while the store's thread writes: it reads through a connection
+        of its own (WAL lets readers and the writer run side by side), so the consumer can look
+        up the next batch while this one is being written. It sees what was committed when it
+        started; :func:`node.intake.write_batch` looks again inside its transaction."""
+        pairs = list(dict.fromkeys(keys))
         found: dict[tuple[str, str], DedupeEntry] = {}
-        for sender, message_id in dict.fromkeys(keys):
-            entry = self.seen(sender, message_id)
-            if entry is not None:
-                found[(sender, message_id)] = entry
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    self.path, isolation_level=None, timeout=30, check_same_thread=False
+                )
+                self._reader.row_factory = sqlite3.Row
+                self._reader.execute("PRAGMA query_only=ON")
+            for i in range(0, len(pairs), SEEN_CHUNK):
+                chunk = pairs[i : i + SEEN_CHUNK]
+                placeholders = ", ".join(["(?, ?)"] * len(chunk))  # only placeholders
+                rows = self._reader.execute(
+                    f"SELECT d.* FROM (VALUES {placeholders}) AS k CROSS JOIN dedupe AS d"  # noqa: S608
+                    " ON d.sender = k.column1 AND d.message_id = k.column2",  # by primary key
+                    [v for pair in chunk for v in pair],
+                )
+                for r in rows:
+                    found[(r["sender"], r["message_id"])] = _dedupe_entry(r)
         return found
 
     def mark_answered(self, sender: str, message_id: str, at: dt.datetime) -> None:

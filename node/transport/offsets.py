@@ -15,7 +15,23 @@ not. Each rewind is counted by reason (``xnode_consumer_offset_resets_total``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+
+class Positioned(Protocol):
+    """A fetched record, as far as offsets go."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+P = TypeVar("P", bound=Positioned)
 
 # Reasons, as they appear in the metric's ``reason`` label.
 COMMITTED_LOST = "committed-offset-lost"
@@ -84,3 +100,37 @@ def decide(view: PartitionView) -> Reset | None:
     if reason is None:
         return None
     return Reset(reason, view.position, view.log_start)
+
+
+@dataclass(frozen=True)
+class CommitPlan:
+    """What to do with the offsets of a batch once it is stored: ``positions`` to commit (per
+    partition, the offset after the last record stored without a gap) and ``rewind`` (per
+    partition, the first record not stored: read again from there)."""
+
+    positions: dict[tuple[str, int], int]
+    rewind: dict[tuple[str, int], int]
+
+
+def commit_plan(records: Sequence[Positioned], stored: Callable[[Positioned], bool]) -> CommitPlan:
+    """Commit each partition up to its first record not stored, never past it: a record
+    skipped by a commit is lost to this node. Records come in fetch order (ascending offsets
+    within a partition)."""
+    positions: dict[tuple[str, int], int] = {}
+    rewind: dict[tuple[str, int], int] = {}
+    for record in records:
+        partition = (record.topic, record.partition)
+        if partition in rewind:
+            continue
+        if stored(record):
+            positions[partition] = record.offset + 1
+        else:
+            rewind[partition] = record.offset
+    return CommitPlan(positions, rewind)
+
+
+def outside(records: Sequence[P], rewound: Collection[tuple[str, int]]) -> list[P]:
+    """The records of a batch fetched ahead that are not in a partition just rewound: those
+    are read again from the rewind point, and taking them now would store them out of order
+    and let a later commit skip the record that failed."""
+    return [r for r in records if (r.topic, r.partition) not in rewound]
