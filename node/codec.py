@@ -239,11 +239,12 @@ class SchemaRegistry:
 
     # -- binary ------------------------------------------------------------------------------
 
-    def encode(self, name: str, record: Any) -> bytes:
-        """Avro binary encoding (schemaless: the schema travels by fingerprint or is implied)."""
+    def encode(self, name: str, record: Any, writer: SchemaInfo | None = None) -> bytes:
+        """Avro binary encoding (schemaless: the schema travels by fingerprint or is implied),
+        with the current version of ``name`` or a released one (``writer``)."""
         buf = io.BytesIO()
         try:
-            fastavro.schemaless_writer(buf, self.schema(name).parsed, record)
+            fastavro.schemaless_writer(buf, (writer or self.schema(name)).parsed, record)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise CodecError(name, f"cannot encode: {exc}") from exc
         return buf.getvalue()
@@ -303,6 +304,14 @@ def history_versions(directory: Path, name: str) -> list[dict[str, Any]]:
     folder = directory / "history" / name
     paths = sorted(folder.glob("v*.avsc"), key=lambda p: int(p.stem[1:]))
     return [json.loads(p.read_text("utf-8")) for p in paths]
+
+
+def released_info(registry: SchemaRegistry, document: Mapping[str, Any]) -> SchemaInfo:
+    """The registry's entry for a released version (a document from :func:`history_versions`)."""
+    info = registry.by_fingerprint(_info_of(dict(document)).fingerprint)
+    if info is None:
+        raise SchemaError(f"{document.get('name')}: this release is not in the registry")
+    return info
 
 
 def schemas_directory() -> Path:

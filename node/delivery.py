@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node import codes, envelope
-from node.codec import SchemaRegistry
+from node.codec import (
+    SchemaError,
+    SchemaInfo,
+    SchemaRegistry,
+    history_versions,
+    released_info,
+    schemas_directory,
+)
 from node.crypto.keys import EncryptionKey
 from node.envelope import EnvelopeError, Header, ParsedEnvelope
 from node.policy import Policy
@@ -215,6 +222,21 @@ def answer_duplicate(
     per ``interval``, so replaying one valid envelope a million times costs one receipt a
     minute."""
     return answered_at is None or now - answered_at >= interval or now < answered_at
+
+
+def single_answer_writer(registry: SchemaRegistry) -> SchemaInfo | None:
+    """The Receipt version to write a receipt of *one* answer with: the last release before
+    batching (without ``also``), which every node in a region reads, even one not yet upgraded
+    to batched receipts. A receipt of several answers needs the current version. So a region
+    upgrading node by node sets ``receipt_batch = 1`` and nobody misses a receipt. None when the
+    registry holds no such release (then the current version is written)."""
+    for document in reversed(history_versions(schemas_directory(), RECEIPT_SCHEMA)):
+        if all(f["name"] != "also" for f in document["fields"]):
+            try:
+                return released_info(registry, document)
+            except SchemaError:
+                return None
+    return None
 
 
 @dataclass(frozen=True)

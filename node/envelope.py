@@ -217,8 +217,13 @@ def seal(
     message_id: str | None = None,
     max_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES,
     max_lifetime: dt.timedelta = DEFAULT_MAX_LIFETIME,
+    writer: SchemaInfo | None = None,
 ) -> Sealed:
-    """Encrypt ``payload`` (already Avro-ready, e.g. from :meth:`SchemaRegistry.from_json`)."""
+    """Encrypt ``payload`` (already Avro-ready, e.g. from :meth:`SchemaRegistry.from_json`).
+
+    ``writer``: a released earlier version of the payload schema to write with (its fingerprint
+    goes in the header), for recipients that may not know the current one yet; the payload is
+    still validated against the current version."""
     if now.tzinfo is None or expires_at.tzinfo is None:
         raise SealError("times must carry a time zone", "expires_at")
     if kind not in KINDS:
@@ -277,7 +282,7 @@ def seal(
         version=ENVELOPE_VERSION,
         message_id=message_id,
         kind=kind,
-        payload_schema=schema.fingerprint,
+        payload_schema=(writer or schema).fingerprint,
         sender=sender_id,
         sender_key_id=identity.key_id,
         created_at=_millis(now),
@@ -289,7 +294,7 @@ def seal(
         recipients=tuple(wrapped),
     )
     header_bytes = registry.encode(HEADER_SCHEMA, header.to_record())
-    plaintext = registry.encode(schema.name, payload)
+    plaintext = registry.encode(schema.name, payload, writer)
     ciphertext = primitives.aead_encrypt(content_key, header.payload_nonce, plaintext, header_bytes)
     signed_bytes = header_bytes + avro_bytes(ciphertext)
     signature = primitives.sign(identity, ENVELOPE_DOMAIN, signed_bytes)

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from node import delivery, envelope, quarantine, submit, threads
 from node.audit import AuditEvent
-from node.codec import SchemaRegistry
+from node.codec import SchemaInfo, SchemaRegistry
 from node.crypto.keys import IdentityKey
 from node.delivery import Accepted, Duplicate, Outcome, Owed, ReceiptReceived, Rejected
 from node.store.base import DedupeEntry, InboxMessage, QuarantineEntry, ReceiptMatch, Store
@@ -62,6 +62,7 @@ class IntakeContext:
     quarantine_limits: quarantine.QuarantineLimits
     duplicate_interval: dt.timedelta
     receipt_batch: int = 500
+    single_answer_writer: SchemaInfo | None = None  # see delivery.single_answer_writer
 
 
 @dataclass
@@ -391,6 +392,7 @@ def _queue_receipts(
                 now=now, expires_at=max(receipt_expiry(o.header, now, ctx.max_lifetime)
                                         for o in group),
                 thread_id=first.thread_id, in_reply_to=first.message_id,
+                writer=ctx.single_answer_writer if len(group) == 1 else None,
             )  # fmt: skip
         except Exception as exc:  # e.g. the sender's encryption key expired: keep the messages
             result.not_sealed.append(NotSealed(

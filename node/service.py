@@ -204,6 +204,7 @@ class Node:
         self.status_changed = Pulse()  # a sent message's delivery became final (status events)
         self.store_problem: str | None = None  # why the store cannot write, while it cannot
         self._record_failures: dict[tuple[str, int, int], int] = {}
+        self._single_answer_writer = delivery.single_answer_writer(self.registry)
         # the batch being stored while the next one is decided (see _consume_once)
         self._storing: asyncio.Task[tuple[Sequence[InboundRecord], dict[int, bool]]] | None = None
         self._evicted_since_summary = 0  # unauthenticated quarantine entries evicted, unaudited
@@ -1313,6 +1314,7 @@ class Node:
             quarantine_limits=self._quarantine_limits,
             duplicate_interval=dt.timedelta(seconds=self.config.delivery.duplicate_answer_seconds),
             receipt_batch=self.config.delivery.receipt_batch,
+            single_answer_writer=self._single_answer_writer,
         )  # fmt: skip
 
     async def _after(self, item: intake.Item) -> bool:

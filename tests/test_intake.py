@@ -230,12 +230,12 @@ def sent_by_zm(registry: SchemaRegistry, store: SqliteStore, n: int) -> list[env
 
 
 def receipt_from_zw(registry: SchemaRegistry, payload: dict, first: envelope.Sealed,
-                    encode: Any = None) -> bytes:  # fmt: skip
+                    writer: Any = None) -> bytes:  # fmt: skip
     return envelope.seal(
         registry, identity=ZW.identity, sender_id="zw-police", kind="receipt",
         schema_name=delivery.RECEIPT_SCHEMA, payload=payload, recipients=[ZM.descriptor],
         now=NOW, expires_at=NOW + dt.timedelta(days=7), thread_id=first.header.thread_id,
-        in_reply_to=first.header.message_id,
+        in_reply_to=first.header.message_id, writer=writer,
     ).data  # fmt: skip
 
 
@@ -277,39 +277,48 @@ def test_a_batched_receipt_naming_a_message_never_sent_is_quarantined_after_the_
     assert result.items[0].quarantined == "invalid-payload"
 
 
-class Version2Registry:
-    """How a node of Receipt version 2 (before batching) writes its receipts: the same
-    registry, with the released v2 schema as the Receipt writer schema."""
-
-    def __init__(self, real: SchemaRegistry) -> None:
-        self.real = real
-        self.v2 = _info_of(history_versions(schemas_directory(), delivery.RECEIPT_SCHEMA)[1])
-        assert "also" not in {f["name"] for f in self.v2.parsed["fields"]}
-
-    def schema(self, name: str) -> Any:
-        return self.v2 if name == delivery.RECEIPT_SCHEMA else self.real.schema(name)
-
-    def encode(self, name: str, record: Any) -> bytes:
-        if name != delivery.RECEIPT_SCHEMA:
-            return self.real.encode(name, record)
-        buf = io.BytesIO()
-        fastavro.schemaless_writer(buf, self.v2.parsed, record)
-        return buf.getvalue()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
+def version_2() -> dict[str, Any]:
+    """Receipt as released before batching, the current version of a node not yet upgraded."""
+    document = history_versions(schemas_directory(), delivery.RECEIPT_SCHEMA)[1]
+    assert "also" not in {f["name"] for f in document["fields"]}
+    return fastavro.parse_schema(document)
 
 
 def test_a_receipt_from_a_node_before_batching_is_still_applied(registry, store):
     sent = sent_by_zm(registry, store, 1)
-    old = Version2Registry(registry)
+    v2 = _info_of(history_versions(schemas_directory(), delivery.RECEIPT_SCHEMA)[1])
     payload = delivery.receipt_payload(sent[0].header.message_id, sent[0].sha256.hex(), NOW)
     del payload["also"]  # version 2 has no such field
-    raw = receipt_from_zw(old, payload, sent[0])  # type: ignore[arg-type]
+    raw = receipt_from_zw(registry, payload, sent[0], writer=v2)
     parsed = envelope.parse(registry, raw, envelope.DEFAULT_MAX_ENVELOPE_BYTES)
-    assert parsed.header.payload_schema.hex() == old.v2.fingerprint_hex  # really written as v2
+    assert parsed.header.payload_schema.hex() == v2.fingerprint_hex  # really written as v2
     apply(registry, store, raw)
     assert states(store) == {sent[0].header.message_id: "delivered"}
+
+
+def test_a_receipt_of_one_answer_is_written_so_a_node_before_batching_reads_it(registry, store):
+    """Mixed versions during an upgrade: a receipt of one answer is written with Receipt v2,
+    which the not yet upgraded sender knows (it would quarantine v3 as schema-unsupported);
+    a receipt of several answers needs v3."""
+    ctx = dataclasses.replace(ctx_for(ZW, registry, ZM),
+                              single_answer_writer=delivery.single_answer_writer(registry))  # fmt: skip
+    v2 = _info_of(history_versions(schemas_directory(), delivery.RECEIPT_SCHEMA)[1])
+    intake.write_batch(store, ctx, classified(registry, store, [sealed(registry, "one")]), NOW)
+    intake.write_batch(store, ctx, classified(registry, store, [sealed(registry, "a"),
+                                                                sealed(registry, "b")]), NOW)  # fmt: skip
+    rows = store._conn.execute("SELECT envelope FROM outbox WHERE kind = 'receipt' ORDER BY rowid")
+    headers = [envelope.parse(registry, r[0], envelope.DEFAULT_MAX_ENVELOPE_BYTES)
+               for r in rows.fetchall()]  # fmt: skip
+    assert [p.header.payload_schema.hex() for p in headers] == [
+        v2.fingerprint_hex, registry.schema(delivery.RECEIPT_SCHEMA).fingerprint_hex,
+    ]  # fmt: skip
+    # the old node opens it with v2 as its own current schema
+    plain = envelope.decrypt(headers[0], ZM.node_id, ZM.keys)
+    old = fastavro.schemaless_reader(io.BytesIO(plain), version_2(), None)
+    assert old["status"] == "delivered" and "also" not in old
+    assert [a["status"] for a in delivery.receipt_answers(receipts_queued(store, registry, ZM)[1])] == [
+        "delivered", "delivered"
+    ]  # fmt: skip
 
 
 def test_receipt_groups_split_per_sender_in_order_and_by_size():
