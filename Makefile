@@ -25,10 +25,11 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check node tests bench tools
 	$(BIN)/mypy
 
-## bench: cryptographic floor, end-to-end throughput and trust list benchmarks
+## bench: cryptographic floor, end-to-end throughput (and its scaling) and trust list benchmarks
 bench: $(VENV)/.installed
 	$(BIN)/python bench/crypto_floor.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/trustlist.py
 	$(BIN)/python bench/trustlist_spread.py --nodes 20
 
