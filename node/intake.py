@@ -151,27 +151,20 @@ def write_batch(
     docstring). Items with an ``error`` already (classify failed) are left alone."""
     owed: list[Owed] = []
     decided: dict[tuple[str, str], str] = {}  # (sender, id) -> envelope hash, in this batch
-    earlier: dict[tuple[str, str], DedupeEntry] = {}
     result = BatchResult(list(items))
     todo = [item for item in items if item.error is None]
 
-    def look_again() -> None:
-        earlier.update(store.seen_many([k for item in todo if (k := _undecided(item))]))
-
     def one(item: Item) -> None:
-        _recheck(item, earlier)
         owed.extend(_write_item(store, ctx, item, now, decided))
 
-    writes: list[Callable[[], None]] = [look_again]
-    writes += [functools.partial(one, item) for item in todo]
+    writes: list[Callable[[], None]] = [functools.partial(one, item) for item in todo]
     writes.append(functools.partial(_queue_receipts, store, ctx, owed, now, result))
     outcomes = store.batch(writes)
-    for item, outcome in zip(todo, outcomes[1:], strict=False):
+    for item, outcome in zip(todo, outcomes, strict=False):
         if isinstance(outcome, Exception):
             item.error = outcome
-    for unexpected in (outcomes[0], outcomes[-1]):  # a lookup; _queue_receipts audits its own
-        if isinstance(unexpected, Exception):
-            raise unexpected
+    if isinstance(outcomes[-1], Exception):  # not expected: _queue_receipts audits its failures
+        raise outcomes[-1]
     return result
 
 
@@ -191,32 +184,6 @@ def _key(item: Item) -> tuple[tuple[str, str], str] | None:
 
 def _header(outcome: Outcome) -> envelope.Header | None:
     return outcome.opened.header if isinstance(outcome, Accepted) else outcome.header
-
-
-def _undecided(item: Item) -> tuple[str, str] | None:
-    """The (sender, id) of an item that classify found new (not a copy), if authenticated."""
-    key = None if isinstance(item.outcome, Duplicate) else _key(item)
-    return key[0] if key is not None else None
-
-
-def _recheck(item: Item, earlier: Mapping[tuple[str, str], DedupeEntry]) -> None:
-    """Decide again, inside the transaction, an item that classify found new but whose (sender,
-    id) was stored after it looked (the consumer decides one batch while the one before is
-    being written): a copy becomes a :class:`Duplicate`, another envelope under the same id a
-    replay — what classify would have said had it looked a moment later."""
-    key = _key(item) if _undecided(item) is not None else None
-    previous = earlier.get(key[0]) if key is not None else None
-    if key is None or previous is None or item.outcome is None:
-        return
-    header = _header(item.outcome)
-    assert header is not None
-    if previous.envelope_sha256 == key[1]:
-        item.outcome = Duplicate(header, previous, key[1])
-    else:
-        item.outcome = Rejected(
-            "replay", "message id already used for a different envelope", header, key[1],
-            remember=False,
-        )  # fmt: skip
 
 
 def _write_item(

@@ -205,8 +205,6 @@ class Node:
         self.store_problem: str | None = None  # why the store cannot write, while it cannot
         self._record_failures: dict[tuple[str, int, int], int] = {}
         self._single_answer_writer = delivery.single_answer_writer(self.registry)
-        # the batch being stored while the next one is decided (see _consume_once)
-        self._storing: asyncio.Task[tuple[Sequence[InboundRecord], dict[int, bool]]] | None = None
         self._evicted_since_summary = 0  # unauthenticated quarantine entries evicted, unaudited
         self._offered_list: trustlist.SignedTrustList | None = None  # from the control topic
         self._list_refusals: list[ListRefusal] = []  # logged and audited by maintenance
@@ -296,8 +294,6 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(task, 30)
         self._tasks = []
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(self._settle(), 30)  # the batch in hand: stored, committed
         await self.transport.stop()
         self.connected.clear()
         await self._run(self.store.close)
@@ -313,11 +309,9 @@ class Node:
         for adapter in reversed(self.adapters):
             await adapter.stop()
         self.adapters = []
-        storing, self._storing = self._storing, None
-        tasks = [*self._tasks, *([storing] if storing else [])]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        for task in tasks:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
@@ -1117,28 +1111,26 @@ class Node:
         return Attempt(d.message_id, d.recipient, published, now, next_at, event)
 
     async def _consume_once(self) -> None:
-        """Read a batch and decide it (verify, open, validate) while the batch before is being
-        stored; then commit that one's offsets and start storing this one. Two stages keep the
-        crypto workers and the store busy at once; only one batch is written at a time, and a
-        batch's offsets are committed only after it is stored. Check offsets against the
-        broker now and then."""
+        """Read a batch, decide it (verify, open, validate), store it in one transaction, then
+        commit each partition up to its first record not stored; check offsets against the
+        broker now and then.
+
+        The steps run one after the other: overlapping the decision of one batch with the write
+        of the one before was measured slower (both stages are mostly Python, serialised by the
+        GIL, and they competed for it; docs/capacity.md)."""
         if not self.transport.started:
-            await self._settle()
             await self._sleep(0.2)
             return
         if self._out_of_range or self._due("offsets", OFFSET_CHECK_SECONDS, time.monotonic()):
-            await self._settle()
             await self._check_offsets()
         try:
             records = await self.transport.fetch(
                 timeout_ms=300, max_records=self.config.delivery.consume_batch
             )
         except PositionOutOfRange as exc:
-            await self._settle()
             self._out_of_range = exc.partitions
             return
         except TransportUnavailable:  # the broker watch reports the outage, once
-            await self._settle()
             await self._sleep(0.5)
             return
         for record in records:
@@ -1146,22 +1138,8 @@ class Node:
                 self._control(record)
         inbox = [r for r in records if r.topic != self.control]
         items = await self._decide(inbox)
-        rewound = await self._settle()
-        if rewound:  # read again from the rewind point: drop what was fetched beyond it
-            records = offsets.outside(records, rewound)
-            kept = {id(r) for r in records}
-            inbox = [r for r in inbox if id(r) in kept]
-            items = None if items is None else [i for i in items if id(i.record) in kept]
-        if records:
-            self._storing = asyncio.create_task(self._store_batch(records, inbox, items))
-
-    async def _settle(self) -> set[tuple[str, int]]:
-        """Wait for the batch being stored, commit its offsets and rewind its partitions where a
-        record was not stored; the partitions rewound."""
-        task, self._storing = self._storing, None
-        if task is None:
-            return set()
-        records, stored = await task
+        done = await self._intake(items) if items is not None else [False] * len(inbox)
+        stored = {id(r): ok for r, ok in zip(inbox, done, strict=True)}
         plan = offsets.commit_plan(records, lambda r: stored.get(id(r), True))
         try:
             await self._note_resets(await self.transport.commit(plan.positions))
@@ -1171,23 +1149,6 @@ class Node:
             pass  # not committed: read again after reconnecting, dedupe keeps it once
         if plan.rewind:
             await self._sleep(1.0)
-        return set(plan.rewind)
-
-    async def _store_batch(
-        self,
-        records: Sequence[InboundRecord],
-        inbox: Sequence[InboundRecord],
-        items: list[intake.Item] | None,
-    ) -> tuple[Sequence[InboundRecord], dict[int, bool]]:
-        """Stage two: store the decided batch (None: not decided, read it again); for each
-        inbox record, whether it may be committed. Never raises: a record it could not account
-        for is read again rather than skipped."""
-        try:
-            done = await self._intake(items) if items is not None else [False] * len(inbox)
-        except Exception:
-            log.exception("batch_not_stored", node=self.node_id, records=len(inbox))
-            done = [False] * len(inbox)
-        return records, {id(r): ok for r, ok in zip(inbox, done, strict=True)}
 
     async def _check_offsets(self) -> None:
         found, self.transport.pending_resets = self.transport.pending_resets, []
@@ -1235,8 +1196,8 @@ class Node:
         looked = await self._compute(
             lambda: [delivery.parse_for_lookup(ctx, r.value) for r in records]
         )
-        try:  # in a worker: the store's own thread may be writing the batch before
-            seen = await self._compute(self.store.seen_many, [k for _, k in looked if k])
+        try:
+            seen = await self._run(self.store.seen_many, [k for _, k in looked if k])
         except StoreUnavailable as exc:
             self.note_store_failure(exc)
             return None

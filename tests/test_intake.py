@@ -157,25 +157,6 @@ def test_another_envelope_under_the_same_id_within_the_batch_is_a_replay(registr
     assert [q.reason for q in store.quarantined(10)] == ["replay"]
 
 
-def test_a_batch_decided_while_the_one_before_was_written_is_decided_again(registry, store):
-    """The consumer classifies batch N+1 while batch N is being stored: what N stored is looked
-    up again inside N+1's transaction, so a copy is a duplicate (kept once) and another envelope
-    under the same id a replay, as if classify had looked a moment later."""
-    message_id = "01937a4e-8b1c-7d2e-9f3a-4b5c6d7e8f91"
-    first = sealed(registry, "sighted at Kazungula", message_id=message_id)
-    other = sealed(registry, "a forgery of the same id", message_id=message_id)
-    ctx = ctx_for(ZW, registry, ZM)
-    batch_n = classified(registry, store, [first])
-    batch_n1 = classified(registry, store, [first, other])  # before batch N is written
-    assert all(isinstance(i.outcome, delivery.Accepted) for i in batch_n1)
-    intake.write_batch(store, ctx, batch_n, NOW)
-    result = intake.write_batch(store, ctx, batch_n1, NOW)
-    assert isinstance(result.items[0].outcome, delivery.Duplicate)
-    assert result.items[1].quarantined == "replay"
-    assert [m.message_id for m in store.inbox(0, None, 10)] == [message_id]
-    assert [i.error for i in result.items] == [None, None]
-
-
 def test_a_failing_write_keeps_nothing_of_its_record_and_is_not_answered(
     registry, store, monkeypatch
 ):

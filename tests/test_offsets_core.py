@@ -112,10 +112,3 @@ def test_a_batch_is_committed_up_to_the_first_record_not_stored_in_each_partitio
 def test_a_partition_whose_first_record_failed_commits_nothing():
     plan = offsets.commit_plan([Rec("a", 0, 3), Rec("a", 0, 4)], lambda r: False)
     assert plan.positions == {} and plan.rewind == {("a", 0): 3}
-
-
-def test_records_fetched_ahead_in_a_rewound_partition_are_dropped():
-    ahead = [Rec("a", 0, 12), Rec("a", 1, 7), Rec("b", 0, 1)]
-    assert [(r.topic, r.partition) for r in offsets.outside(ahead, {("a", 0)})] == [
-        ("a", 1), ("b", 0)
-    ]  # fmt: skip

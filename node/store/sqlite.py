@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -329,8 +328,6 @@ class SqliteStore:
         self._conn = conn
         self.path = path
         self._savepoints = 0  # > 0 while :meth:`batch` holds the transaction
-        self._reader: sqlite3.Connection | None = None  # for seen_many, from any thread
-        self._reader_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: Path) -> SqliteStore:
@@ -365,10 +362,6 @@ class SqliteStore:
         return store
 
     def close(self) -> None:
-        with self._reader_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
         self._conn.close()
 
     def __enter__(self) -> SqliteStore:
@@ -982,31 +975,20 @@ class SqliteStore:
         return None if r is None else _dedupe_entry(r)
 
     def seen_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], DedupeEntry]:
-        """:meth:`seen` for many (sender, message id) pairs at once: those decided before.
-
-        Callable from any thread while the store's thread writes: it reads through a connection
-        of its own (WAL lets readers and the writer run side by side), so the consumer can look
-        up the next batch while this one is being written. It sees what was committed when it
-        started; :func:`node.intake.write_batch` looks again inside its transaction."""
+        """:meth:`seen` for many (sender, message id) pairs at once: those decided before (one
+        query by primary key per :data:`SEEN_CHUNK` pairs, for a consumed batch)."""
         pairs = list(dict.fromkeys(keys))
         found: dict[tuple[str, str], DedupeEntry] = {}
-        with self._reader_lock:
-            if self._reader is None:
-                self._reader = sqlite3.connect(
-                    self.path, isolation_level=None, timeout=30, check_same_thread=False
-                )
-                self._reader.row_factory = sqlite3.Row
-                self._reader.execute("PRAGMA query_only=ON")
-            for i in range(0, len(pairs), SEEN_CHUNK):
-                chunk = pairs[i : i + SEEN_CHUNK]
-                placeholders = ", ".join(["(?, ?)"] * len(chunk))  # only placeholders
-                rows = self._reader.execute(
-                    f"SELECT d.* FROM (VALUES {placeholders}) AS k CROSS JOIN dedupe AS d"  # noqa: S608
-                    " ON d.sender = k.column1 AND d.message_id = k.column2",  # by primary key
-                    [v for pair in chunk for v in pair],
-                )
-                for r in rows:
-                    found[(r["sender"], r["message_id"])] = _dedupe_entry(r)
+        for i in range(0, len(pairs), SEEN_CHUNK):
+            chunk = pairs[i : i + SEEN_CHUNK]
+            placeholders = ", ".join(["(?, ?)"] * len(chunk))  # only placeholders
+            rows = self._conn.execute(
+                f"SELECT d.* FROM (VALUES {placeholders}) AS k CROSS JOIN dedupe AS d"  # noqa: S608
+                " ON d.sender = k.column1 AND d.message_id = k.column2",  # by primary key
+                [v for pair in chunk for v in pair],
+            )
+            for r in rows:
+                found[(r["sender"], r["message_id"])] = _dedupe_entry(r)
         return found
 
     def mark_answered(self, sender: str, message_id: str, at: dt.datetime) -> None:

@@ -15,9 +15,9 @@ not. Each rewind is counted by reason (``xnode_consumer_offset_resets_total``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 
 class Positioned(Protocol):
@@ -30,8 +30,6 @@ class Positioned(Protocol):
     @property
     def offset(self) -> int: ...
 
-
-P = TypeVar("P", bound=Positioned)
 
 # Reasons, as they appear in the metric's ``reason`` label.
 COMMITTED_LOST = "committed-offset-lost"
@@ -127,10 +125,3 @@ def commit_plan(records: Sequence[Positioned], stored: Callable[[Positioned], bo
         else:
             rewind[partition] = record.offset
     return CommitPlan(positions, rewind)
-
-
-def outside(records: Sequence[P], rewound: Collection[tuple[str, int]]) -> list[P]:
-    """The records of a batch fetched ahead that are not in a partition just rewound: those
-    are read again from the rewind point, and taking them now would store them out of order
-    and let a later commit skip the record that failed."""
-    return [r for r in records if (r.topic, r.partition) not in rewound]
