@@ -303,8 +303,8 @@ def test_an_undecodable_payload_is_invalid(registry, nodes, payload, monkeypatch
     """Signed by a known sender, but the plaintext is not the Avro it claims to be."""
     encode = registry.encode
 
-    def with_trailing_byte(name: str, record: Any) -> bytes:  # failure injection, sender side
-        data = encode(name, record)
+    def with_trailing_byte(name: str, record: Any, writer: Any = None) -> bytes:  # injected
+        data = encode(name, record, writer)
         return data + b"\x00" if name == "xnode.payload.CaseUpdate" else data
 
     monkeypatch.setattr(registry, "encode", with_trailing_byte)

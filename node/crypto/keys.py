@@ -10,6 +10,7 @@ The full fingerprint is what people compare out of band; the key id is what head
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -50,11 +51,11 @@ class IdentityKey:
     def generate(cls) -> IdentityKey:
         return cls(Ed25519PrivateKey.generate())
 
-    @property
+    @functools.cached_property  # derived once: asked for by every seal and open
     def public_raw(self) -> bytes:
         return public_bytes(self.private.public_key())
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
         return key_id(self.public_raw)
 
@@ -72,11 +73,11 @@ class EncryptionKey:
     def generate(cls) -> EncryptionKey:
         return cls(X25519PrivateKey.generate())
 
-    @property
+    @functools.cached_property  # derived once: asked for by every seal and open
     def public_raw(self) -> bytes:
         return public_bytes(self.private.public_key())
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
         return key_id(self.public_raw)
 
