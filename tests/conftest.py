@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from node import logging as logging_config
 from node.codec import SchemaRegistry, default_registry
 from node.crypto.keys import EncryptionKey, IdentityKey
+from node.store.sqlite import SqliteStore
 from node.transport.broker import EmbeddedBroker
 from node.trust import Descriptor, EncryptionKeyInfo, PeerDirectory
 
@@ -80,6 +82,13 @@ def registry() -> SchemaRegistry:
 def nodes() -> dict[str, MemNode]:
     ids = ["zm-police", "zw-police", "mw-police", "za-shelter-johannesburg", "bw-police"]
     return {i: make_node(i) for i in ids}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    """A node's SQLite store in a temporary directory."""
+    with SqliteStore.open(tmp_path / "node.db") as s:
+        yield s
 
 
 @pytest.fixture

@@ -45,12 +45,6 @@ class Rec:
     value: bytes
 
 
-@pytest.fixture
-def store(tmp_path):
-    with SqliteStore.open(tmp_path / "node.db") as s:
-        yield s
-
-
 def ctx_for(node: MemNode, registry: SchemaRegistry, *peers: MemNode) -> intake.IntakeContext:
     return intake.IntakeContext(
         registry=registry, node_id=node.node_id, identity=node.identity,

@@ -52,13 +52,6 @@ def ev(event: str, seconds: float = 0, **kw) -> AuditEvent:
     return AuditEvent(event, at(seconds), **kw)
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = SqliteStore.open(tmp_path / "node.db")
-    yield s
-    s.close()
-
-
 def outbound(message_id: str, recipients=("zw-police", "mw-police"), *, kind="mla",
              thread_id="case-lusaka-7", expires=3600, expects_receipt=True) -> OutboundMessage:  # fmt: skip
     return OutboundMessage(

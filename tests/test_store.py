@@ -32,13 +32,6 @@ def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = SqliteStore.open(tmp_path / "node.db")
-    yield s
-    s.close()
-
-
 def outbound(message_id="m1", recipients=("zw-police", "mw-police"), key=None, priority="normal",
              expires=3600, expects_receipt=True, thread_id="t1") -> OutboundMessage:  # fmt: skip
     return OutboundMessage(
