@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 
-from node import delivery, envelope, intake
+from node import delivery, envelope, intake, quarantine
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry
 from node.store.sqlite import SqliteStore
@@ -263,3 +263,56 @@ def test_parse_for_lookup_names_what_an_envelope_claims_and_trusts_nothing(regis
     assert none is None
     too_big = delivery.parse_for_lookup(dataclasses.replace(ctx, max_bytes=len(raw) - 1), raw)
     assert isinstance(too_big[0], envelope.EnvelopeError) and too_big[0].reason == "too-large"
+
+
+def test_a_kept_message_is_stored_received_remembered_delivered_and_answered(registry, store):
+    opening = sealed(registry, "opened at Kazungula")
+    thread = envelope.parse(registry, opening).header.message_id
+    reply = sealed(registry, "and more", thread_id=thread, in_reply_to=thread)
+    result = intake.write_batch(store, ctx_for(ZW, registry, ZM),
+                                decide(registry, store, [opening, reply]), NOW)  # fmt: skip
+    for item in result.items:
+        kept = store.inbox_at(item.stored.seq)
+        assert kept is not None and kept.message_id == item.stored.message_id
+        assert (kept.state, kept.received_at) == ("received", NOW)
+        remembered = store.seen(ZM.node_id, kept.message_id)
+        assert remembered is not None and remembered.outcome == "delivered"
+    assert store.inbox_at(result.items[1].stored.seq).in_reply_to == thread
+    sent = events(store, "receipt-sent")
+    assert [e.detail for e in sent] == [{"status": "delivered", "reason": None}] * 2
+    # a receipt is never itself answered: the sender's outbox does not wait for one
+    (expects,) = store._conn.execute("SELECT expects_receipt FROM outbox WHERE kind = 'receipt'")
+    assert expects[0] == 0
+
+
+def test_a_sender_over_its_quarantine_quota_is_kept_as_a_prefix(registry, store):
+    raw = shelter_alert(registry, "refused, and the shelter's quota is spent")
+    limits = dataclasses.replace(quarantine.QuarantineLimits(), sender_quota_bytes=100,
+                                 prefix_bytes=64)  # fmt: skip
+    ctx = dataclasses.replace(ctx_for(ZW, registry, SHELTER), quarantine_limits=limits)
+    intake.write_batch(store, ctx, decide(registry, store, [raw]), NOW)
+    (entry,) = store.quarantined(10)
+    assert entry.authenticated and entry.raw == raw[:64] and entry.raw_length == len(raw)
+
+
+def test_a_copy_decided_earlier_is_audited_by_its_id(registry, store):
+    raw = sealed(registry, "seen twice at Beitbridge")
+    ctx = ctx_for(ZW, registry, ZM)
+    intake.write_batch(store, ctx, decide(registry, store, [raw]), NOW)
+    intake.write_batch(store, ctx, decide(registry, store, [raw]), NOW + dt.timedelta(seconds=1))
+    (duplicate,) = events(store, "duplicate")
+    assert duplicate.message_id == envelope.parse(registry, raw).header.message_id
+
+
+def test_a_receipt_lives_a_day_at_least_as_long_as_its_message_at_most_the_limit(registry):
+    header = envelope.parse(registry, sealed(registry, "x")).header
+    limit = dt.timedelta(days=30)
+
+    def expiring(delta: dt.timedelta) -> dt.datetime:
+        return intake.receipt_expiry(dataclasses.replace(header, expires_at=NOW + delta), NOW,
+                                     limit)  # fmt: skip
+
+    assert expiring(dt.timedelta(hours=1)) == NOW + dt.timedelta(days=1)
+    assert expiring(-dt.timedelta(hours=1)) == NOW + dt.timedelta(days=1)
+    assert expiring(dt.timedelta(days=10)) == NOW + dt.timedelta(days=10)
+    assert expiring(dt.timedelta(days=90)) == NOW + limit
