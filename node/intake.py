@@ -32,20 +32,15 @@ from node.codec import SchemaInfo, SchemaRegistry
 from node.crypto.keys import IdentityKey
 from node.delivery import Accepted, Duplicate, Outcome, Owed, ReceiptReceived, Rejected
 from node.store.base import DedupeEntry, InboxMessage, QuarantineEntry, ReceiptMatch, Store
+from node.transport.offsets import Positioned
 from node.trust import Descriptor
 
 DEDUPE_MARGIN = dt.timedelta(days=2)
 
 
-class Record(Protocol):
-    """What intake needs of a record read from the broker."""
+class Record(Positioned, Protocol):
+    """What intake needs of a record read from the broker: where it was read, and its bytes."""
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
     @property
     def value(self) -> bytes: ...
 
@@ -152,11 +147,11 @@ def write_batch(
     owed: list[Owed] = []
     decided: dict[tuple[str, str], str] = {}  # (sender, id) -> envelope hash, in this batch
     result = BatchResult(list(items))
-    todo = [item for item in items if item.error is None]
 
     def one(item: Item) -> None:
         owed.extend(_write_item(store, ctx, item, now, decided))
 
+    todo = [item for item in items if item.error is None]
     writes: list[Callable[[], None]] = [functools.partial(one, item) for item in todo]
     writes.append(functools.partial(_queue_receipts, store, ctx, owed, now, result))
     outcomes = store.batch(writes)

@@ -1188,8 +1188,8 @@ class Node:
             await self._republish_open("the broker lost its state")
 
     async def _decide(self, records: Sequence[InboundRecord]) -> list[intake.Item] | None:
-        """Stage one: parse, look up what was decided before (one query) and classify a batch
-        in the crypto workers; None when the store cannot be read (the batch is read again)."""
+        """Parse, look up what was decided before (one query) and classify a batch in the
+        crypto workers; None when the store cannot be read (the batch is read again)."""
         if not records:
             return []
         now, ctx = self.clock(), self._receive_ctx
@@ -1210,10 +1210,9 @@ class Node:
         """Store a decided batch; for each item, True when its record may be committed.
 
         Every decision and the receipts owed are written in one store transaction
-        (:mod:`node.intake`), which looks again at what was stored since the batch was decided.
-        A store that cannot write keeps the whole batch for later (all False); a record that
-        fails for any other reason is retried a few times and then quarantined, so it cannot
-        hold up its partition."""
+        (:mod:`node.intake`). A store that cannot write keeps the whole batch for later (all
+        False); a record that fails for any other reason is retried a few times and then
+        quarantined, so it cannot hold up its partition."""
         if not items:
             return []
         try:
