@@ -1,6 +1,8 @@
 """Which payload records each message kind carries (the kind decides the inbox topic).
 
-A case update may travel on any thread, so every family except receipts accepts it.
+A case update may travel on any thread, so every family except receipts accepts it; so do an
+erasure request and its result, which travel on the topic of the messages they name (so, on one
+partition per thread, after them).
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ import functools
 
 PAYLOAD_NAMESPACE = "xnode.payload."
 
+ON_ANY_THREAD: tuple[str, ...] = ("CaseUpdate", "ErasureRequest", "ErasureResult")
+
 KIND_PAYLOADS: dict[str, tuple[str, ...]] = {
-    "alert": ("Alert", "CaseUpdate"),
-    "mla": ("MlaRequest", "MlaResponse", "CaseUpdate"),
-    "referral": ("Referral", "ReferralResponse", "CaseUpdate"),
+    "alert": ("Alert", *ON_ANY_THREAD),
+    "mla": ("MlaRequest", "MlaResponse", *ON_ANY_THREAD),
+    "referral": ("Referral", "ReferralResponse", *ON_ANY_THREAD),
     "repatriation": (
         "RepatriationProposal",
         "RepatriationFamilyAssessment",
@@ -22,7 +26,7 @@ KIND_PAYLOADS: dict[str, tuple[str, ...]] = {
         "RepatriationHandover",
         "RepatriationArrivalConfirmed",
         "RepatriationFollowUp",
-        "CaseUpdate",
+        *ON_ANY_THREAD,
     ),
     "receipt": ("Receipt",),
 }

@@ -507,6 +507,27 @@ def _receipt(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]
         yield Problem(f"{path}.reason", "must be empty when the status is delivered")
 
 
+def _erasure_request(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]:
+    if not r["message_ids"] and r.get("thread_id") is None:
+        yield Problem(f"{path}.message_ids", "name at least one message, or give thread_id")
+    if r["reason"] == "Other":
+        yield from _required_text(r, path, "note")
+    yield from _not_future(r["requested_at"], f"{path}.requested_at", ctx)
+
+
+def _erasure_result(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]:
+    for i, item in enumerate(r["results"]):
+        held = item["outcome"] == "Held"
+        if held and item.get("hold_reason") is None:
+            yield Problem(f"{path}.results[{i}].hold_reason", "required for outcome Held")
+        if not held and item.get("hold_reason") is not None:
+            yield Problem(f"{path}.results[{i}].hold_reason", "only for outcome Held")
+    for i, node_id in enumerate(r["passed_on_to"]):
+        if not _NODE_ID.match(node_id):
+            yield Problem(f"{path}.passed_on_to[{i}]", f"not a node id: {node_id!r}")
+    yield from _not_future(r["completed_at"], f"{path}.completed_at", ctx)
+
+
 PAYLOAD_RULES: dict[str, tuple[Rule, ...]] = {
     "xnode.payload.Alert": (_alert,),
     "xnode.payload.MlaRequest": (_mla_request,),
@@ -518,4 +539,6 @@ PAYLOAD_RULES: dict[str, tuple[Rule, ...]] = {
     "xnode.payload.RepatriationFollowUp": (_repatriation_follow_up,),
     "xnode.payload.CaseUpdate": (_case_update,),
     "xnode.payload.Receipt": (_receipt,),
+    "xnode.payload.ErasureRequest": (_erasure_request,),
+    "xnode.payload.ErasureResult": (_erasure_result,),
 }

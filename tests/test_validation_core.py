@@ -272,6 +272,26 @@ CASES = [
      ["payload.envelope_sha256: expected 64 lowercase hex digits"]),
     ("receipt.json", {"reason": None}, ["payload.reason: required when the status is rejected"]),
     ("receipt.json", {"status": "delivered", "reason": None, "detail": None}, []),
+    # -- Erasure -----------------------------------------------------------------------------
+    ("erasure-request.json", {"message_ids": []},
+     ["payload.message_ids: name at least one message, or give thread_id"]),
+    ("erasure-request.json", {"message_ids": [], "thread_id": "01937a4e-5b2c-7d10-8a3f-2c9e4b7d1a05"},
+     []),
+    ("erasure-request.json", {"reason": "Other", "note": " "}, ["payload.note: must not be empty"]),
+    ("erasure-request.json", {"reason": "Other"}, []),
+    ("erasure-request.json", {"note": None}, []),
+    ("erasure-request.json", {"requested_at": "2026-11-23T09:00:00Z"},
+     ["payload.requested_at: must not be in the future"]),
+    ("erasure-result.json", {"results": [{"message_id": "01937a4e-5b2c-7d10-8a3f-2c9e4b7d1a05",
+                                          "outcome": "Held"}]},
+     ["payload.results[0].hold_reason: required for outcome Held"]),
+    ("erasure-result.json", {"results": [{"message_id": "01937a4e-5b2c-7d10-8a3f-2c9e4b7d1a05",
+                                          "outcome": "Erased", "hold_reason": "Other"}]},
+     ["payload.results[0].hold_reason: only for outcome Held"]),
+    ("erasure-result.json", {"passed_on_to": ["mw-social-welfare", "Not A Node"]},
+     ["payload.passed_on_to[1]: not a node id: 'Not A Node'"]),
+    ("erasure-result.json", {"completed_at": "2026-11-23T09:00:00Z"},
+     ["payload.completed_at: must not be in the future"]),
 ]  # fmt: skip
 
 

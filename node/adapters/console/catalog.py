@@ -36,7 +36,7 @@ SCHEMA_NAMES = {
     "RepatriationRiskAssessment": "Risk assessment", "RepatriationApproval": "Return decision",
     "RepatriationTravelConfirmed": "Travel confirmed", "RepatriationHandover": "Handover",
     "RepatriationArrivalConfirmed": "Arrival confirmed", "RepatriationFollowUp": "Follow-up",
-    "Receipt": "Receipt",
+    "Receipt": "Receipt", "ErasureRequest": "Erasure request", "ErasureResult": "Erasure result",
 }  # fmt: skip
 
 
