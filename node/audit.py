@@ -64,6 +64,12 @@ EVENTS = (
     "console-action",
     "user-added",
     "user-changed",
+    # data protection (docs/data-protection.md): erasure asked by a message's sender, legal holds
+    "erased",
+    "erasure-held",
+    "erasure-refused",
+    "hold-recorded",
+    "hold-released",
 )
 
 

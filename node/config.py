@@ -262,6 +262,12 @@ class FolderSettings:
         "A file is read only once its size and mtime have not changed for this long (slow"
         " writers); files renamed into outbox/ from a hidden or .tmp name are complete anyway.",
     )
+    inbox_files: bool = _setting(
+        True,
+        "Write each received message, decrypted, to inbox/<kind>/ (files 0600, folders 0700)."
+        " That is personal data in plain text on this machine's disk: false keeps the folder"
+        " for sending and status files only (docs/data-protection.md).",
+    )
 
 
 @dataclass(frozen=True)

@@ -217,6 +217,12 @@ def _write_item(
     return answers
 
 
+def sender_retention(payload: Mapping[str, Any], now: dt.datetime) -> dt.datetime:
+    """The latest time the sender lets this node keep its message (``handling.retention_days``
+    counted from receipt); the node's own ``store.inbox_retention_days`` may end it sooner."""
+    return now + dt.timedelta(days=int(payload["handling"]["retention_days"]))
+
+
 def _accept(
     store: Store, ctx: IntakeContext, item: Item, outcome: Accepted, now: dt.datetime
 ) -> list[Owed]:
@@ -234,7 +240,7 @@ def _accept(
         handling_code=outcome.opened.payload["handling"]["code"], envelope=outcome.raw,
         envelope_sha256=sha, created_at=header.created_at, expires_at=header.expires_at,
         received_at=now, state="received", recipients=header.recipient_ids,
-        thread_joined=joined,
+        thread_joined=joined, retain_until=sender_retention(outcome.opened.payload, now),
     )  # fmt: skip
     remembered = dedupe_entry(header, sha, now, ctx.max_lifetime, "delivered", None)
     events = [AuditEvent("received", now, message_id=header.message_id, peer=header.sender,

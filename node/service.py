@@ -47,6 +47,7 @@ from node.codec import SchemaRegistry, default_registry
 from node.config import Config
 from node.crypto.keys import EncryptionKey, IdentityKey, key_id
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
+from node.erasures import ErasureDesk
 from node.groupcommit import GroupCommit
 from node.metrics import Metrics
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
@@ -267,12 +268,16 @@ class Node:
         )
         self.broker_health = BrokerHealth(timeout=self.config.delivery.broker_timeout_seconds)
         self.metrics.store_writable.set(1)
+        self.erasures = ErasureDesk(
+            self.node_id, self.store, self._run, self.submit, self._payload_json, self.clock
+        )
         self._stopping.clear()
         self._tasks = [
             self._loop_task("broker", self._watch_broker_once),
             self._loop_task("maintenance", self._maintain_once),
             self._loop_task("publish", self._publish_once),
             self._loop_task("consume", self._consume_once),
+            self._loop_task("erasure", self._erasure_once),
         ]
         log.info("node_started", node=self.node_id, broker=settings.bootstrap_servers)
         try:
@@ -526,6 +531,16 @@ class Node:
             self.registry, message, own_id=self.node_id, own_keys=self._encryption,
             peers=self.peer_directory,
         )  # fmt: skip
+
+    def _payload_json(self, message: InboxMessage) -> dict[str, Any] | None:
+        payload: dict[str, Any] | None = self.inbox_item(message).get("payload")
+        return payload
+
+    async def _erasure_once(self) -> None:
+        """Carry out received erasure requests; look again when a message arrives (or every
+        second: stopping waits for the round in hand)."""
+        if not await self.erasures.run_once():
+            await self.inbox_changed.wait(1)
 
     async def inbox_items(
         self, after: int, kinds: Sequence[str] | None, limit: int

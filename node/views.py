@@ -19,6 +19,7 @@ from node.payloads import short_name
 from node.store.base import (
     FINAL_STATES,
     InboxMessage,
+    LegalHold,
     OutboundMessage,
     QuarantineEntry,
     RecipientStatus,
@@ -58,6 +59,10 @@ def inbox_item(
         "thread_joined": message.thread_joined,
         "sender_revoked": message.sender in peers.revoked,
     }
+    if message.erased:  # at its sender's request: only the metadata is left
+        item["payload"] = None
+        item["payload_error"] = "erased"
+        return item
     try:
         opened = envelope.reopen(
             registry, message.envelope, own_id=own_id, own_keys=own_keys, peers=peers,
@@ -149,6 +154,20 @@ def quarantine_item(q: QuarantineEntry) -> dict[str, Any]:
         "kept_bytes": len(q.raw),
         "sha256": q.raw_sha256,
         "authenticated": q.authenticated,
+    }
+
+
+def hold_item(hold: LegalHold) -> dict[str, Any]:
+    return {
+        "hold_id": hold.hold_id,
+        "message_id": hold.message_id,
+        "thread_id": hold.thread_id,
+        "reason": hold.reason,
+        "note": hold.note,
+        "recorded_by": hold.recorded_by,
+        "recorded_at": timestamp(hold.recorded_at),
+        "released_at": timestamp(hold.released_at),
+        "released_by": hold.released_by,
     }
 
 

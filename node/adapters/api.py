@@ -207,6 +207,11 @@ class ApiServer:
         r.add_get("/v1/schemas", self.get_schemas)
         r.add_get("/v1/codes/{list}", self.get_codes)
         r.add_get("/v1/quarantine", self.get_quarantine)
+        r.add_post("/v1/erasures", self.post_erasure)
+        r.add_get("/v1/erasures/{id}", self.get_erasure)
+        r.add_get("/v1/holds", self.get_holds)
+        r.add_post("/v1/holds", self.post_hold)
+        r.add_post("/v1/holds/{id}/release", self.release_hold)
         r.add_get("/v1/openapi.json", self.get_openapi)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
@@ -468,6 +473,79 @@ class ApiServer:
         limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
         entries = await self.node._run(self.node.store.quarantined, limit)
         return web.json_response({"entries": [views.quarantine_item(q) for q in entries]})
+
+    # -- data protection ------------------------------------------------------------------------
+
+    async def post_erasure(self, request: web.Request) -> web.Response:
+        """Ask the recipients of messages this node sent to erase them (docs/data-protection.md);
+        the token needs ``send`` for their kinds."""
+        key = _idempotency_key(request)
+        body = await _json_body(request)
+        token = request[TOKEN_KEY]
+        try:
+            fields = requests.erasure_from_json(body)
+            found = await requests.request_erasure(
+                self.node, {**fields, "may_send": lambda k: tokens.allows(token.scopes, "send", k)},
+                None if key is None else f"{token.token_id}:{key}",
+            )  # fmt: skip
+        except requests.Refusal as exc:
+            problem(exc.status, exc.error, exc.field, exc.code)
+        return web.json_response({"requests": found}, status=202)
+
+    async def get_erasure(self, request: web.Request) -> web.Response:
+        request_id = _path(request, "id")
+        status = await self.node.erasures.status(request_id)
+        if status is None:
+            problem(404, f"no erasure request {request_id} sent by this node", "id")
+        sent = await self.node.sent_item(request_id)
+        token = request[TOKEN_KEY]
+        kind = sent["kind"] if sent else ""
+        if not (tokens.allows(token.scopes, "send", kind)
+                or tokens.allows(token.scopes, "read", kind)):  # fmt: skip
+            problem(403, f"token {token.name!r} has no scope for {kind}", "scope")
+        return web.json_response(status)
+
+    def _admin(self, request: web.Request) -> ApiToken:
+        token: ApiToken = request[TOKEN_KEY]
+        if "admin" not in token.scopes:
+            problem(403, f"token {token.name!r} has no scope admin", "scope")
+        return token
+
+    async def get_holds(self, request: web.Request) -> web.Response:
+        self._admin(request)
+        released = _query(request, "released")
+        if released not in (None, "true", "false"):
+            problem(400, "released must be true or false", "released", "invalid_query")
+        every = released == "true"
+        holds = await self.node._run(self.node.store.holds, every)
+        return web.json_response({"holds": [views.hold_item(h) for h in holds]})
+
+    async def post_hold(self, request: web.Request) -> web.Response:
+        """Record a legal hold (admin: a supervisor's decision, audited with their name)."""
+        self._admin(request)
+        body = await _json_body(request)
+        try:
+            hold = requests.hold_from_json(body, self.node.clock())
+        except requests.Refusal as exc:
+            problem(exc.status, exc.error, exc.field, exc.code)
+        hold_id = await self.node._run(self.node.store.add_hold, hold)
+        return web.json_response({"hold_id": hold_id}, status=201)
+
+    async def release_hold(self, request: web.Request) -> web.Response:
+        self._admin(request)
+        text = _path(request, "id")
+        body = await _json_body(request)
+        by = body.get("released_by")
+        extra = sorted(set(body) - {"released_by"})
+        if extra:
+            problem(422, f"unknown field {extra[0]!r}; allowed: released_by", extra[0])
+        if not isinstance(by, str) or not by.strip() or len(by) > 200:
+            problem(422, "released_by must name who releases the hold", "released_by")
+        if not text.isdigit() or not await self.node._run(
+            self.node.store.release_hold, int(text), by, self.node.clock()
+        ):
+            problem(404, f"no hold {text} in force", "id")
+        return web.json_response({"hold_id": int(text), "released": True})
 
     async def get_openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document())

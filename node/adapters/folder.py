@@ -51,7 +51,7 @@ import structlog
 
 from node.adapters import requests
 from node.nodedir import fsync_directory, write_atomically
-from node.store.base import StatusEvent
+from node.store.base import InboxMessage, StatusEvent
 from node.views import status_event_item
 
 if TYPE_CHECKING:
@@ -238,6 +238,19 @@ def inbox_file(directory: Path, item: dict[str, Any]) -> Path:
     return path if existing == item["sender"] else directory / f"{item['id']}.{item['sender']}.json"
 
 
+def shred(path: Path) -> None:
+    """Overwrite a file with zeros, flush, unlink and flush the directory. On a journaling or
+    copy-on-write file system old blocks may survive; the node's own disk encryption is the
+    remedy there (docs/data-protection.md)."""
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        f.write(b"\0" * size)
+        f.flush()
+        os.fsync(f.fileno())
+    path.unlink()
+    fsync_directory(path.parent)
+
+
 def status_file(directory: Path, event: StatusEvent) -> Path:
     """``<message id>.<recipient>.json``: one file per delivery of a sent message, which becomes
     final only once. Both parts are ids this node checked (its own message id, a peer's node
@@ -255,8 +268,10 @@ class FolderAdapter:
         config = self.node.config.folder
         root = Path(config.path)
         self.root = root if root.is_absolute() else self.node.node_dir.path / root
-        for name in SUBDIRS:
+        for name in SUBDIRS:  # 0700 also when they existed before (mkdir's mode obeys umask)
             (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
+            (self.root / name).chmod(0o700)
+        self.node.erasures.on_erased(self.erase_inbox_file)
         self.interval = config.poll_interval_ms / 1000
         settle_ns = config.settle_ms * 1_000_000
         self._outbox = SettleTracker(settle_ns)
@@ -264,7 +279,11 @@ class FolderAdapter:
         self._stopping.clear()
         self._tasks = [
             asyncio.create_task(self._outbound_loop(), name=f"{self.node.node_id}-folder-out"),
-            asyncio.create_task(self._inbound_loop(), name=f"{self.node.node_id}-folder-in"),
+            *(
+                [asyncio.create_task(self._inbound_loop(), name=f"{self.node.node_id}-folder-in")]
+                if config.inbox_files
+                else []
+            ),
             asyncio.create_task(self._status_loop(), name=f"{self.node.node_id}-folder-status"),
         ]
         log.info("folder_started", node=self.node.node_id, path=str(self.root))
@@ -395,6 +414,19 @@ class FolderAdapter:
             write_file_atomically(inbox_file(directory, item), data)
             await node._run(node.store.set_adapter_cursor, ADAPTER, item["cursor"])
         return len(items)
+
+    async def erase_inbox_file(self, message: InboxMessage) -> None:
+        """A received message was erased at its sender's request: its file goes too (overwritten
+        with zeros first, then unlinked). A file the local system already moved elsewhere is
+        out of reach: the erasure request itself is handed over too, so it can follow."""
+        directory = self.root / "inbox" / message.kind
+        for path in (directory / f"{message.message_id}.json",
+                     directory / f"{message.message_id}.{message.sender}.json"):  # fmt: skip
+            with contextlib.suppress(FileNotFoundError):
+                if json.loads(path.read_bytes()).get("sender") == message.sender:
+                    await asyncio.to_thread(shred, path)
+                    log.info("folder_file_erased", node=self.node.node_id,
+                             message_id=message.message_id)  # fmt: skip
 
     # -- status events --------------------------------------------------------------------------
 

@@ -10,16 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from node import envelope, tokens
+from node import codes, envelope, tokens
 from node import submit as core
 from node.codec import CodecError
+from node.erasures import ErasureRefused
 from node.policy import PolicyRefused
+from node.store.base import LegalHold
 from node.validation import PayloadInvalid
 
 if TYPE_CHECKING:
     from node.service import Node
+
+T = TypeVar("T")
 
 REQUEST_FIELDS = frozenset(
     {"kind", "to", "payload", "schema", "thread_id", "in_reply_to", "priority", "handling",
@@ -173,8 +178,81 @@ def from_json(body: Any, idempotency_key: str | None = None) -> core.Request:
 
 async def send(node: Node, request: core.Request) -> str:
     """Submit through the node; map each refusal of the submission core to a :class:`Refusal`."""
+    return await _submitting(node.submit(request))
+
+
+ERASURE_FIELDS = frozenset({"message_ids", "thread_id", "reason", "note"})
+MAX_NOTE = 2000
+
+
+def erasure_from_json(body: Any) -> dict[str, Any]:
+    """``POST /v1/erasures`` (and ``xnode erase``): which sent messages to erase and why, as
+    keyword arguments of :meth:`node.erasures.ErasureDesk.request`."""
+    if not isinstance(body, dict):
+        _refuse("the request must be a JSON object", None)
+    unknown = sorted(set(body) - ERASURE_FIELDS)
+    if unknown:
+        _refuse(f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(ERASURE_FIELDS))}",
+                unknown[0])  # fmt: skip
+    ids = body.get("message_ids", [])
+    if not isinstance(ids, list) or len(ids) > 1000:
+        _refuse("message_ids must be a list of at most 1000 message ids", "message_ids")
+    message_ids = [_identifier(f"message_ids[{i}]", v) for i, v in enumerate(ids)]
+    thread_id = body.get("thread_id")
+    if thread_id is not None:
+        thread_id = _identifier("thread_id", thread_id)
+    if not message_ids and thread_id is None:
+        _refuse("name the messages to erase (message_ids) or a thread (thread_id)", "message_ids")
+    reasons = codes.get("erasure_reason").codes
+    reason = body.get("reason")
+    if reason not in reasons:
+        _refuse(f"reason must be one of {', '.join(reasons)}", "reason")
+    note = body.get("note")
+    if note is not None:
+        if not isinstance(note, str) or len(note) > MAX_NOTE:
+            _refuse(f"note must be text of at most {MAX_NOTE} characters", "note")
+        check_text(note)
+    if reason == "Other" and not (note or "").strip():
+        _refuse("a note is required when the reason is Other", "note")
+    return {"message_ids": message_ids, "thread_id": thread_id, "reason": reason, "note": note}
+
+
+def hold_from_json(body: dict[str, Any], now: dt.datetime) -> LegalHold:
+    """``POST /v1/holds`` (and ``xnode hold add``): a legal hold on a message or a thread."""
+    allowed = {"message_id", "thread_id", "reason", "note", "recorded_by"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        _refuse(f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
+                unknown[0])  # fmt: skip
+    ids = {k: _identifier(k, body[k]) for k in ("message_id", "thread_id") if body.get(k)}
+    if len(ids) != 1:
+        _refuse("give exactly one of message_id and thread_id", "message_id")
+    reasons = codes.get("hold_reason").codes
+    if body.get("reason") not in reasons:
+        _refuse(f"reason must be one of {', '.join(reasons)}", "reason")
+    for name in ("note", "recorded_by"):
+        value = body.get(name)
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_NOTE:
+            _refuse(f"{name} must be text of 1 to {MAX_NOTE} characters", name)
+        check_text(value)
+    return LegalHold(hold_id=0, reason=body["reason"], note=body["note"],
+                     recorded_by=body["recorded_by"], recorded_at=now,
+                     message_id=ids.get("message_id"), thread_id=ids.get("thread_id"))  # fmt: skip
+
+
+async def request_erasure(
+    node: Node, fields: dict[str, Any], idempotency_key: str | None = None
+) -> list[dict[str, Any]]:
+    """Ask for erasure through the node, with the refusals of :func:`send`."""
     try:
-        return await node.submit(request)
+        return await _submitting(node.erasures.request(**fields, idempotency_key=idempotency_key))
+    except ErasureRefused as exc:
+        raise Refusal(exc.status, str(exc), exc.field) from exc
+
+
+async def _submitting(call: Awaitable[T]) -> T:
+    try:
+        return await call
     except core.FederationExpired as exc:  # the trust list expired beyond the grace period
         raise Refusal(503, str(exc), None, "trust_list_expired") from exc
     except core.NoRecipients as exc:  # an empty list, or "neighbours" with none configured

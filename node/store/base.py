@@ -13,6 +13,8 @@ from node.audit import AuditEntry, AuditEvent
 # Per-recipient states of an outbound message.
 QUEUED, SENT, DELIVERED, REJECTED, EXPIRED = "queued", "sent", "delivered", "rejected", "expired"
 OPEN_STATES = (QUEUED, SENT)
+ERASED_STATE = "erased"  # a received message whose payload was erased (the metadata stays)
+WITHDRAWN = "withdrawn"  # the reason of a delivery ended because the sender erased its message
 FINAL_STATES = (DELIVERED, REJECTED, EXPIRED)
 T = TypeVar("T")
 
@@ -130,6 +132,31 @@ class InboxMessage:
     # (key id, wrapped content key): the content key re-wrapped to this node's current key once
     # the key the envelope was sealed to was destroyed (the envelope itself stays as signed)
     local_wrap: tuple[str, bytes] | None = None
+    # the sender's limit (handling.retention_days after receipt): purged then at the latest
+    retain_until: dt.datetime | None = None
+
+    @property
+    def erased(self) -> bool:
+        return self.state == ERASED_STATE
+
+
+@dataclass(frozen=True)
+class LegalHold:
+    """A supervisor's record that data must be kept, on one message or on a whole thread:
+    erasure requests are answered ``Held`` and retention does not purge it while in force."""
+
+    hold_id: int
+    reason: str  # xnode.codes.HoldReason
+    note: str
+    recorded_by: str
+    recorded_at: dt.datetime
+    message_id: str | None = None
+    thread_id: str | None = None
+    released_at: dt.datetime | None = None
+    released_by: str | None = None
+
+    def covers(self, message_id: str, thread_id: str) -> bool:
+        return message_id == self.message_id or thread_id == self.thread_id
 
 
 @dataclass(frozen=True)

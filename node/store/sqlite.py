@@ -15,16 +15,18 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from node.audit import GENESIS, AuditEntry, AuditEvent, link
 from node.store.base import (
     DELIVERED,
+    ERASED_STATE,
     EXPIRED,
     OPEN_STATES,
     QUEUED,
     REJECTED,
     SENT,
+    WITHDRAWN,
     AdapterDelivery,
     ApiToken,
     Attempt,
@@ -34,6 +36,7 @@ from node.store.base import (
     Draft,
     InboundResult,
     InboxMessage,
+    LegalHold,
     OutboundMessage,
     QuarantineEntry,
     QuarantineUsage,
@@ -277,6 +280,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX quarantine_received ON quarantine (received_at);
     CREATE INDEX outbox_recipients_updated ON outbox_recipients (updated_at)
     """,
+    # 8: data protection (docs/data-protection.md): the sender's own retention limit on each
+    # received message, legal holds recorded by a supervisor, and a quick way to the erasure
+    # requests among received messages
+    """
+    ALTER TABLE inbox ADD COLUMN retain_until REAL;
+    CREATE INDEX inbox_retain_until ON inbox (retain_until) WHERE retain_until IS NOT NULL;
+    CREATE INDEX inbox_erasure_requests ON inbox (seq)
+        WHERE schema_name = 'xnode.payload.ErasureRequest';
+    CREATE TABLE legal_holds (
+        hold_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id TEXT,
+        thread_id TEXT,
+        reason TEXT NOT NULL,
+        note TEXT NOT NULL,
+        recorded_by TEXT NOT NULL,
+        recorded_at REAL NOT NULL,
+        released_at REAL,
+        released_by TEXT,
+        CHECK (message_id IS NOT NULL OR thread_id IS NOT NULL)
+    )
+    """,
 )
 
 
@@ -357,6 +381,9 @@ class SqliteStore:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
+        # what is deleted or overwritten (an erased envelope, a purged message) is overwritten
+        # with zeros in the file, not left in free pages (docs/data-protection.md)
+        conn.execute("PRAGMA secure_delete=ON")
         store = cls(conn, path)
         store._migrate()
         return store
@@ -872,9 +899,12 @@ class SqliteStore:
         quarantined records, and dedupe entries past their keep-until. Message ids and hashes
         stay in the audit log."""
         with self._tx() as c:
-            inbox = c.execute(
-                "SELECT seq, message_id FROM inbox WHERE received_at < ?",
-                (_ts(retention.inbox_before),),
+            inbox = c.execute(  # at the node's limit or the sender's; a legal hold keeps it
+                "SELECT seq, message_id, received_at < ? AS ours FROM inbox i"
+                " WHERE (received_at < ? OR retain_until < ?) AND NOT EXISTS (SELECT 1 FROM"
+                " legal_holds h WHERE h.released_at IS NULL AND (h.message_id = i.message_id"
+                " OR h.thread_id = i.thread_id))",
+                (_ts(retention.inbox_before), _ts(retention.inbox_before), _ts(now)),
             ).fetchall()
             for r in inbox:
                 c.execute("DELETE FROM adapter_deliveries WHERE seq = ?", (r["seq"],))
@@ -900,8 +930,9 @@ class SqliteStore:
             ).rowcount
             counts = {"inbox": len(inbox), "outbox": len(outbox), "quarantine": quarantine,
                       "dedupe": dedupe}  # fmt: skip
-            events = [AuditEvent("purged", now, message_id=r["message_id"],
-                                 detail={"from": "inbox"}) for r in inbox]  # fmt: skip
+            events = [AuditEvent("purged", now, message_id=r["message_id"], detail={
+                "from": "inbox", "limit": "node" if r["ours"] else "sender"})
+                for r in inbox]  # fmt: skip
             events += [AuditEvent("purged", now, message_id=r["message_id"],
                                   detail={"from": "outbox"}) for r in outbox]  # fmt: skip
             if quarantine:
@@ -1039,8 +1070,8 @@ class SqliteStore:
             cursor = c.execute(
                 "INSERT INTO inbox (message_id, sender, kind, thread_id, in_reply_to, schema_name,"
                 " handling_code, envelope, envelope_sha256, created_at, expires_at, received_at,"
-                " state, recipients, thread_joined)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " state, recipients, thread_joined, retain_until)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     message.message_id,
                     message.sender,
@@ -1057,6 +1088,7 @@ class SqliteStore:
                     message.state,
                     ",".join(message.recipients),
                     int(message.thread_joined),
+                    None if message.retain_until is None else _ts(message.retain_until),
                 ),
             )
             events = list(audit)  # "received" before the "receipt-sent" of its answer
@@ -1149,6 +1181,7 @@ class SqliteStore:
             local_wrap=(
                 None if r["local_wrap"] is None else (r["local_key_id"], bytes(r["local_wrap"]))
             ),
+            retain_until=_dt(r["retain_until"]),
         )
 
     def inbox(self, after: int, kind: str | Sequence[str] | None, limit: int) -> list[InboxMessage]:
@@ -1615,3 +1648,142 @@ class SqliteStore:
             (adapter, limit),
         ).fetchall()
         return [self._adapter_row(r) for r in rows]
+
+    # -- data protection (docs/data-protection.md) ----------------------------------------------
+
+    def erase_received(
+        self, sender: str, message_ids: Sequence[str], now: dt.datetime, detail: dict[str, Any]
+    ) -> list[InboxMessage]:
+        """Erase what this node keeps of messages ``sender`` sent it: the envelope and its
+        re-wrapped content key, the adapters' pending hand-overs, quarantined copies. What stays
+        is the metadata (ids, thread, sender, envelope hash) and one ``erased`` audit entry per
+        message with ``detail``. Returns the messages as they were (for the adapters' files)."""
+        if not message_ids:
+            return []
+        marks = ", ".join("?" * len(message_ids))
+        with self._tx() as c:
+            rows = c.execute(
+                f"SELECT * FROM inbox WHERE sender = ? AND message_id IN ({marks})"  # noqa: S608
+                " ORDER BY seq",
+                (sender, *message_ids),
+            ).fetchall()
+            before = [self._inbox_row(r) for r in rows]
+            for m in before:
+                c.execute(
+                    "UPDATE inbox SET envelope = x'', local_key_id = NULL, local_wrap = NULL,"
+                    " state = ? WHERE seq = ?",
+                    (ERASED_STATE, m.seq),
+                )
+                c.execute("DELETE FROM adapter_deliveries WHERE seq = ?", (m.seq,))
+            c.execute(
+                f"UPDATE quarantine SET raw = x'' WHERE sender = ? AND message_id IN ({marks})"  # noqa: S608
+                " AND LENGTH(raw) > 0",
+                (sender, *message_ids),
+            )
+            self._append(c, [
+                AuditEvent("erased", now, message_id=m.message_id, peer=sender, detail={
+                    "from": "inbox", "envelope_sha256": m.envelope_sha256, **detail})
+                for m in before if not m.erased
+            ])  # fmt: skip
+        return before
+
+    def erase_sent(
+        self, message_ids: Sequence[str], now: dt.datetime, detail: dict[str, Any]
+    ) -> list[tuple[str, str]]:
+        """Erase this node's own sealed copies of messages it sent, and end their open
+        deliveries as ``expired`` with reason ``withdrawn`` (nothing more is published);
+        returns the (message id, recipient) deliveries so ended."""
+        if not message_ids:
+            return []
+        marks = ", ".join("?" * len(message_ids))
+        with self._tx() as c:
+            ended = [(r["message_id"], r["recipient"]) for r in c.execute(
+                f"SELECT message_id, recipient FROM outbox_recipients WHERE message_id IN ({marks})"  # noqa: S608
+                " AND state IN (?, ?)",
+                (*message_ids, *OPEN_STATES),
+            )]  # fmt: skip
+            why = "erased by this node before delivery (erasure request)"
+            for message_id, recipient in ended:
+                c.execute(
+                    "UPDATE outbox_recipients SET state = ?, reason = ?, detail = ?,"
+                    " updated_at = ?, next_attempt_at = NULL"
+                    " WHERE message_id = ? AND recipient = ?",
+                    (EXPIRED, WITHDRAWN, why, _ts(now), message_id, recipient),
+                )
+                self._status_event(c, message_id, recipient, EXPIRED, WITHDRAWN, why, now)
+            erased = [r["message_id"] for r in c.execute(
+                f"SELECT message_id FROM outbox WHERE message_id IN ({marks})"  # noqa: S608
+                " AND LENGTH(envelope) > 0",
+                tuple(message_ids),
+            )]  # fmt: skip
+            c.execute(
+                f"UPDATE outbox SET envelope = x'' WHERE message_id IN ({marks})",  # noqa: S608
+                tuple(message_ids),
+            )
+            self._append(c, [AuditEvent("erased", now, message_id=m,
+                                        detail={"from": "outbox", **detail})
+                             for m in erased])  # fmt: skip
+        return ended
+
+    def checkpoint(self) -> bool:
+        """Copy the write-ahead log into the database file and truncate it, so what was erased
+        is not left in the log either; False when a reader kept it from completing."""
+        row = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not row[0]
+
+    def inbox_of_schema(self, schema_name: str, after: int, limit: int) -> list[InboxMessage]:
+        """Received messages with this payload record after cursor ``after``, oldest first."""
+        rows = self._conn.execute(
+            "SELECT * FROM inbox WHERE schema_name = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (schema_name, after, limit),
+        ).fetchall()
+        return [self._inbox_row(r) for r in rows]
+
+    def add_hold(self, hold: LegalHold) -> int:
+        """Record a legal hold (audited); returns its id."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO legal_holds (message_id, thread_id, reason, note, recorded_by,"
+                " recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (hold.message_id, hold.thread_id, hold.reason, hold.note, hold.recorded_by,
+                 _ts(hold.recorded_at)),
+            )  # fmt: skip
+            hold_id = int(cur.lastrowid or 0)
+            self._append(c, [AuditEvent(
+                "hold-recorded", hold.recorded_at, message_id=hold.message_id,
+                detail={"hold_id": hold_id, "thread_id": hold.thread_id, "reason": hold.reason,
+                        "by": hold.recorded_by},
+            )])  # fmt: skip
+            return hold_id
+
+    def release_hold(self, hold_id: int, by: str, now: dt.datetime) -> bool:
+        """End a hold in force (audited); False if there is none with that id."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE legal_holds SET released_at = ?, released_by = ?"
+                " WHERE hold_id = ? AND released_at IS NULL",
+                (_ts(now), by, hold_id),
+            )
+            if cur.rowcount:
+                self._append(c, [AuditEvent("hold-released", now,
+                                            detail={"hold_id": hold_id, "by": by})])  # fmt: skip
+            return bool(cur.rowcount)
+
+    def holds(self, include_released: bool = False) -> list[LegalHold]:
+        query = "SELECT * FROM legal_holds"
+        if not include_released:
+            query += " WHERE released_at IS NULL"
+        return [
+            LegalHold(
+                hold_id=r["hold_id"],
+                reason=r["reason"],
+                note=r["note"],
+                recorded_by=r["recorded_by"],
+                recorded_at=_dt_req(r["recorded_at"]),
+                message_id=r["message_id"],
+                thread_id=r["thread_id"],
+                released_at=_dt(r["released_at"]),
+                released_by=r["released_by"],
+            )
+            for r in self._conn.execute(query + " ORDER BY hold_id")
+        ]

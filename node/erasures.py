@@ -1,0 +1,229 @@
+"""Erasure at work: sending this node's requests and carrying out those it receives.
+
+The asyncio shell around :mod:`node.erasure` (which decides). Requests and answers are
+ordinary signed, encrypted messages (``ErasureRequest``/``ErasureResult``) with the outbox's
+retries and receipts, so an erasure asked while a recipient is down reaches it when it is back.
+
+Receiving is crash-safe without a queue of its own: the received requests are read from the
+inbox behind a cursor (adapter ``erasure``) advanced after each is carried out; doing one again
+after a crash erases nothing new and answers under the same idempotency key, so the requester
+gets one answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import structlog
+
+from node import erasure, submit
+from node.audit import AuditEvent
+from node.payloads import short_name
+from node.policy import PolicyRefused
+from node.store.base import InboxMessage
+from node.store.sqlite import SqliteStore
+
+log = structlog.get_logger("xnode.erasure")
+T = TypeVar("T")
+CURSOR = "erasure"
+
+RunInStore = Callable[..., Awaitable[Any]]
+ErasedHandler = Callable[[InboxMessage], Awaitable[None]]
+
+
+class ErasureRefused(ValueError):
+    """A request this node will not send; ``field`` names the part of the request at fault."""
+
+    def __init__(self, message: str, field: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+class ErasureDesk:
+    """One node's erasure work. ``run`` runs a store call on the store's thread, ``send``
+    submits a message the way the local API does, ``payload_of`` opens a received message
+    (its JSON payload, or None if it no longer opens)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        store: SqliteStore,
+        run: RunInStore,
+        send: Callable[[submit.Request], Awaitable[str]],
+        payload_of: Callable[[InboxMessage], Mapping[str, Any] | None],
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self.node_id = node_id
+        self.store = store
+        self._run = run
+        self._send = send
+        self._payload_of = payload_of
+        self._clock = clock
+        self._handlers: list[ErasedHandler] = []
+
+    def on_erased(self, handler: ErasedHandler) -> None:
+        """Call ``handler`` with each received message once erased here (adapters remove the
+        copies they made, e.g. the folder adapter's inbox file)."""
+        self._handlers.append(handler)
+
+    # -- asking -----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        *,
+        message_ids: Sequence[str] = (),
+        thread_id: str | None = None,
+        reason: str,
+        note: str | None = None,
+        idempotency_key: str | None = None,
+        may_send: Callable[[str], bool] = lambda kind: True,
+    ) -> list[dict[str, Any]]:
+        """Ask every recipient of these sent messages (or of every message this node sent in
+        ``thread_id``) to erase them, and erase this node's own copies; one request per thread
+        and kind, so each travels on the partition of the messages it names, after them.
+        ``may_send`` says whether the caller may send messages of a kind (its API scopes)."""
+        if not message_ids and thread_id is None:
+            raise ErasureRefused("name the messages to erase, or a thread", "message_ids")
+        groups = await self._run(self._group, list(message_ids), thread_id)
+        for _, kind in groups:
+            if not may_send(kind):
+                raise ErasureRefused(f"no scope to send {kind} messages", "scope", 403)
+        requests = []
+        for (thread, kind), (ids, recipients) in sorted(groups.items()):
+            payload = erasure.request_payload(ids, thread_id, reason, note, self._clock())
+            key = None if idempotency_key is None else f"{idempotency_key}:{thread}:{kind}"
+            request_id = await self._send(submit.Request(
+                kind=kind, to=sorted(recipients), payload=payload, schema="ErasureRequest",
+                thread_id=thread, idempotency_key=key,
+            ))  # fmt: skip
+            requests.append({"request_id": request_id, "thread_id": thread, "kind": kind,
+                             "message_ids": ids, "recipients": sorted(recipients)})  # fmt: skip
+        every = [m for r in requests for m in r["message_ids"]]
+        detail = {"request_ids": [r["request_id"] for r in requests], "reason": reason}
+        await self._run(self.store.erase_sent, every, self._clock(), detail)
+        await self._run(self.store.checkpoint)
+        log.info("erasure_requested", node=self.node_id, messages=len(every),
+                 requests=[r["request_id"] for r in requests])  # fmt: skip
+        return requests
+
+    def _group(
+        self, message_ids: list[str], thread_id: str | None
+    ) -> dict[tuple[str, str], tuple[list[str], set[str]]]:
+        """(thread, kind) -> (sent message ids, their recipients). Runs on the store thread."""
+        sent = []
+        if thread_id is not None:
+            sent = [m for m in self.store.thread(thread_id)[0]
+                    if short_name(m.schema_name) not in erasure_schemas()]  # fmt: skip
+            if not sent and not message_ids:
+                raise ErasureRefused(
+                    f"this node sent nothing in thread {thread_id}", "thread_id", 404
+                )
+        for i, message_id in enumerate(message_ids):
+            message = self.store.outbox_message(message_id)
+            if message is None or not message.expects_receipt:
+                raise ErasureRefused(
+                    f"{message_id} is not a message this node sent: only its sender may ask"
+                    " for its erasure", f"message_ids[{i}]", 404,
+                )  # fmt: skip
+            sent.append(message)
+        groups: dict[tuple[str, str], tuple[list[str], set[str]]] = {}
+        for message in sent:
+            ids, recipients = groups.setdefault((message.thread_id, message.kind), ([], set()))
+            if message.message_id not in ids:
+                ids.append(message.message_id)
+            recipients.update(s.recipient for s in self.store.message_status(message.message_id))
+        return groups
+
+    async def status(self, request_id: str) -> dict[str, Any] | None:
+        """A request this node sent: per recipient, delivered or not and what it answered."""
+        message = await self._run(self.store.outbox_message, request_id)
+        if message is None or message.schema_name != erasure.REQUEST_SCHEMA:
+            return None
+        statuses = await self._run(self.store.message_status, request_id)
+        received = (await self._run(self.store.thread, message.thread_id))[1]
+        results: dict[str, Mapping[str, Any]] = {}
+        for m in received:
+            if m.schema_name != erasure.RESULT_SCHEMA or m.in_reply_to != request_id:
+                continue
+            payload = self._payload_of(m)
+            if payload is not None and payload.get("request_id") == request_id:
+                results[m.sender] = payload
+        recipients = {s.recipient: s.state for s in statuses}
+        return {"request_id": request_id, "thread_id": message.thread_id,
+                "recipients": erasure.status_of(recipients, results)}  # fmt: skip
+
+    # -- answering --------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Carry out the erasure requests received since the cursor; how many."""
+        cursor = await self._run(self.store.adapter_cursor, CURSOR)
+        pending = await self._run(self.store.inbox_of_schema, erasure.REQUEST_SCHEMA, cursor, 20)
+        for message in pending:
+            await self._carry_out(message)
+            await self._run(self.store.set_adapter_cursor, CURSOR, message.seq)
+        return len(pending)
+
+    async def _carry_out(self, request: InboxMessage) -> None:
+        payload = self._payload_of(request)
+        if payload is None:  # does not open any more (sender removed, key destroyed)
+            log.warning("erasure_request_unreadable", node=self.node_id,
+                        message_id=request.message_id, peer=request.sender)  # fmt: skip
+            return
+        now = self._clock()
+        decisions = await self._run(self._decide, request.sender, payload)
+        detail = {"request_id": request.message_id, "reason": payload["reason"]}
+        erased = await self._run(
+            self.store.erase_received, request.sender, erasure.to_erase(decisions), now, detail
+        )
+        events = [
+            AuditEvent(f"erasure-{d.outcome.lower()}", now, message_id=d.message_id,
+                       peer=request.sender, detail={**detail, "held_by": d.hold.hold_id}
+                       if d.hold else {**detail, "senders": list(d.others)})
+            for d in decisions if d.outcome in (erasure.HELD, erasure.REFUSED)
+        ]  # fmt: skip
+        if events:
+            await self._run(self.store.append_audit, events)
+        for message in erased:
+            for handler in self._handlers:
+                try:
+                    await handler(message)
+                except Exception:  # an adapter's failure must not stop the answer
+                    log.exception("erasure_handler_failed", node=self.node_id,
+                                  message_id=message.message_id)  # fmt: skip
+        await self._run(self.store.checkpoint)
+        answer = erasure.result_payload(request.message_id, payload, decisions, now)
+        try:
+            await self._send(submit.Request(
+                kind=request.kind, to=[request.sender], payload=answer, schema="ErasureResult",
+                thread_id=request.thread_id, in_reply_to=request.message_id,
+                idempotency_key=erasure.result_idempotency_key(request.sender,
+                                                               request.message_id),
+            ))  # fmt: skip
+        except (PolicyRefused, submit.UnknownRecipient) as exc:
+            # erased all the same; the requester sees no answer (pending), the operator this
+            log.error("erasure_result_unsent", node=self.node_id, peer=request.sender,
+                      message_id=request.message_id, error=str(exc))  # fmt: skip
+        counts = {o: sum(d.outcome == o for d in decisions) for o in
+                  (erasure.ERASED, erasure.HELD, erasure.NOT_FOUND, erasure.REFUSED)}  # fmt: skip
+        log.info("erasure_carried_out", node=self.node_id, peer=request.sender,
+                 request_id=request.message_id,
+                 **{k.lower(): v for k, v in counts.items()})  # fmt: skip
+
+    def _decide(self, requester: str, payload: Mapping[str, Any]) -> list[erasure.Decision]:
+        """Runs on the store thread: what the request names and what this node holds."""
+        thread_id = payload.get("thread_id")
+        in_thread = self.store.thread(str(thread_id))[1] if thread_id else []
+        ids = erasure.named_messages(requester, payload, [_held(m) for m in in_thread])
+        held = {i: [_held(m) for m in self.store.inbox_messages(i)] for i in ids}
+        return erasure.decide(requester, ids, held, self.store.holds())
+
+
+def _held(message: InboxMessage) -> erasure.Held:
+    return erasure.Held(message.message_id, message.sender, message.thread_id)
+
+
+def erasure_schemas() -> tuple[str, str]:
+    return short_name(erasure.REQUEST_SCHEMA), short_name(erasure.RESULT_SCHEMA)

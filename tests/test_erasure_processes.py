@@ -1,0 +1,163 @@
+"""Erasure at the originator's request, between three `xnode run` processes (issue: data
+protection). A shelter in Johannesburg refers a woman to social welfare in Lusaka and in
+Lilongwe, then she withdraws her consent. Lilongwe has a legal hold on the case; Lusaka has
+not. Seen from outside only: the API, the folder adapter's files, the store files' raw bytes
+and `xnode audit verify`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from node.transport.broker import free_port
+from tests.process_helpers import (
+    BrokerProcess,
+    http,
+    init_nodes,
+    node_env,
+    read_store,
+    spawn,
+    stop,
+    wait_for,
+    xnode,
+)
+from tests.runtime_helpers import example
+
+pytestmark = pytest.mark.slow
+
+ORIGIN, LUSAKA, LILONGWE = "za-shelter-johannesburg", "zm-social-welfare", "mw-social-welfare"
+
+
+def raw_bytes(directory: Path) -> bytes:
+    """Every byte of every file under a node directory (store, WAL, folder files, logs)."""
+    return b"".join(p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file())
+
+
+def referral(marker: str) -> dict:
+    payload = example("referral.json")
+    payload["consent"]["share_with_nodes"] = [LUSAKA, LILONGWE]
+    payload["cas_OutgoingReferralDetails"] = f"Ms Phiri ({marker}) wishes to return home."
+    return payload
+
+
+def test_an_erasure_reaches_every_recipient_and_leaves_no_byte_behind(tmp_path: Path):
+    broker = BrokerProcess(tmp_path)
+    broker.start()
+    dirs = init_nodes(tmp_path, {ORIGIN: "shelter", LUSAKA: "social-welfare",
+                                 LILONGWE: "social-welfare"})  # fmt: skip
+    tokens = {
+        ORIGIN: xnode("token", "create", "--dir", dirs[ORIGIN], "--name", "case",
+                      "--scopes", "send:referral,read:referral").stdout.strip(),
+        LILONGWE: xnode("token", "create", "--dir", dirs[LILONGWE], "--name", "supervisor",
+                        "--scopes", "admin,read:referral").stdout.strip(),
+        LUSAKA: xnode("token", "create", "--dir", dirs[LUSAKA], "--name", "desk",
+                      "--scopes", "read:referral").stdout.strip(),
+    }  # fmt: skip
+    ports = {node: free_port() for node in dirs}
+    api = {node: f"http://127.0.0.1:{port}" for node, port in ports.items()}
+    processes = {
+        node: spawn("run", "--dir", path, log=tmp_path / f"{node}.log", env=node_env(
+            broker.bootstrap, XNODE_API_PORT=str(ports[node]), XNODE_FOLDER_PATH="exchange",
+            XNODE_FOLDER_POLL_INTERVAL_MS="200"))
+        for node, path in dirs.items()
+    }  # fmt: skip
+    marker = f"consent-marker-{secrets.token_hex(8)}"
+    try:
+        wait_for(lambda: all(_ready(a) for a in api.values()), 60, "three nodes ready")
+        status, body = http("POST", f"{api[ORIGIN]}/v1/messages", tokens[ORIGIN], {
+            "kind": "referral", "to": [LUSAKA, LILONGWE], "schema": "Referral",
+            "payload": referral(marker)})  # fmt: skip
+        assert status == 202, body
+        message_id = body["id"]
+        wait_for(lambda: http("GET", f"{api[ORIGIN]}/v1/messages/{message_id}",
+                              tokens[ORIGIN])[1]["status"] == "delivered", 60, "delivered")  # fmt: skip
+        folder_file = dirs[LUSAKA] / "exchange" / "inbox" / "referral" / f"{message_id}.json"
+        wait_for(folder_file.exists, 30, "the Lusaka folder file")
+        assert marker in folder_file.read_text()
+        assert oct(folder_file.stat().st_mode & 0o777) == "0o600"
+        assert oct(folder_file.parent.parent.stat().st_mode & 0o777) == "0o700"
+        envelope = read_store(dirs[LUSAKA] / "node.db",
+                              "SELECT envelope, thread_id FROM inbox WHERE message_id = ?",
+                              (message_id,))[0]  # fmt: skip
+        ciphertext, thread_id = bytes(envelope[0])[-160:-80], envelope[1]
+
+        # Lilongwe's supervisor records a legal hold on the case
+        status, body = http("POST", f"{api[LILONGWE]}/v1/holds", tokens[LILONGWE], {
+            "thread_id": thread_id, "reason": "JudicialProceedings",
+            "note": "Exhibit in case HC/2026/88", "recorded_by": "Registrar, Lilongwe"})  # fmt: skip
+        assert status == 201, body
+        hold_id = body["hold_id"]
+
+        # a node that did not send the message may not ask for its erasure
+        status, body = http("POST", f"{api[LUSAKA]}/v1/erasures", tokens[LUSAKA], {
+            "message_ids": [message_id], "reason": "ConsentWithdrawn"})  # fmt: skip
+        assert status == 403 or (status == 404 and body["field"] == "message_ids[0]"), body
+
+        status, body = http("POST", f"{api[ORIGIN]}/v1/erasures", tokens[ORIGIN], {
+            "message_ids": [message_id], "reason": "ConsentWithdrawn",
+            "note": "Withdrawn at the shelter on 1 December"})  # fmt: skip
+        assert status == 202, body
+        (request,) = body["requests"]
+        assert request["recipients"] == sorted([LUSAKA, LILONGWE])
+
+        def erasure_status() -> dict[str, str]:
+            _, view = http("GET", f"{api[ORIGIN]}/v1/erasures/{request['request_id']}",
+                           tokens[ORIGIN])  # fmt: skip
+            return {r["node_id"]: r["status"] for r in view["recipients"]}
+
+        wait_for(lambda: erasure_status() == {LUSAKA: "erased", LILONGWE: "held"}, 60,
+                 "Lusaka erased, Lilongwe held")  # fmt: skip
+        _, view = http("GET", f"{api[ORIGIN]}/v1/erasures/{request['request_id']}",
+                       tokens[ORIGIN])  # fmt: skip
+        held = next(r for r in view["recipients"] if r["node_id"] == LILONGWE)
+        assert held["results"] == [{"message_id": message_id, "outcome": "Held",
+                                    "hold_reason": "JudicialProceedings",
+                                    "note": "Exhibit in case HC/2026/88"}]  # fmt: skip
+        wait_for(lambda: not folder_file.exists(), 10, "the folder file removed")
+        # Lusaka's view of the message: metadata left, payload gone
+        _, page = http("GET", f"{api[LUSAKA]}/v1/inbox?kind=referral", tokens[LUSAKA])
+        item = next(m for m in page["messages"] if m["id"] == message_id)
+        assert item["payload"] is None and item["payload_error"] == "erased"
+        # Lilongwe still holds it, readable
+        lilongwe = raw_bytes(dirs[LILONGWE])
+        assert ciphertext in lilongwe
+
+        # the hold is released; asked again, Lilongwe erases too
+        status, _ = http("POST", f"{api[LILONGWE]}/v1/holds/{hold_id}/release",
+                         tokens[LILONGWE], {"released_by": "Registrar, Lilongwe"})  # fmt: skip
+        assert status == 200
+        status, body = http("POST", f"{api[ORIGIN]}/v1/erasures", tokens[ORIGIN], {
+            "message_ids": [message_id], "reason": "ConsentWithdrawn"})  # fmt: skip
+        assert status == 202, body
+        again = body["requests"][0]["request_id"]
+        wait_for(lambda: {r["node_id"]: r["status"] for r in http(
+            "GET", f"{api[ORIGIN]}/v1/erasures/{again}", tokens[ORIGIN])[1]["recipients"]}
+            == {LUSAKA: "erased", LILONGWE: "erased"}, 60, "both erased")  # fmt: skip
+    finally:
+        for process in processes.values():
+            stop(process)
+        broker.stop()
+
+    for node, path in dirs.items():
+        data = raw_bytes(path)
+        assert marker.encode() not in data, f"{node} still holds the plaintext"
+        assert ciphertext not in data, f"{node} still holds the ciphertext"
+        verified = xnode("audit", "verify", "--dir", path)
+        assert verified.returncode == 0
+        events = [r[0] for r in read_store(path / "node.db",
+                                           "SELECT event FROM audit WHERE message_id = ?",
+                                           (message_id,))]  # fmt: skip
+        assert "erased" in events, (node, events)
+    lilongwe_events = [r[0] for r in read_store(dirs[LILONGWE] / "node.db",
+                                                "SELECT event FROM audit")]  # fmt: skip
+    assert {"hold-recorded", "erasure-held", "hold-released"} <= set(lilongwe_events)
+
+
+def _ready(api: str) -> bool:
+    try:
+        return http("GET", f"{api}/readyz")[0] == 200
+    except OSError:
+        return False
