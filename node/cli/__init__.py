@@ -25,6 +25,7 @@ from node.cli import (
     init_keys,
     messages,
     peers,
+    protection,
     run,
     schemas,
     tokens,
@@ -34,6 +35,7 @@ from node.cli import (
 from node.cli.support import EXIT_FAILED, EXIT_OK, CommandFailed, Handler, Subcommands
 from node.codec import CodecError, SchemaError, default_registry
 from node.config import ConfigError
+from node.logging import configure as configure_logging
 from node.crypto.keyfile import KeyFileError
 from node.envelope import EnvelopeError, SealError
 from node.nodedir import NodeDirError
@@ -57,6 +59,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     tokens.register,  # token
     users.register,  # users (the officer console's accounts)
     audit.register,
+    protection.register,  # erasure, hold
     dev.register,  # broker, demo
 )
 
@@ -105,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    # stdout is the command's answer (often JSON); what the node's modules log goes to stderr,
+    # warnings and worse only (`xnode run` configures its own logging)
+    configure_logging("console", "warning")
     try:
         return handler(args, default_registry())
     except EnvelopeError as exc:
