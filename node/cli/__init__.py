@@ -35,9 +35,9 @@ from node.cli import (
 from node.cli.support import EXIT_FAILED, EXIT_OK, CommandFailed, Handler, Subcommands
 from node.codec import CodecError, SchemaError, default_registry
 from node.config import ConfigError
-from node.logging import configure as configure_logging
 from node.crypto.keyfile import KeyFileError
 from node.envelope import EnvelopeError, SealError
+from node.logging import configure as configure_logging
 from node.nodedir import NodeDirError
 from node.policy import PolicyRefused
 from node.routing.ids import InvalidIdentifier
