@@ -147,6 +147,12 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             "zm-police", "Records attached.", thread_id=w.ids["mla1"],
             in_reply_to=w.ids["mla1"]))  # fmt: skip
         w.ids["sent_alert"] = await _send(b, http, w.secrets["send:alert"], alert("zm-police"))
+        # for the erasure routes: a message of its own thread, and one request already sent
+        w.ids["erasable"] = await _send(b, http, w.secrets["send:mla"],
+                                        mla("zm-police", "Sent to the wrong desk."))  # fmt: skip
+        (request,) = await b.erasures.request(message_ids=[w.ids["erasable"]],
+                                              reason="SentInError")  # fmt: skip
+        w.ids["erasure"] = request["request_id"]
         yield w
     await a.stop()
     await b.stop()
@@ -203,6 +209,22 @@ ROUTES: dict[str, tuple[str, str, dict[str, int]]] = {
     "schemas": ("GET", "/v1/schemas", dict.fromkeys(TOKENS[:7], 200)),
     "codes": ("GET", "/v1/codes/gender", dict.fromkeys(TOKENS[:7], 200)),
     "quarantine": ("GET", "/v1/quarantine", {**dict.fromkeys(TOKENS[:7], 403), "admin": 200}),
+    "erase an mla": ("POST", "/v1/erasures#erase", {
+        "admin": 202, "send:mla": 202, "send:alert": 403, "send:*": 202,
+        "read:mla": 403, "read:alert": 403, "read:*": 403}),
+    "erasure status": ("GET", "/v1/erasures/{erasure}", {
+        "admin": 200, "send:mla": 200, "send:alert": 403, "send:*": 200,
+        "read:mla": 200, "read:alert": 403, "read:*": 200}),
+    "holds": ("GET", "/v1/holds", {**dict.fromkeys(TOKENS[:7], 403), "admin": 200}),
+    "record a hold": ("POST", "/v1/holds#hold", {**dict.fromkeys(TOKENS[:7], 403), "admin": 201}),
+    "release an unknown hold": ("POST", "/v1/holds/999999/release#release",
+                                {**dict.fromkeys(TOKENS[:7], 403), "admin": 404}),
+}  # fmt: skip
+BODIES = {
+    "erase": lambda w: {"message_ids": [w.ids["erasable"]], "reason": "SentInError"},
+    "hold": lambda w: {"thread_id": w.ids["mla1"], "reason": "CriminalInvestigation",
+                       "note": "Case LSK/2026/41", "recorded_by": "Inspector Banda"},
+    "release": lambda w: {"released_by": "Inspector Banda"},
 }  # fmt: skip
 CASES = [(route, token, {**INVALID, **expected}[token])
          for route, (_, _, expected) in ROUTES.items() for token in TOKENS]  # fmt: skip
@@ -214,7 +236,9 @@ async def test_route_and_scope(world: World, route: str, token: str, status: int
     method, template, _ = ROUTES[route]
     path, _, kind = template.partition("#")
     body = None
-    if kind:
+    if kind in BODIES:
+        body = BODIES[kind](world)
+    elif kind:
         body = mla("zm-police", f"Scope test by {token}.") if kind == "mla" else alert("zm-police")
     got, document = await world.call(method, path.format(**world.ids), token, body)
     assert got == status, document
@@ -235,7 +259,8 @@ async def test_the_matrix_covers_every_route_of_the_api():
     covered = {(m, t.split("?")[0].split("#")[0]) for m, t, _ in ROUTES.values()}
     covered = {(m, p.replace("{reply}", "{id}").replace("{sent_alert}", "{id}")
                 .replace("{mla1}", "{id}").replace("{alert}", "{id}")
-                .replace("no-such-message", "{id}")) for m, p in covered}  # fmt: skip
+                .replace("no-such-message", "{id}").replace("{erasure}", "{id}")
+                .replace("999999", "{id}")) for m, p in covered}  # fmt: skip
     covered = {(m, "/v1/threads/{thread_id}") if p == "/v1/threads/{id}" else (m, p)
                for m, p in covered}  # fmt: skip
     covered = {(m, "/v1/codes/{list}") if p == "/v1/codes/gender" else (m, p) for m, p in covered}
@@ -322,7 +347,10 @@ async def test_a_stream_ends_when_its_token_is_revoked(world: World):
             assert r.status == 200
             async for line in r.content:
                 if line.startswith(b"data: "):
-                    seen.append(json.loads(line[6:])["id"])
+                    item = json.loads(line[6:])
+                    if item["payload_schema"] == "ErasureResult":  # the erasure routes' answers
+                        continue
+                    seen.append(item["id"])
                     if len(seen) == 3:
                         opened.set()
 
