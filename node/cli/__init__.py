@@ -25,6 +25,7 @@ from node.cli import (
     init_keys,
     messages,
     peers,
+    processing,
     run,
     schemas,
     tokens,
@@ -57,6 +58,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     tokens.register,  # token
     users.register,  # users (the officer console's accounts)
     audit.register,
+    processing.register,  # processing-record
     dev.register,  # broker, demo
 )
 
