@@ -252,7 +252,7 @@ class ProcessingRecord:
     transfers: tuple[Transfer, ...]
     legal_basis: tuple[str, ...]
     retention: tuple[RetentionRow, ...]
-    retention_cap: str
+    retention_notes: tuple[str, ...]
     security: tuple[str, ...]
     local_disclosures: tuple[str, ...]
     to_complete: tuple[str, ...]
@@ -514,7 +514,7 @@ def build_record(
         transfers=_transfers(own_country, usable, activities),
         legal_basis=_legal_basis(registry),
         retention=_retention(config),
-        retention_cap=_retention_cap(registry),
+        retention_notes=_retention_notes(registry),
         security=_security(config),
         local_disclosures=_local_disclosures(config),
         to_complete=TO_COMPLETE,
@@ -616,12 +616,19 @@ def _quoted(doc: str | None) -> str:
     return f" (schema: “{doc.strip().rstrip('.')}”)" if doc else ""
 
 
-def _retention_cap(registry: SchemaRegistry) -> str:
+def _retention_notes(registry: SchemaRegistry) -> tuple[str, ...]:
+    """What shortens or lengthens the periods above, message by message."""
     return (
         "Each message also carries its sender's handling.retention_days"
         + _quoted(_field_doc(registry, _HANDLING, "retention_days"))
-        + ". A received message may be kept no longer than that, even where the period above"
-        " is longer."
+        + ": the node deletes a received message at that limit when it comes before the"
+        " period above.",
+        "Erasure: the originator of a message may ask every recipient to erase it (consent"
+        " withdrawn, data inaccurate, retention ended); the recipient erases every copy and"
+        " answers with a signed ErasureResult, or Held with the reason.",
+        "Legal holds: a supervisor may record a hold on a message or a thread (e.g. evidence in"
+        " judicial proceedings); while it is in force neither retention nor erasure deletes it."
+        " Holds are audited.",
     )
 
 
@@ -665,11 +672,12 @@ def _retention(config: Config) -> tuple[RetentionRow, ...]:
             )
         )
     if config.folder.path:
+        where = "inbox/ and sent/" if config.folder.inbox_files else "sent/"
         rows.append(
             RetentionRow(
-                "Plaintext files of the folder adapter (inbox/, sent/)",
-                "until the local office deletes them (the node does not)",
-                "folder.path",
+                f"Plaintext files of the folder adapter ({where})",
+                "until the local office deletes them (the node does not, except on erasure)",
+                "folder.path, folder.inbox_files",
             )
         )
     rows.append(
@@ -744,10 +752,10 @@ def _local_disclosures(config: Config) -> tuple[str, ...]:
             f"Webhook: every received message is posted decrypted to"
             f" {_origin(config.webhook.url)} (HMAC-signed)."
         )
-    if config.folder.path:
+    if config.folder.path and config.folder.inbox_files:
         lines.append(
             f"Folder adapter: received messages are written in plaintext under"
-            f" {config.folder.path}/inbox/."
+            f" {config.folder.path}/inbox/ (folder.inbox_files)."
         )
     if config.console.enabled:
         lines.append(
@@ -832,7 +840,7 @@ def render_markdown(record: ProcessingRecord) -> str:
     out += ["- Lawful basis under the applicable data-protection law: ____"]
     out += ["", "## 6. Retention", "", "| Data | Kept | Setting |", "|---|---|---|"]
     out += [f"| {_cell(r.what)} | {_cell(r.period)} | `{r.setting}` |" for r in record.retention]
-    out += ["", record.retention_cap]
+    out += ["", *(f"- {line}" for line in record.retention_notes)]
     out += ["", "## 7. Security measures", ""]
     out += [f"- {line}" for line in record.security]
     out += ["", "## 8. To be completed by the data protection officer", ""]

@@ -136,7 +136,8 @@ def test_retention_figures_come_from_config(record):
     assert rows["store.inbox_retention_days"] == "180 days"
     assert rows["store.outbox_retention_days"] == "60 days"
     assert rows["store.quarantine_retention_days"] == "21 days"
-    assert "handling.retention_days" in record.retention_cap
+    notes = " ".join(record.retention_notes)
+    assert "handling.retention_days" in notes and "Legal holds" in notes and "Erasure" in notes
     assert "console.draft_retention_days" not in rows  # the console is off
     text = pr.render_markdown(record)
     assert "| 180 days | `store.inbox_retention_days` |" in text
@@ -172,7 +173,17 @@ def test_local_disclosures_follow_the_adapters_enabled():
     text = " ".join(record.local_disclosures)
     assert "https://cms.lusaka.example" in text and "s3cret" not in text
     assert "exchange/inbox/" in text
-    assert any(r.setting == "folder.path" for r in record.retention)
+    assert "Plaintext files of the folder adapter (inbox/ and sent/)" in [
+        r.what for r in record.retention
+    ]
+    quiet = pr.build_record(
+        dataclasses.replace(
+            config, folder=dataclasses.replace(config.folder, inbox_files=False)
+        ),
+        PEERS, default_registry(), NOW,
+    )  # fmt: skip
+    assert not any("Folder adapter" in line for line in quiet.local_disclosures)
+    assert "Plaintext files of the folder adapter (sent/)" in [r.what for r in quiet.retention]
 
 
 # -- categories derived from the schemas ----------------------------------------------------------
