@@ -25,6 +25,7 @@ from node.cli import (
     init_keys,
     messages,
     peers,
+    processing,
     protection,
     run,
     schemas,
@@ -59,6 +60,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     tokens.register,  # token
     users.register,  # users (the officer console's accounts)
     audit.register,
+    processing.register,  # processing-record
     protection.register,  # erasure, hold
     dev.register,  # broker, demo
 )
