@@ -70,6 +70,9 @@ EVENTS = (
     "erasure-refused",
     "hold-recorded",
     "hold-released",
+    "forwarded",
+    "forward-refused",
+    "forward-decided",
 )
 
 

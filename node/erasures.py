@@ -80,6 +80,7 @@ class ErasureDesk:
         note: str | None = None,
         idempotency_key: str | None = None,
         may_send: Callable[[str], bool] = lambda kind: True,
+        relayed_from: tuple[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Ask every recipient of these sent messages (or of every message this node sent in
         ``thread_id``) to erase them, and erase this node's own copies; one request per thread
@@ -186,6 +187,7 @@ class ErasureDesk:
         ]  # fmt: skip
         if events:
             await self._run(self.store.append_audit, events)
+        passed_on = await self._pass_on(request, payload, [m.message_id for m in erased])
         for message in erased:
             for handler in self._handlers:
                 try:
@@ -194,7 +196,7 @@ class ErasureDesk:
                     log.exception("erasure_handler_failed", node=self.node_id,
                                   message_id=message.message_id)  # fmt: skip
         await self._run(self.store.checkpoint)
-        answer = erasure.result_payload(request.message_id, payload, decisions, now)
+        answer = erasure.result_payload(request.message_id, payload, decisions, now, passed_on)
         try:
             await self._send(submit.Request(
                 kind=request.kind, to=[request.sender], payload=answer, schema="ErasureResult",
@@ -211,6 +213,22 @@ class ErasureDesk:
         log.info("erasure_carried_out", node=self.node_id, peer=request.sender,
                  request_id=request.message_id,
                  **{k.lower(): v for k, v in counts.items()})  # fmt: skip
+
+    async def _pass_on(
+        self, request: InboxMessage, payload: Mapping[str, Any], erased: Sequence[str]
+    ) -> list[str]:
+        """Ask the nodes this node forwarded the erased messages to for their erasure in turn
+        (and erase its own copies of the forwards); the nodes asked."""
+        forwards = await self._run(self.store.forwards_of, request.sender, list(erased))
+        if not forwards:
+            return []
+        ids = list(dict.fromkeys(f for f, _ in forwards))
+        origin = (request.sender, request.message_id)
+        await self.request(
+            message_ids=ids, reason=str(payload["reason"]), note=payload.get("note"),
+            idempotency_key=f"relay:{origin[0]}:{origin[1]}", relayed_from=origin,
+        )  # fmt: skip
+        return sorted({r for _, r in forwards})
 
     def _decide(self, requester: str, payload: Mapping[str, Any]) -> list[erasure.Decision]:
         """Runs on the store thread: what the request names and what this node holds."""

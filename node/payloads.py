@@ -1,8 +1,8 @@
 """Which payload records each message kind carries (the kind decides the inbox topic).
 
 A case update may travel on any thread, so every family except receipts accepts it; so do an
-erasure request and its result, which travel on the topic of the messages they name (so, on one
-partition per thread, after them).
+erasure request and its result, a forward and the permission exchange before it, which travel
+on the topic of the message they are about (so, on one partition per thread, after it).
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import functools
 
 PAYLOAD_NAMESPACE = "xnode.payload."
 
-ON_ANY_THREAD: tuple[str, ...] = ("CaseUpdate", "ErasureRequest", "ErasureResult")
+ON_ANY_THREAD: tuple[str, ...] = (
+    "CaseUpdate",
+    "ErasureRequest",
+    "ErasureResult",
+    "Forward",
+    "ForwardPermissionRequest",
+    "ForwardPermissionDecision",
+)
 
 KIND_PAYLOADS: dict[str, tuple[str, ...]] = {
     "alert": ("Alert", *ON_ANY_THREAD),

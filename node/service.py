@@ -48,6 +48,7 @@ from node.config import Config
 from node.crypto.keys import EncryptionKey, IdentityKey, key_id
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
 from node.erasures import ErasureDesk
+from node.forwards import ForwardDesk
 from node.groupcommit import GroupCommit
 from node.metrics import Metrics
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
@@ -270,6 +271,9 @@ class Node:
         self.metrics.store_writable.set(1)
         self.erasures = ErasureDesk(
             self.node_id, self.store, self._run, self.submit, self._payload_json, self.clock
+        )
+        self.forwards = ForwardDesk(
+            self.registry, self.store, self._run, self.submit, self._payload_json, self.clock
         )
         self._stopping.clear()
         self._tasks = [

@@ -23,7 +23,8 @@ from typing import Any
 
 import pycountry
 
-from node.codec import SchemaRegistry
+from node.codec import CodecError, SchemaRegistry
+from node.forwarding import FORWARD_SCHEMA, inner_payload
 from node.routing.ids import NODE_ID_PATTERN
 
 ADULT_AGE = 18
@@ -96,7 +97,31 @@ def validate(
             problems.extend(rule(value, path, ctx))
     for rule in PAYLOAD_RULES.get(schema_name, ()):
         problems.extend(rule(payload, root, ctx))
+    if schema_name == FORWARD_SCHEMA:
+        problems.extend(_forwarded(registry, payload, root, ctx))
     return problems
+
+
+def _forwarded(
+    registry: SchemaRegistry, forward: Mapping[str, Any], root: str, ctx: Context
+) -> Iterator[Problem]:
+    """A forward carries another payload: it must decode, keep that payload's own rules against
+    the forward's recipients (a person's consent names the nodes their data may go to), and
+    keep its handling."""
+    path = f"{root}.payload"
+    try:
+        name, inner = inner_payload(registry, forward)
+    except KeyError as exc:
+        yield Problem(f"{root}.payload_schema", str(exc.args[0]))
+        return
+    except CodecError as exc:
+        yield Problem(path, f"does not decode as {forward['payload_schema']}: {exc.problem}")
+        return
+    original = forward["original"]
+    inner_ctx = Context(created_at=original["created_at"], recipients=ctx.recipients)
+    yield from validate(registry, name, inner, inner_ctx, path)
+    if inner["handling"] != forward["handling"]:
+        yield Problem(f"{root}.handling", "must be the forwarded payload's handling, unchanged")
 
 
 def _records(
@@ -522,10 +547,37 @@ def _erasure_result(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[P
             yield Problem(f"{path}.results[{i}].hold_reason", "required for outcome Held")
         if not held and item.get("hold_reason") is not None:
             yield Problem(f"{path}.results[{i}].hold_reason", "only for outcome Held")
-    for i, node_id in enumerate(r["passed_on_to"]):
-        if not _NODE_ID.match(node_id):
-            yield Problem(f"{path}.passed_on_to[{i}]", f"not a node id: {node_id!r}")
+    yield from _node_ids(r["passed_on_to"], f"{path}.passed_on_to")
     yield from _not_future(r["completed_at"], f"{path}.completed_at", ctx)
+
+
+def _node_ids(ids: Any, path: str) -> Iterator[Problem]:
+    for i, node_id in enumerate(ids):
+        if not _NODE_ID.match(node_id):
+            yield Problem(f"{path}[{i}]", f"not a node id: {node_id!r}")
+
+
+def _forward_request(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]:
+    if not r["forward_to"]:
+        yield Problem(f"{path}.forward_to", "name at least one node")
+    yield from _node_ids(r["forward_to"], f"{path}.forward_to")
+    yield from _required_text(r, path, "purpose")
+    yield from _not_future(r["requested_at"], f"{path}.requested_at", ctx)
+
+
+def _forward_decision(d: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]:
+    if d["decision"] == "Granted" and not d["forward_to"]:
+        yield Problem(f"{path}.forward_to", "a grant names the nodes it covers")
+    yield from _node_ids(d["forward_to"], f"{path}.forward_to")
+    yield from _required_text(d, path, "decided_by")
+    yield from _not_future(d["decided_at"], f"{path}.decided_at", ctx)
+
+
+def _forward(f: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]:
+    if f["handling"]["code"] not in ("H0", "H1") and f.get("permission") is None:
+        yield Problem(f"{path}.permission", "the originator's grant is required for "
+                      f"handling code {f['handling']['code']}")  # fmt: skip
+    yield from _node_ids([f["original"]["sender"]], f"{path}.original.sender")
 
 
 PAYLOAD_RULES: dict[str, tuple[Rule, ...]] = {
@@ -541,4 +593,7 @@ PAYLOAD_RULES: dict[str, tuple[Rule, ...]] = {
     "xnode.payload.Receipt": (_receipt,),
     "xnode.payload.ErasureRequest": (_erasure_request,),
     "xnode.payload.ErasureResult": (_erasure_result,),
+    "xnode.payload.Forward": (_forward,),
+    "xnode.payload.ForwardPermissionRequest": (_forward_request,),
+    "xnode.payload.ForwardPermissionDecision": (_forward_decision,),
 }

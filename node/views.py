@@ -12,8 +12,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from node import envelope
-from node.codec import SchemaRegistry, format_timestamp
+from node import codes, envelope, forwarding
+from node.codec import CodecError, SchemaRegistry, format_timestamp
 from node.crypto.keys import EncryptionKey
 from node.payloads import short_name
 from node.store.base import (
@@ -73,7 +73,24 @@ def inbox_item(
         item["payload_error"] = exc.reason
         return item
     item["payload"] = registry.to_json(opened.payload_schema.name, opened.payload)
+    item["handling_notice"] = handling_notice(opened.payload["handling"])
+    if opened.payload_schema.name == forwarding.FORWARD_SCHEMA:
+        item["forwarded_from"] = item["payload"]["original"]
+        try:  # what the forward carries, readable like any payload
+            name, inner = forwarding.inner_payload(registry, opened.payload)
+            item["payload"]["payload"] = registry.to_json(name, inner)
+        except (KeyError, CodecError):
+            item["payload_error"] = "forwarded payload unreadable"
     return item
+
+
+def handling_notice(handling: Mapping[str, Any]) -> str:
+    """What the handling code means, in words, shown with every received payload (H1: not for
+    judicial proceedings without permission; H3: the sender's conditions verbatim)."""
+    code = str(handling["code"])
+    label = codes.get("handling_code").label(code, "en")
+    conditions = handling.get("conditions")
+    return f"{code}: {label}" + (f". Conditions: {conditions}" if conditions else "")
 
 
 def overall_state(statuses: Sequence[RecipientStatus]) -> str:

@@ -219,12 +219,24 @@ ROUTES: dict[str, tuple[str, str, dict[str, int]]] = {
     "record a hold": ("POST", "/v1/holds#hold", {**dict.fromkeys(TOKENS[:7], 403), "admin": 201}),
     "release an unknown hold": ("POST", "/v1/holds/999999/release#release",
                                 {**dict.fromkeys(TOKENS[:7], 403), "admin": 404}),
+    "forward an mla": ("POST", "/v1/forwards#forward", {  # to its own sender: refused, 422
+        "admin": 422, "send:mla": 422, "send:alert": 403, "send:*": 422,
+        "read:mla": 403, "read:alert": 403, "read:*": 403}),
+    "ask to forward an mla": ("POST", "/v1/forward-permissions#ask", {
+        "admin": 202, "send:mla": 202, "send:alert": 403, "send:*": 202,
+        "read:mla": 403, "read:alert": 403, "read:*": 403}),
+    "decide on what is no request": ("POST", "/v1/forward-permissions/{mla1}/decision#decide",
+                                     dict.fromkeys(TOKENS[:7], 404)),
 }  # fmt: skip
 BODIES = {
     "erase": lambda w: {"message_ids": [w.ids["erasable"]], "reason": "SentInError"},
     "hold": lambda w: {"thread_id": w.ids["mla1"], "reason": "CriminalInvestigation",
                        "note": "Case LSK/2026/41", "recorded_by": "Inspector Banda"},
     "release": lambda w: {"released_by": "Inspector Banda"},
+    "forward": lambda w: {"message_id": w.ids["mla2"], "to": ["zm-police"]},
+    "ask": lambda w: {"message_id": w.ids["mla2"], "forward_to": ["mw-police"],
+                      "purpose": "The prosecutor in Lilongwe needs it."},
+    "decide": lambda w: {"decision": "Granted", "decided_by": "Inspector Banda"},
 }  # fmt: skip
 CASES = [(route, token, {**INVALID, **expected}[token])
          for route, (_, _, expected) in ROUTES.items() for token in TOKENS]  # fmt: skip
@@ -245,7 +257,7 @@ async def test_route_and_scope(world: World, route: str, token: str, status: int
     if status >= 400:
         assert isinstance(document, dict)
         assert document["code"] == {401: "unauthenticated", 403: "forbidden",
-                                    404: "not_found"}[status]  # fmt: skip
+                                    404: "not_found", 422: "invalid_content"}[status]  # fmt: skip
     if status == 401:
         assert document["field"] == "Authorization"
 
@@ -260,6 +272,7 @@ async def test_the_matrix_covers_every_route_of_the_api():
     covered = {(m, p.replace("{reply}", "{id}").replace("{sent_alert}", "{id}")
                 .replace("{mla1}", "{id}").replace("{alert}", "{id}")
                 .replace("no-such-message", "{id}").replace("{erasure}", "{id}")
+                .replace("forward-permissions/{mla1}", "forward-permissions/{id}")
                 .replace("999999", "{id}")) for m, p in covered}  # fmt: skip
     covered = {(m, "/v1/threads/{thread_id}") if p == "/v1/threads/{id}" else (m, p)
                for m, p in covered}  # fmt: skip

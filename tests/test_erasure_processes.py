@@ -7,7 +7,9 @@ and `xnode audit verify`.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +45,10 @@ def referral(marker: str) -> dict:
     return payload
 
 
-def test_an_erasure_reaches_every_recipient_and_leaves_no_byte_behind(tmp_path: Path):
+@contextlib.contextmanager
+def three_nodes(tmp_path: Path) -> Iterator[tuple[dict[str, Path], dict[str, str], dict[str, str]]]:
+    """A broker and the three nodes as `xnode run` processes with their API and folder
+    adapter: (node directories, API tokens, API urls)."""
     broker = BrokerProcess(tmp_path)
     broker.start()
     dirs = init_nodes(tmp_path, {ORIGIN: "shelter", LUSAKA: "social-welfare",
@@ -54,7 +59,7 @@ def test_an_erasure_reaches_every_recipient_and_leaves_no_byte_behind(tmp_path: 
         LILONGWE: xnode("token", "create", "--dir", dirs[LILONGWE], "--name", "supervisor",
                         "--scopes", "admin,read:referral").stdout.strip(),
         LUSAKA: xnode("token", "create", "--dir", dirs[LUSAKA], "--name", "desk",
-                      "--scopes", "read:referral").stdout.strip(),
+                      "--scopes", "send:referral,read:referral").stdout.strip(),
     }  # fmt: skip
     ports = {node: free_port() for node in dirs}
     api = {node: f"http://127.0.0.1:{port}" for node, port in ports.items()}
@@ -64,9 +69,37 @@ def test_an_erasure_reaches_every_recipient_and_leaves_no_byte_behind(tmp_path: 
             XNODE_FOLDER_POLL_INTERVAL_MS="200"))
         for node, path in dirs.items()
     }  # fmt: skip
-    marker = f"consent-marker-{secrets.token_hex(8)}"
     try:
         wait_for(lambda: all(_ready(a) for a in api.values()), 60, "three nodes ready")
+        yield dirs, tokens, api
+    finally:
+        for process in processes.values():
+            stop(process)
+        broker.stop()
+
+
+def assert_erased_everywhere(dirs: dict[str, Path], marker: str, ciphertext: bytes) -> None:
+    """No file of any node directory holds the plaintext or the ciphertext; every audit chain
+    verifies."""
+    for node, path in dirs.items():
+        data = raw_bytes(path)
+        assert marker.encode() not in data, f"{node} still holds the plaintext"
+        assert ciphertext not in data, f"{node} still holds the ciphertext"
+        assert xnode("audit", "verify", "--dir", path).returncode == 0
+
+
+def delivered(api: str, token: str, message_id: str) -> bool:
+    return http("GET", f"{api}/v1/messages/{message_id}", token)[1]["status"] == "delivered"
+
+
+def erasure_status(api: str, token: str, request_id: str) -> dict[str, str]:
+    _, view = http("GET", f"{api}/v1/erasures/{request_id}", token)
+    return {r["node_id"]: r["status"] for r in view["recipients"]}
+
+
+def test_an_erasure_reaches_every_recipient_and_leaves_no_byte_behind(tmp_path: Path):
+    marker = f"consent-marker-{secrets.token_hex(8)}"
+    with three_nodes(tmp_path) as (dirs, tokens, api):
         status, body = http("POST", f"{api[ORIGIN]}/v1/messages", tokens[ORIGIN], {
             "kind": "referral", "to": [LUSAKA, LILONGWE], "schema": "Referral",
             "payload": referral(marker)})  # fmt: skip
@@ -136,17 +169,9 @@ def test_an_erasure_reaches_every_recipient_and_leaves_no_byte_behind(tmp_path: 
         wait_for(lambda: {r["node_id"]: r["status"] for r in http(
             "GET", f"{api[ORIGIN]}/v1/erasures/{again}", tokens[ORIGIN])[1]["recipients"]}
             == {LUSAKA: "erased", LILONGWE: "erased"}, 60, "both erased")  # fmt: skip
-    finally:
-        for process in processes.values():
-            stop(process)
-        broker.stop()
 
+    assert_erased_everywhere(dirs, marker, ciphertext)
     for node, path in dirs.items():
-        data = raw_bytes(path)
-        assert marker.encode() not in data, f"{node} still holds the plaintext"
-        assert ciphertext not in data, f"{node} still holds the ciphertext"
-        verified = xnode("audit", "verify", "--dir", path)
-        assert verified.returncode == 0
         events = [r[0] for r in read_store(path / "node.db",
                                            "SELECT event FROM audit WHERE message_id = ?",
                                            (message_id,))]  # fmt: skip
@@ -161,3 +186,84 @@ def _ready(api: str) -> bool:
         return http("GET", f"{api}/readyz")[0] == 200
     except OSError:
         return False
+
+
+def test_h2_data_is_forwarded_only_with_the_grant_and_the_erasure_follows_it(tmp_path: Path):
+    """The shelter refers to Lusaka only (H2: no onward dissemination without permission).
+    Lusaka may forward to Lilongwe once the shelter grants it; when the shelter then erases,
+    Lusaka erases and passes the request on, and Lilongwe erases its forwarded copy."""
+    marker = f"consent-marker-{secrets.token_hex(8)}"
+    with three_nodes(tmp_path) as (dirs, tokens, api):
+        status, body = http("POST", f"{api[ORIGIN]}/v1/messages", tokens[ORIGIN], {
+            "kind": "referral", "to": [LUSAKA], "schema": "Referral",
+            "payload": referral(marker)})  # fmt: skip
+        assert status == 202, body
+        original = body["id"]
+        wait_for(lambda: delivered(api[ORIGIN], tokens[ORIGIN], original), 60, "delivered")
+        (envelope,) = read_store(dirs[LUSAKA] / "node.db",
+                                 "SELECT envelope FROM inbox WHERE message_id = ?", (original,))  # fmt: skip
+        ciphertext = bytes(envelope[0])[-160:-80]
+        _, page = http("GET", f"{api[LUSAKA]}/v1/inbox?kind=referral", tokens[LUSAKA])
+        (item,) = page["messages"]
+        assert item["handling_notice"] == "H2: No onward dissemination without permission"
+
+        # without the originator's grant: refused before anything is sealed, and audited
+        forward = {"message_id": original, "to": [LILONGWE], "note": "Family lives in Lilongwe."}
+        status, body = http("POST", f"{api[LUSAKA]}/v1/forwards", tokens[LUSAKA], forward)
+        assert status == 403 and body["field"] == "to" and "must grant" in body["error"], body
+        assert read_store(dirs[LUSAKA] / "node.db", "SELECT COUNT(*) FROM outbox"
+                          " WHERE schema_name = 'xnode.payload.Forward'") == [(0,)]  # fmt: skip
+
+        status, body = http("POST", f"{api[LUSAKA]}/v1/forward-permissions", tokens[LUSAKA], {
+            "message_id": original, "forward_to": [LILONGWE],
+            "purpose": "Family tracing by social welfare in Lilongwe."})  # fmt: skip
+        assert status == 202, body
+        request_id = body["id"]
+
+        def asked() -> bool:
+            _, inbox = http("GET", f"{api[ORIGIN]}/v1/inbox?kind=referral", tokens[ORIGIN])
+            return any(m["id"] == request_id for m in inbox["messages"])
+
+        wait_for(asked, 60, "the request at the shelter")
+        status, body = http("POST", f"{api[ORIGIN]}/v1/forward-permissions/{request_id}/decision",
+                            tokens[ORIGIN], {"decision": "Granted",
+                                             "conditions": "Family tracing only.",
+                                             "decided_by": "Case manager, Johannesburg"})  # fmt: skip
+        assert status == 202, body
+
+        def forwarded() -> str | None:
+            status, body = http("POST", f"{api[LUSAKA]}/v1/forwards", tokens[LUSAKA], forward)
+            return body["id"] if status == 202 else None
+
+        forward_ids: list[str] = []
+        wait_for(lambda: bool(forward_ids.append(forwarded() or "") or forward_ids[-1]), 60,
+                 "the grant at Lusaka")  # fmt: skip
+        forward_id = forward_ids[-1]
+        wait_for(lambda: delivered(api[LUSAKA], tokens[LUSAKA], forward_id), 60, "forwarded")
+        _, page = http("GET", f"{api[LILONGWE]}/v1/inbox?kind=referral", tokens[LILONGWE])
+        (received,) = [m for m in page["messages"] if m["id"] == forward_id]
+        assert received["forwarded_from"]["message_id"] == original
+        assert received["forwarded_from"]["sender"] == ORIGIN
+        assert marker in received["payload"]["payload"]["cas_OutgoingReferralDetails"]
+        assert received["handling_code"] == "H2"
+
+        status, body = http("POST", f"{api[ORIGIN]}/v1/erasures", tokens[ORIGIN], {
+            "message_ids": [original], "reason": "ConsentWithdrawn"})  # fmt: skip
+        assert status == 202, body
+        erasure = body["requests"][0]["request_id"]
+        wait_for(lambda: erasure_status(api[ORIGIN], tokens[ORIGIN], erasure) == {
+            LUSAKA: "erased"}, 60, "Lusaka erased")  # fmt: skip
+        _, view = http("GET", f"{api[ORIGIN]}/v1/erasures/{erasure}", tokens[ORIGIN])
+        assert view["recipients"][0]["passed_on_to"] == [LILONGWE]
+
+        def gone_at_lilongwe() -> bool:
+            _, page = http("GET", f"{api[LILONGWE]}/v1/inbox?kind=referral", tokens[LILONGWE])
+            item = next(m for m in page["messages"] if m["id"] == forward_id)
+            return item["payload_error"] == "erased" if "payload_error" in item else False
+
+        wait_for(gone_at_lilongwe, 60, "the forwarded copy erased at Lilongwe")
+    assert_erased_everywhere(dirs, marker, ciphertext)
+    lusaka = [r[0] for r in read_store(dirs[LUSAKA] / "node.db", "SELECT event FROM audit")]
+    assert {"forward-refused", "forwarded", "erased"} <= set(lusaka)
+    shelter = [r[0] for r in read_store(dirs[ORIGIN] / "node.db", "SELECT event FROM audit")]
+    assert "forward-decided" in shelter

@@ -212,6 +212,9 @@ class ApiServer:
         r.add_get("/v1/holds", self.get_holds)
         r.add_post("/v1/holds", self.post_hold)
         r.add_post("/v1/holds/{id}/release", self.release_hold)
+        r.add_post("/v1/forwards", self.post_forward)
+        r.add_post("/v1/forward-permissions", self.post_permission_request)
+        r.add_post("/v1/forward-permissions/{id}/decision", self.post_permission_decision)
         r.add_get("/v1/openapi.json", self.get_openapi)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
@@ -485,7 +488,7 @@ class ApiServer:
         try:
             fields = requests.erasure_from_json(body)
             found = await requests.request_erasure(
-                self.node, {**fields, "may_send": lambda k: tokens.allows(token.scopes, "send", k)},
+                self.node, {**fields, "may_send": self._may_send(request)},
                 None if key is None else f"{token.token_id}:{key}",
             )  # fmt: skip
         except requests.Refusal as exc:
@@ -504,6 +507,51 @@ class ApiServer:
                 or tokens.allows(token.scopes, "read", kind)):  # fmt: skip
             problem(403, f"token {token.name!r} has no scope for {kind}", "scope")
         return web.json_response(status)
+
+    async def post_forward(self, request: web.Request) -> web.Response:
+        """Forward a received message to other nodes, as its handling code allows (H2 and H3:
+        with the originator's grant); scope ``send`` for its kind."""
+        body = await _json_body(request)
+        may_send = self._may_send(request)
+        try:
+            fields = requests.forward_from_json(body)
+            message_id = await requests.forwarding_call(
+                self.node.forwards.forward(**fields, may_send=may_send)
+            )
+        except requests.Refusal as exc:
+            problem(exc.status, exc.error, exc.field, exc.code)
+        return web.json_response({"id": message_id, "status": "queued"}, status=202)
+
+    async def post_permission_request(self, request: web.Request) -> web.Response:
+        """Ask the originator of a received message for permission to forward it."""
+        body = await _json_body(request)
+        may_send = self._may_send(request)
+        try:
+            fields = requests.permission_request_from_json(body)
+            message_id = await requests.forwarding_call(
+                self.node.forwards.ask(**fields, may_send=may_send)
+            )
+        except requests.Refusal as exc:
+            problem(exc.status, exc.error, exc.field, exc.code)
+        return web.json_response({"id": message_id, "status": "queued"}, status=202)
+
+    async def post_permission_decision(self, request: web.Request) -> web.Response:
+        """The originator grants or refuses a forwarding permission request it received."""
+        request_id = _path(request, "id")
+        body = await _json_body(request)
+        may_send = self._may_send(request)
+        try:
+            fields = requests.decision_from_json(body)
+            message_id = await requests.forwarding_call(
+                self.node.forwards.decide(request_id, **fields, may_send=may_send)
+            )
+        except requests.Refusal as exc:
+            problem(exc.status, exc.error, exc.field, exc.code)
+        return web.json_response({"id": message_id, "status": "queued"}, status=202)
+
+    def _may_send(self, request: web.Request) -> Callable[[str], bool]:
+        token = request[TOKEN_KEY]
+        return lambda kind: tokens.allows(token.scopes, "send", kind)
 
     def _admin(self, request: web.Request) -> ApiToken:
         token: ApiToken = request[TOKEN_KEY]

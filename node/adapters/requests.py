@@ -17,6 +17,7 @@ from node import codes, envelope, tokens
 from node import submit as core
 from node.codec import CodecError
 from node.erasures import ErasureRefused
+from node.forwarding import ForwardRefused
 from node.policy import PolicyRefused
 from node.store.base import LegalHold
 from node.validation import PayloadInvalid
@@ -238,6 +239,70 @@ def hold_from_json(body: dict[str, Any], now: dt.datetime) -> LegalHold:
     return LegalHold(hold_id=0, reason=body["reason"], note=body["note"],
                      recorded_by=body["recorded_by"], recorded_at=now,
                      message_id=ids.get("message_id"), thread_id=ids.get("thread_id"))  # fmt: skip
+
+
+def _fields(body: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        _refuse("the request must be a JSON object", None)
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        _refuse(f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}",
+                unknown[0])  # fmt: skip
+    return body
+
+
+def _text(body: dict[str, Any], name: str, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NOTE:
+        _refuse(f"{name} must be text of 1 to {MAX_NOTE} characters", name)
+    check_text(value)
+    return value
+
+
+def _node_list(body: dict[str, Any], name: str, required: bool = True) -> list[str] | None:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, list) or not value or len(value) > 100:
+        _refuse(f"{name} must be a list of 1 to 100 node ids", name)
+    return [_identifier(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+
+def forward_from_json(body: Any) -> dict[str, Any]:
+    """``POST /v1/forwards``: ``{message_id, to: [node ids], note?}``."""
+    body = _fields(body, {"message_id", "to", "note"})
+    return {"message_id": _identifier("message_id", body.get("message_id")),
+            "to": _node_list(body, "to"), "note": _text(body, "note", False)}  # fmt: skip
+
+
+def permission_request_from_json(body: Any) -> dict[str, Any]:
+    """``POST /v1/forward-permissions``: ``{message_id, forward_to: [node ids], purpose}``."""
+    body = _fields(body, {"message_id", "forward_to", "purpose"})
+    return {"message_id": _identifier("message_id", body.get("message_id")),
+            "forward_to": _node_list(body, "forward_to"),
+            "purpose": _text(body, "purpose")}  # fmt: skip
+
+
+def decision_from_json(body: Any) -> dict[str, Any]:
+    """``POST /v1/forward-permissions/{id}/decision``:
+    ``{decision: Granted|Refused, forward_to?, conditions?, decided_by}``."""
+    body = _fields(body, {"decision", "forward_to", "conditions", "decided_by"})
+    if body.get("decision") not in ("Granted", "Refused"):
+        _refuse("decision must be Granted or Refused", "decision")
+    return {"granted": body["decision"] == "Granted",
+            "forward_to": _node_list(body, "forward_to", False),
+            "conditions": _text(body, "conditions", False),
+            "decided_by": _text(body, "decided_by")}  # fmt: skip
+
+
+async def forwarding_call(call: Awaitable[T]) -> T:
+    """A forwarding step through the node, with the refusals of :func:`send`."""
+    try:
+        return await _submitting(call)
+    except ForwardRefused as exc:
+        raise Refusal(exc.status, str(exc), exc.field) from exc
 
 
 async def request_erasure(

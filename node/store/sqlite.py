@@ -301,6 +301,17 @@ MIGRATIONS: tuple[str, ...] = (
         CHECK (message_id IS NOT NULL OR thread_id IS NOT NULL)
     )
     """,
+    # 9: which received messages this node forwarded, to whom (an erasure is passed on to them)
+    """
+    CREATE TABLE forwards (
+        forward_id TEXT NOT NULL,
+        original_sender TEXT NOT NULL,
+        original_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        PRIMARY KEY (forward_id, recipient)
+    );
+    CREATE INDEX forwards_original ON forwards (original_sender, original_id)
+    """,
 )
 
 
@@ -1787,3 +1798,29 @@ class SqliteStore:
             )
             for r in self._conn.execute(query + " ORDER BY hold_id")
         ]
+
+    def record_forward(
+        self, forward_id: str, original_sender: str, original_id: str, recipients: Sequence[str],
+        audit: AuditEvent,
+    ) -> None:  # fmt: skip
+        """Remember that ``forward_id`` passed on ``original_id`` to ``recipients`` (audited)."""
+        with self._tx() as c:
+            c.executemany(
+                "INSERT OR IGNORE INTO forwards (forward_id, original_sender, original_id,"
+                " recipient) VALUES (?, ?, ?, ?)",
+                [(forward_id, original_sender, original_id, r) for r in recipients],
+            )
+            self._append(c, [audit])
+
+    def forwards_of(
+        self, original_sender: str, original_ids: Sequence[str]
+    ) -> list[tuple[str, str]]:
+        """(forward id, recipient) of every forward of these received messages."""
+        if not original_ids:
+            return []
+        marks = ", ".join("?" * len(original_ids))
+        return [(r["forward_id"], r["recipient"]) for r in self._conn.execute(
+            "SELECT forward_id, recipient FROM forwards WHERE original_sender = ? AND"  # noqa: S608
+            f" original_id IN ({marks}) ORDER BY forward_id, recipient",
+            (original_sender, *original_ids),
+        )]  # fmt: skip
