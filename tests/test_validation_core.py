@@ -355,3 +355,47 @@ def test_rules_apply_inside_a_union_of_several_records():
     assert isinstance(value["place"], tuple)
     found = validation.validate(registry, "xnode.test.Sighting", value, Context(NOW))
     assert [str(p) for p in found] == ["payload.place.country: " + COUNTRY.format("zm")]
+
+
+# -- Forwarding --------------------------------------------------------------------------------
+
+FORWARD_CASES = [
+    ("forward-permission-request.json", {"forward_to": ["zm-iom", "ZM IOM"]},
+     ["payload.forward_to[1]: not a node id: 'ZM IOM'"]),
+    ("forward-permission-request.json", {"purpose": " "}, ["payload.purpose: must not be empty"]),
+    ("forward-permission-request.json", {"requested_at": "2026-11-23T09:00:00Z"},
+     ["payload.requested_at: must not be in the future"]),
+    ("forward-permission-decision.json", {"decision": "Refused", "forward_to": []}, []),
+    ("forward-permission-decision.json", {"decided_by": ""}, ["payload.decided_by: must not be empty"]),
+    ("forward-permission-decision.json", {"decided_at": "2026-11-23T09:00:00Z"},
+     ["payload.decided_at: must not be in the future"]),
+    ("forward.json", {"handling.code": "H1", "permission": None},
+     ["payload.handling: must be the forwarded payload's handling, unchanged"]),
+    ("forward.json", {"handling.code": "H3", "handling.conditions": "x", "permission": None},
+     ["payload.permission: the originator's grant is required for handling code H3",
+      "payload.handling: must be the forwarded payload's handling, unchanged"]),
+    ("forward.json", {"original.sender": "Shelter"},
+     ["payload.original.sender[0]: not a node id: 'Shelter'"]),
+    ("forward.json", {"payload": "AAAA"}, None),  # does not decode
+    ("forward.json", {"payload_schema": "xnode.payload.Alert"},
+     ["payload.payload_schema: unknown schema version of xnode.payload.Alert"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("file", "changes", "expected"), FORWARD_CASES)
+def test_forward_rule(registry, file, changes, expected):
+    found = problems(registry, file, changes)
+    if expected is None:
+        assert len(found) == 1 and found[0].startswith("payload.payload: does not decode as")
+    else:
+        assert found == expected
+
+
+def test_a_forward_keeps_the_carried_payload_s_rules_for_its_new_recipients(registry):
+    """The person consented to zm-social-welfare and zm-iom: forwarding elsewhere is refused
+    with the path inside the carried payload."""
+    assert problems(registry, "forward.json", {}, ("zm-iom",)) == []
+    assert problems(registry, "forward.json", {}, ("mw-social-welfare",)) == [
+        "payload.payload.consent.share_with_nodes: the person did not consent to sharing with "
+        "mw-social-welfare"
+    ]

@@ -37,6 +37,8 @@ SCHEMA_NAMES = {
     "RepatriationTravelConfirmed": "Travel confirmed", "RepatriationHandover": "Handover",
     "RepatriationArrivalConfirmed": "Arrival confirmed", "RepatriationFollowUp": "Follow-up",
     "Receipt": "Receipt", "ErasureRequest": "Erasure request", "ErasureResult": "Erasure result",
+    "Forward": "Forwarded message", "ForwardPermissionRequest": "Request to forward",
+    "ForwardPermissionDecision": "Forwarding decision",
 }  # fmt: skip
 
 
