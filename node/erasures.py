@@ -96,7 +96,7 @@ class ErasureDesk:
         for (thread, kind), (ids, recipients) in sorted(groups.items()):
             payload = erasure.request_payload(ids, thread_id, reason, note, self._clock())
             key = None if idempotency_key is None else f"{idempotency_key}:{thread}:{kind}"
-            request_id = await self._send(submit.Request(
+            request_id = await self._send(submit.Request(procedural=True,
                 kind=kind, to=sorted(recipients), payload=payload, schema="ErasureRequest",
                 thread_id=thread, idempotency_key=key,
             ))  # fmt: skip
@@ -198,7 +198,7 @@ class ErasureDesk:
         await self._run(self.store.checkpoint)
         answer = erasure.result_payload(request.message_id, payload, decisions, now, passed_on)
         try:
-            await self._send(submit.Request(
+            await self._send(submit.Request(procedural=True,
                 kind=request.kind, to=[request.sender], payload=answer, schema="ErasureResult",
                 thread_id=request.thread_id, in_reply_to=request.message_id,
                 idempotency_key=erasure.result_idempotency_key(request.sender,

@@ -71,7 +71,7 @@ class ForwardDesk:
         request = forwarding.permission_request(
             message_id, forward_to, purpose, payload["handling"], self._clock()
         )
-        return await self._send(submit.Request(
+        return await self._send(submit.Request(procedural=True,
             kind=message.kind, to=[message.sender], payload=request,
             schema="ForwardPermissionRequest", thread_id=message.thread_id,
             in_reply_to=message_id,
@@ -98,7 +98,7 @@ class ForwardDesk:
         answer = forwarding.decision_payload(
             request_id, payload, granted, forward_to, conditions, decided_by, now
         )
-        decision_id = await self._send(submit.Request(
+        decision_id = await self._send(submit.Request(procedural=True,
             kind=request.kind, to=[request.sender], payload=answer,
             schema="ForwardPermissionDecision", thread_id=request.thread_id,
             in_reply_to=request_id,
@@ -133,7 +133,7 @@ class ForwardDesk:
             log.warning("forward_refused", message_id=message_id, to=sorted(to), error=str(exc))
             raise
         body = forwarding.forward_payload(self.registry, original, grant, note)
-        forward_id = await self._send(submit.Request(
+        forward_id = await self._send(submit.Request(procedural=True,
             kind=message.kind, to=sorted(set(to)), payload=body, schema="Forward",
             thread_id=message.thread_id,
         ))  # fmt: skip

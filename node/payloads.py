@@ -20,6 +20,10 @@ ON_ANY_THREAD: tuple[str, ...] = (
     "ForwardPermissionDecision",
 )
 
+# sent by the node itself for a dedicated route (erasure, forwarding), never through the generic
+# send path: a local system cannot hand-craft a grant or an erasure answer
+PROCEDURAL: tuple[str, ...] = ON_ANY_THREAD[1:]
+
 KIND_PAYLOADS: dict[str, tuple[str, ...]] = {
     "alert": ("Alert", *ON_ANY_THREAD),
     "mla": ("MlaRequest", "MlaResponse", *ON_ANY_THREAD),

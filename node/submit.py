@@ -90,6 +90,7 @@ class Request:
     priority: str = "normal"
     ttl: dt.timedelta | None = None
     idempotency_key: str | None = None
+    procedural: bool = False  # set by the node's erasure and forwarding desks only
 
 
 def resolve_recipients(
@@ -184,6 +185,11 @@ def prepare(
     schema_name = envelope.payload_schema_name(
         registry, request.schema or payloads.DEFAULT_PAYLOAD[request.kind], request.kind
     )
+    if payloads.short_name(schema_name) in payloads.PROCEDURAL and not request.procedural:
+        raise envelope.SealError(
+            f"{payloads.short_name(schema_name)} is sent by the node itself: use the erasure"
+            " or forwarding routes (docs/data-protection.md)", "schema",
+        )  # fmt: skip
     payload = registry.from_json(schema_name, request.payload, "payload")
     ttl = request.ttl or dt.timedelta(days=config.envelope.default_ttl_days)
     max_lifetime = dt.timedelta(days=config.envelope.max_lifetime_days)

@@ -350,7 +350,8 @@ class Pages:
 
     def _schemas(self, kinds: tuple[str, ...]) -> list[tuple[str, str, str]]:
         return [(k, payloads.short_name(s), f"{k}:{payloads.short_name(s)}")
-                for k in kinds for s in payloads.payloads_of(k)]  # fmt: skip
+                for k in kinds for s in payloads.payloads_of(k)
+                if payloads.short_name(s) not in payloads.PROCEDURAL]  # fmt: skip
 
     async def compose_form(self, request: web.Request) -> web.StreamResponse:
         kinds = self.kinds(request)

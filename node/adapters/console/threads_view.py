@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from node.payloads import KIND_PAYLOADS
+from node.payloads import KIND_PAYLOADS, ON_ANY_THREAD
 
 # what answers what: (the record replied to) -> (the record of the reply, the field that names
 # the message answered)
@@ -16,7 +16,7 @@ ANSWERS: dict[str, tuple[str, str | None]] = {
     "Referral": ("ReferralResponse", "referral_id"),
 }
 REPATRIATION_STEPS: tuple[str, ...] = tuple(
-    s for s in KIND_PAYLOADS["repatriation"] if s != "CaseUpdate"
+    s for s in KIND_PAYLOADS["repatriation"] if s not in ON_ANY_THREAD
 )
 # handling fields carried over into a reply: the legal frame stays that of the case
 CARRIED_HANDLING = ("code", "conditions", "legal_basis", "legal_instrument", "language",
