@@ -73,6 +73,10 @@ EVENTS = (
     "forwarded",
     "forward-refused",
     "forward-decided",
+    # procedures (docs/procedures.md)
+    "procedure-override",
+    "procedure-out-of-order",
+    "overdue",
 )
 
 

@@ -11,6 +11,7 @@ Pure: :func:`parse_config` takes the file text and an environment mapping.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import json
 import tomllib
@@ -315,6 +316,27 @@ class FederationSettings:
 
 
 @dataclass(frozen=True)
+class ProcedureSettings:
+    """Case procedures and their deadlines (docs/procedures.md)."""
+
+    mla_response_days: int = _setting(
+        90, "Days an MLA request waits for a final answer when it names no deadline of its own."
+    )
+    referral_response_days: int = _setting(
+        14,
+        "Days a referral waits for an answer when it names no requested_response_date.",
+    )
+    overdue_check_seconds: int = _setting(
+        60, "How often overdue requests are looked for (metric, and one webhook/folder notice)."
+    )
+
+    def defaults(self) -> dict[str, dt.timedelta]:
+        """Response times per procedure, for :func:`node.procedures.response_deadline`."""
+        return {"mla": dt.timedelta(days=self.mla_response_days),
+                "referral": dt.timedelta(days=self.referral_response_days)}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Config:
     node: NodeSettings
     keys: KeySettings = field(default_factory=KeySettings)
@@ -329,6 +351,7 @@ class Config:
     folder: FolderSettings = field(default_factory=FolderSettings)
     federation: FederationSettings = field(default_factory=FederationSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    procedures: ProcedureSettings = field(default_factory=ProcedureSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -344,6 +367,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "webhook": WebhookSettings,
     "folder": FolderSettings,
     "federation": FederationSettings,
+    "procedures": ProcedureSettings,
     "console": ConsoleSettings,
 }
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -477,6 +501,9 @@ def _validate(config: Config, source: str) -> None:
         ("console.max_failed_logins", config.console.max_failed_logins, 1),
         ("console.lockout_minutes", config.console.lockout_minutes, 1),
         ("console.draft_retention_days", config.console.draft_retention_days, 1),
+        ("procedures.mla_response_days", config.procedures.mla_response_days, 1),
+        ("procedures.referral_response_days", config.procedures.referral_response_days, 1),
+        ("procedures.overdue_check_seconds", config.procedures.overdue_check_seconds, 1),
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")

@@ -26,12 +26,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from node import delivery, envelope, quarantine, submit, threads
+from node import delivery, envelope, procedures, quarantine, submit, threads
 from node.audit import AuditEvent
 from node.codec import SchemaInfo, SchemaRegistry
 from node.crypto.keys import IdentityKey
 from node.delivery import Accepted, Duplicate, Outcome, Owed, ReceiptReceived, Rejected
-from node.store.base import DedupeEntry, InboxMessage, QuarantineEntry, ReceiptMatch, Store
+from node.store.base import (
+    DedupeEntry,
+    InboxMessage,
+    ProcedureStep,
+    QuarantineEntry,
+    ReceiptMatch,
+    Store,
+)
 from node.transport.offsets import Positioned
 from node.trust import Descriptor
 
@@ -58,6 +65,7 @@ class IntakeContext:
     duplicate_interval: dt.timedelta
     receipt_batch: int = 500
     single_answer_writer: SchemaInfo | None = None  # see delivery.single_answer_writer
+    procedure_defaults: Mapping[str, dt.timedelta] = field(default_factory=dict)
 
 
 @dataclass
@@ -250,10 +258,36 @@ def _accept(
             "thread-held-apart", now, message_id=header.message_id, peer=header.sender,
             detail={"thread_id": header.thread_id, "participants": sorted(participants)},
         ))  # fmt: skip
-    stored = store.record_inbound(message, remembered, events)
+    step = _procedure_step(store, ctx, outcome, now, events)
+    stored = store.record_inbound(message, remembered, events, step=step)
     item.stored = dataclasses.replace(message, seq=stored.seq)
     item.collisions, item.joined = stored.id_also_used_by, joined
     return [Owed(header, sha)]
+
+
+def _procedure_step(
+    store: Store, ctx: IntakeContext, outcome: Accepted, now: dt.datetime,
+    events: list[AuditEvent],
+) -> ProcedureStep | None:  # fmt: skip
+    """The step a received message takes in its thread's procedure. Never refused for its
+    order (the network may reorder, the sender may have overridden): a step out of order is
+    kept and audited as ``procedure-out-of-order`` with what was missing."""
+    opened = outcome.opened
+    header, schema = opened.header, opened.payload_schema.name
+    if not procedures.tracked(schema):
+        return None
+    steps = store.procedure_steps(header.thread_id)
+    before, after = procedures.next_state(
+        steps, schema, opened.payload, sent_at=header.created_at, received=True,
+        defaults=ctx.procedure_defaults,
+    )  # fmt: skip
+    if before is not None and after is not None and len(after.flags) > len(before.flags):
+        problem = after.flags[-1]
+        detail = {"step": problem.step, "missing": list(problem.missing)}
+        events.append(AuditEvent("procedure-out-of-order", now, message_id=header.message_id,
+                                 peer=header.sender, detail=detail))  # fmt: skip
+    return procedures.kept_step(header.thread_id, header.message_id, header.sender, "received",
+                                schema, opened.payload, header.created_at)  # fmt: skip
 
 
 def _duplicate(

@@ -209,6 +209,14 @@ class Metrics:
             ["federation", "status"],
             registry=r,
         )
+        self.overdue = Gauge(
+            "xnode_overdue_requests",
+            "Requests (MLA, referral, return proposal) past their response deadline without an"
+            " answer, by procedure and direction: sent (this node waits) or received (this node"
+            " owes the answer). Checked every procedures.overdue_check_seconds.",
+            ["procedure", "direction"],
+            registry=r,
+        )
         self.outbox_depth = Gauge(
             "xnode_outbox_depth",
             "Deliveries waiting for a receipt, per recipient.",

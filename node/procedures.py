@@ -26,12 +26,13 @@ Two callers, two answers to a step out of order (``docs/procedures.md``):
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from node.codec import format_timestamp
 from node.payloads import KIND_PAYLOADS, short_name
+from node.store.base import ProcedureStep
 
 CASE_UPDATE = "CaseUpdate"
 # A case update whose status is one of these closes the case; any other status (Active,
@@ -704,3 +705,147 @@ def describe(state: ThreadState, *, now: dt.datetime) -> dict[str, Any]:
         "ended": state.ended,
         "facts": sorted(state.facts),
     }
+
+
+# -- what a node keeps of each step -------------------------------------------------------------
+#
+# A sender cannot read back what it sent (an envelope is sealed for its recipients only) and
+# nothing is kept in plain text at rest, so a node keeps, for each step of a thread, only the
+# fields these tables read: codes, flags and dates, never a name or a story. The state is
+# rebuilt from them.
+
+_KEPT_FIELDS: dict[str, tuple[str, ...] | None] = {  # field -> sub-fields kept (None: all)
+    "decision": None,
+    "status": None,
+    "deadline": None,
+    "requested_response_date": None,
+    "risk_assessment": ("completed", "asylum_claim_pending", "risk_level"),
+    "approving_organisation": ("node_id", "org_Name"),
+    "override": ("authority",),
+}
+
+
+def essentials(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a step's (decoded) payload the procedure tables read, JSON-ready: an
+    override keeps only who decided (its reason stays in the message)."""
+    kept: dict[str, Any] = {}
+    for name, parts in _KEPT_FIELDS.items():
+        value = payload.get(name)
+        if isinstance(value, dt.datetime):
+            value = {"datetime": format_timestamp(value)}
+        elif isinstance(value, dt.date):
+            value = {"date": value.isoformat()}
+        elif isinstance(value, Mapping) and parts is not None:
+            value = {p: value.get(p) for p in parts}
+            if name == "override":
+                value["reason"] = "(recorded in the message)"
+        if value is not None:
+            kept[name] = value
+    return kept
+
+
+def restore(kept: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`essentials` read back: dates and times as the tables expect them."""
+    restored = dict(kept)
+    for name, value in kept.items():
+        if isinstance(value, Mapping) and "datetime" in value:
+            restored[name] = dt.datetime.fromisoformat(value["datetime"].replace("Z", "+00:00"))
+        elif isinstance(value, Mapping) and "date" in value:
+            restored[name] = dt.date.fromisoformat(value["date"])
+    return restored
+
+
+class Kept(NamedTuple):
+    """One step as a node keeps it: record name, :func:`essentials`, when it was created, and
+    the reason given when the sender overrode the order (None otherwise)."""
+
+    schema: str
+    kept: Mapping[str, Any]
+    sent_at: dt.datetime
+    override_reason: str | None = None
+
+
+def rebuild(
+    steps: Iterable[Kept], procedure: str, defaults: Mapping[str, dt.timedelta] | None = None
+) -> ThreadState:
+    """A thread's state from what a node kept, in creation order: a step its sender overrode
+    records that override again; any other step out of order is flagged, never refused (the
+    other side's steps, or the network's order, are not this node's to refuse)."""
+    state = ThreadState(procedure)
+    for step in steps:
+        payload = restore(step.kept)
+        if step.override_reason:
+            state = advance(state, step.schema, payload, override_reason=step.override_reason,
+                            sent_at=step.sent_at, defaults=defaults)  # fmt: skip
+        else:
+            state = receive(state, step.schema, payload, sent_at=step.sent_at, defaults=defaults)
+    return state
+
+
+def tracked(schema: str) -> bool:
+    """Whether a record is kept as a step: a procedure's step, or a case update (which may
+    close or reopen the case)."""
+    return procedure_of(schema) is not None or short_name(schema) == CASE_UPDATE
+
+
+def state_of(
+    steps: Sequence[ProcedureStep], defaults: Mapping[str, dt.timedelta] | None = None
+) -> ThreadState | None:
+    """A thread's state from the steps a node kept (:class:`node.store.base.ProcedureStep`),
+    None when the thread has no procedure (only case updates, or alerts). Records that are not
+    of the procedure's kind are left out (they say nothing about its order)."""
+    procedure = next((s.procedure for s in steps if s.procedure), None)
+    if procedure is None:
+        return None
+    allowed = KIND_PAYLOADS[procedure]
+    return rebuild(
+        [Kept(s.schema_name, s.kept, s.sent_at, s.override_reason) for s in steps
+         if short_name(s.schema_name) in allowed],
+        procedure, defaults,
+    )  # fmt: skip
+
+
+def next_state(
+    steps: Sequence[ProcedureStep],
+    schema: str,
+    payload: Mapping[str, Any],
+    *,
+    sent_at: dt.datetime,
+    override_reason: str | None = None,
+    received: bool = False,
+    defaults: Mapping[str, dt.timedelta] | None = None,
+) -> tuple[ThreadState | None, ThreadState | None]:
+    """(before, after) for a new step of a thread: the sender's :func:`advance` (raises
+    :class:`OutOfOrder`) or, ``received``, the recipient's :func:`receive` (flags). (None, None)
+    when the thread has no procedure or the record is not of its kind."""
+    before = state_of(steps, defaults)
+    if before is None:
+        found = procedure_of(schema)
+        if found is None:
+            return None, None
+        before = ThreadState(found.name)
+    if short_name(schema) not in KIND_PAYLOADS[before.procedure]:
+        return None, None
+    if received:
+        return before, receive(before, schema, payload, sent_at=sent_at, defaults=defaults)
+    after = advance(before, schema, payload, override_reason=override_reason, sent_at=sent_at,
+                    defaults=defaults)  # fmt: skip
+    return before, after
+
+
+def kept_step(
+    thread_id: str, message_id: str, party: str, direction: str, schema: str,
+    payload: Mapping[str, Any], sent_at: dt.datetime, override_reason: str | None = None,
+) -> ProcedureStep:  # fmt: skip
+    """The row a node keeps for a step it sent or received."""
+    found = procedure_of(schema)
+    return ProcedureStep(
+        thread_id=thread_id, message_id=message_id, party=party, direction=direction,
+        procedure=found.name if found else "", schema_name=schema,
+        kept=essentials(payload), sent_at=sent_at, override_reason=override_reason,
+    )  # fmt: skip
+
+
+def full_request(procedure: Procedure) -> str:
+    """The full record name of the step that opens a procedure and waits for an answer."""
+    return f"xnode.payload.{procedure.request}"

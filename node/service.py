@@ -31,12 +31,14 @@ from typing import Any, Protocol, TypeVar
 import structlog
 
 from node import (
+    casework,
     checkpoint,
     control,
     delivery,
     envelope,
     intake,
     keylife,
+    procedures,
     quarantine,
     submit,
     trustlist,
@@ -60,7 +62,9 @@ from node.store.base import (
     Delivery,
     InboxMessage,
     OutboundMessage,
+    ProcedureStep,
     Retention,
+    StatusEvent,
     StoreFull,
     StoreUnavailable,
 )
@@ -90,6 +94,9 @@ MAX_RECORD_ATTEMPTS = 3
 
 OFFSET_CHECK_SECONDS = 1.0
 STORE_PROBE_SECONDS = 2.0
+
+
+SubmitRequest = submit.Request  # the name `submit` is also a method of Node
 
 
 def _sender(outcome: delivery.Outcome | None) -> str:
@@ -520,13 +527,85 @@ class Node:
 
         message, event, seconds = await self._compute(prepare)
         self.metrics.seal_seconds.observe(seconds)
-        message_id = await self._write(self.store.submit, message, event)
+        step, events = await self._procedure_step(request, message)
+        message_id = await self._write(self.store.submit, message, [event, *events], step)
         if message_id == message.message_id:
             self.metrics.submitted.labels(message.kind).inc()
         self._wake_publisher.set()
         log.info("message_submitted", node=self.node_id, message_id=message_id,
                  thread_id=message.thread_id, kind=message.kind)  # fmt: skip
         return message_id
+
+    async def _procedure_step(
+        self, request: SubmitRequest, message: OutboundMessage
+    ) -> tuple[ProcedureStep | None, list[AuditEvent]]:
+        """The step a message takes in its thread's procedure (docs/procedures.md): a step out
+        of order raises :class:`procedures.OutOfOrder` naming what is missing, unless the
+        request gives ``procedure_override`` (then audited as ``procedure-override``)."""
+        if not procedures.tracked(message.schema_name):
+            return None, []
+        payload = self.registry.from_json(message.schema_name, dict(request.payload), "payload")
+        steps = await self._run(self.store.procedure_steps, message.thread_id)
+        before, after = procedures.next_state(
+            steps, message.schema_name, payload, sent_at=message.created_at,
+            override_reason=request.procedure_override,
+            defaults=self.config.procedures.defaults(),
+        )  # fmt: skip
+        events = [
+            AuditEvent("procedure-override", message.created_at, message_id=message.message_id,
+                       detail={"step": o.step, "reason": o.reason, "overridden": o.overridden})
+            for o in (after.overrides[len(before.overrides):] if before and after else ())
+            if not o.in_payload
+        ]  # fmt: skip
+        step = procedures.kept_step(
+            message.thread_id, message.message_id, self.node_id, "sent", message.schema_name,
+            payload, message.created_at,
+            request.procedure_override if events else None,
+        )  # fmt: skip
+        return step, events
+
+    async def procedure(self, thread_id: str) -> dict[str, Any] | None:
+        """A thread's procedure (docs/procedures.md): state, steps done, next expected step,
+        deadline, overdue; None for a thread without one."""
+        steps = await self._run(self.store.procedure_steps, thread_id)
+        state = procedures.state_of(steps, self.config.procedures.defaults())
+        return None if state is None else procedures.describe(state, now=self.clock())
+
+    async def overdue(self) -> list[dict[str, Any]]:
+        """Requests past their deadline without an answer, sent or received, oldest first."""
+        return await self._run(casework.overdue, self.store, self.config.procedures.defaults(),
+                               self.node_id, self.clock())  # fmt: skip
+
+    async def _check_overdue(self) -> None:
+        """Count overdue requests (metric) and announce each newly overdue one once to the
+        local system: a status event ``overdue`` (webhook, folder, API) and an audit entry."""
+        items = await self.overdue()
+        counts: dict[tuple[str, str], int] = {
+            (p, d): 0 for p in procedures.PROCEDURES for d in ("sent", "received")
+        }
+        for item in items:
+            counts[(item["procedure"], item["direction"])] += 1
+        for (procedure, direction), count in counts.items():
+            self.metrics.overdue.labels(procedure, direction).set(count)
+        announced = await self._run(self.store.announced_overdue)
+        now = self.clock()
+        for item in items:
+            deadline = dt.datetime.fromisoformat(item["deadline"].replace("Z", "+00:00"))
+            if announced.get(item["thread_id"]) == deadline:
+                continue
+            detail = (f"{item['procedure']} request {item['request_id']}: deadline "
+                      f"{item['deadline']} passed without an answer")  # fmt: skip
+            events = [StatusEvent(0, item["request_id"], party, item["procedure"],
+                                  item["thread_id"], "overdue", item["direction"], detail, now)
+                      for party in item["owed_by"]]  # fmt: skip
+            audit = AuditEvent("overdue", now, message_id=item["request_id"],
+                               detail={"deadline": item["deadline"],
+                                       "direction": item["direction"]})  # fmt: skip
+            if await self._run(self.store.announce_overdue, events, deadline, audit):
+                self.status_changed.notify()
+                log.warning("request_overdue", node=self.node_id, thread_id=item["thread_id"],
+                            procedure=item["procedure"], direction=item["direction"],
+                            deadline=item["deadline"])  # fmt: skip
 
     # -- views for local systems (API, adapters) ---------------------------------------------------
 
@@ -945,6 +1024,8 @@ class Node:
         await self.checkpoint_tick()  # signed even while the broker is away
         if due("evictions", 60, now):
             await self._summarise_evictions()
+        if due("overdue", self.config.procedures.overdue_check_seconds, now):
+            await self._check_overdue()
         if due("purge", 3600, now):  # hourly, and once at start
             await self._purge()
         if due("expire", 1, now):
@@ -1294,6 +1375,7 @@ class Node:
             duplicate_interval=dt.timedelta(seconds=self.config.delivery.duplicate_answer_seconds),
             receipt_batch=self.config.delivery.receipt_batch,
             single_answer_writer=self._single_answer_writer,
+            procedure_defaults=self.config.procedures.defaults(),
         )  # fmt: skip
 
     async def _after(self, item: intake.Item) -> bool:

@@ -91,6 +91,7 @@ class Request:
     ttl: dt.timedelta | None = None
     idempotency_key: str | None = None
     procedural: bool = False  # set by the node's erasure and forwarding desks only
+    procedure_override: str | None = None  # why a step is sent out of its procedure's order
 
 
 def resolve_recipients(

@@ -202,6 +202,7 @@ class ApiServer:
         r.add_get("/v1/inbox", self.get_inbox)
         r.add_get("/v1/inbox/stream", self.stream_inbox)
         r.add_post("/v1/inbox/{id}/ack", self.ack)
+        r.add_get("/v1/threads", self.get_threads)
         r.add_get("/v1/threads/{thread_id}", self.get_thread)
         r.add_get("/v1/peers", self.get_peers)
         r.add_get("/v1/schemas", self.get_schemas)
@@ -433,9 +434,21 @@ class ApiServer:
             problem(404, f"no messages of thread {thread_id} visible to this token", "thread_id")
         joined = [item for item in visible if item.get("thread_joined", True)]
         apart = [item for item in visible if not item.get("thread_joined", True)]
-        return web.json_response(
-            {"thread_id": thread_id, "messages": views.by_time(joined), "held_apart": apart}
-        )
+        procedure = await self.node.procedure(thread_id)
+        return web.json_response({"thread_id": thread_id, "messages": views.by_time(joined),
+                                  "held_apart": apart, "procedure": procedure})  # fmt: skip
+
+    async def get_threads(self, request: web.Request) -> web.Response:
+        """``?overdue=true``: requests past their deadline without an answer, of the kinds the
+        token may send or read (docs/procedures.md). Listing every thread is not offered."""
+        token = request[TOKEN_KEY]
+        if _query(request, "overdue") != "true":
+            problem(400, "only overdue=true is supported: GET /v1/threads?overdue=true",
+                    "overdue", "invalid_query")  # fmt: skip
+        items = [item for item in await self.node.overdue()
+                 if tokens.allows(token.scopes, "send", item["procedure"])
+                 or tokens.allows(token.scopes, "read", item["procedure"])]  # fmt: skip
+        return web.json_response({"threads": items})
 
     # -- reference ------------------------------------------------------------------------------
 

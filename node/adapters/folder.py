@@ -255,6 +255,8 @@ def status_file(directory: Path, event: StatusEvent) -> Path:
     """``<message id>.<recipient>.json``: one file per delivery of a sent message, which becomes
     final only once. Both parts are ids this node checked (its own message id, a peer's node
     id), so the name stays inside ``directory``."""
+    if event.status == "overdue":  # a notice, before the outcome: a name of its own
+        return directory / f"{event.message_id}.{event.recipient}.overdue.json"
     return directory / f"{event.message_id}.{event.recipient}.json"
 
 

@@ -19,6 +19,7 @@ from node.codec import CodecError
 from node.erasures import ErasureRefused
 from node.forwarding import ForwardRefused
 from node.policy import PolicyRefused
+from node.procedures import OutOfOrder
 from node.store.base import LegalHold
 from node.validation import PayloadInvalid
 
@@ -29,7 +30,7 @@ T = TypeVar("T")
 
 REQUEST_FIELDS = frozenset(
     {"kind", "to", "payload", "schema", "thread_id", "in_reply_to", "priority", "handling",
-     "ttl_seconds"}
+     "ttl_seconds", "procedure_override"}
 )  # fmt: skip
 # Deeper than any payload record nests (about five levels); bounds the recursion of every
 # later step (codec, validation, fingerprint) whatever a client sends.
@@ -165,6 +166,13 @@ def from_json(body: Any, idempotency_key: str | None = None) -> core.Request:
         value = body.get(name)
         if value is not None:
             optional[name] = _identifier(name, value)
+    override = body.get("procedure_override")
+    if override is not None:
+        if not isinstance(override, str) or not override.strip() or len(override) > MAX_NOTE:
+            _refuse(f"procedure_override must be text of 1 to {MAX_NOTE} characters: why this"
+                    " step is sent out of its procedure's order", "procedure_override")  # fmt: skip
+        check_text(override)
+        optional["procedure_override"] = override
     ttl = body.get("ttl_seconds")
     if ttl is not None:
         if isinstance(ttl, float) and ttl.is_integer():
@@ -318,6 +326,8 @@ async def request_erasure(
 async def _submitting(call: Awaitable[T]) -> T:
     try:
         return await call
+    except OutOfOrder as exc:  # the thread's procedure does not allow this step yet
+        raise Refusal(422, str(exc), "schema", "out_of_order") from exc
     except core.FederationExpired as exc:  # the trust list expired beyond the grace period
         raise Refusal(503, str(exc), None, "trust_list_expired") from exc
     except core.NoRecipients as exc:  # an empty list, or "neighbours" with none configured

@@ -1,4 +1,5 @@
-"""``xnode erasure`` and ``xnode hold``: data protection from the command line
+"""``xnode erasure``, ``xnode hold`` and ``xnode overdue``: data protection and procedures
+from the command line
 (docs/data-protection.md), on the node's own store file beside the running node or while it
 is stopped — the running node publishes what is queued and carries out what is received."""
 
@@ -9,7 +10,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from node import codes, submit, views
+from node import casework, codes, submit, views
 from node.adapters import requests
 from node.cli.support import (
     EXIT_OK,
@@ -139,8 +140,31 @@ def cmd_hold_list(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     return EXIT_OK
 
 
+def cmd_overdue(args: argparse.Namespace, registry: SchemaRegistry) -> int:
+    node_dir = NodeDir(args.dir)
+    config = node_dir.load_config()
+    with open_store(node_dir, config) as store:
+        items = casework.overdue(store, config.procedures.defaults(), config.node.id, now())
+    if args.json:
+        print_json({"threads": items})
+        return EXIT_OK
+    if not items:
+        print("No request is past its deadline.")
+    for item in items:
+        who = "we wait for " if item["direction"] == "sent" else "we owe it, asked by "
+        party = ", ".join(item["owed_by"]) if item["direction"] == "sent" else item["requested_by"]
+        print(f"{item['deadline']}  {item['days_overdue']:>4} days overdue  {item['procedure']:<12}"
+              f" thread {item['thread_id']}: {who}{party}; {item['state']}")  # fmt: skip
+    return EXIT_OK
+
+
 def register(sub: Subcommands) -> None:
-    """Add ``xnode erasure request|status`` and ``xnode hold add|release|list``."""
+    """Add ``xnode erasure request|status``, ``xnode hold add|release|list`` and
+    ``xnode overdue``."""
+    p = sub.add_parser("overdue", help="requests past their response deadline without an answer")
+    node_dir_arg(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_overdue)
     erasure_sub = sub.add_parser(
         "erasure", help="ask the recipients of sent messages to erase them, and see the answers"
     ).add_subparsers(dest="erasure_command", required=True, metavar="ACTION")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from node.audit import AuditEntry, AuditEvent
 
@@ -138,6 +138,23 @@ class InboxMessage:
     @property
     def erased(self) -> bool:
         return self.state == ERASED_STATE
+
+
+@dataclass(frozen=True)
+class ProcedureStep:
+    """One step of a thread's procedure as a node keeps it: who took it (``party``: the
+    sender), in which direction, and only the codes and dates the procedure tables read
+    (:func:`node.procedures.essentials`) — nothing in plain text about a person."""
+
+    thread_id: str
+    message_id: str
+    party: str
+    direction: str  # sent | received
+    procedure: str
+    schema_name: str
+    kept: dict[str, Any]
+    sent_at: dt.datetime
+    override_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -306,7 +323,12 @@ class Store(Protocol):
     def close(self) -> None: ...
 
     # outbox
-    def submit(self, message: OutboundMessage, audit: AuditEvent | Sequence[AuditEvent]) -> str: ...
+    def submit(
+        self,
+        message: OutboundMessage,
+        audit: AuditEvent | Sequence[AuditEvent],
+        step: ProcedureStep | None = None,
+    ) -> str: ...
     def batch(self, writes: Sequence[Callable[[], T]]) -> list[T | Exception]: ...
     def find_by_idempotency_key(
         self, key: str, request_sha256: str | None = None
@@ -360,7 +382,9 @@ class Store(Protocol):
         dedupe: DedupeEntry,
         audit: Sequence[AuditEvent],
         receipt: tuple[OutboundMessage, AuditEvent] | None = None,
+        step: ProcedureStep | None = None,
     ) -> InboundResult: ...
+    def procedure_steps(self, thread_id: str) -> list[ProcedureStep]: ...
     def record_rejection(
         self,
         dedupe: DedupeEntry | None,

@@ -38,6 +38,7 @@ from node.store.base import (
     InboxMessage,
     LegalHold,
     OutboundMessage,
+    ProcedureStep,
     QuarantineEntry,
     QuarantineUsage,
     ReceiptMatch,
@@ -312,6 +313,29 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX forwards_original ON forwards (original_sender, original_id)
     """,
+    # 10: procedure steps of each thread (codes and dates only: docs/procedures.md) and the
+    # overdue requests already announced to the local system
+    """
+    CREATE TABLE procedure_steps (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        thread_id TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        party TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        procedure TEXT NOT NULL,
+        schema_name TEXT NOT NULL,
+        kept TEXT NOT NULL,
+        sent_at REAL NOT NULL,
+        override_reason TEXT,
+        UNIQUE (thread_id, message_id, party)
+    );
+    CREATE INDEX procedure_steps_thread ON procedure_steps (thread_id, sent_at);
+    CREATE TABLE overdue_notices (
+        thread_id TEXT PRIMARY KEY,
+        deadline REAL NOT NULL,
+        announced_at REAL NOT NULL
+    )
+    """,
 )
 
 
@@ -580,7 +604,12 @@ class SqliteStore:
 
     # -- outbox --------------------------------------------------------------------------------
 
-    def submit(self, message: OutboundMessage, audit: AuditEvent | Sequence[AuditEvent]) -> str:
+    def submit(
+        self,
+        message: OutboundMessage,
+        audit: AuditEvent | Sequence[AuditEvent],
+        step: ProcedureStep | None = None,
+    ) -> str:
         """Store a sealed message and its recipients; return its id (the first one's, for a
         repeated idempotency key and the same request). The same key with a different request
         (``request_sha256``) raises :class:`node.submit.IdempotencyKeyReused`. Lookup and insert
@@ -600,7 +629,19 @@ class SqliteStore:
                         message.request_sha256,
                     )  # fmt: skip
             self._insert_outbound(c, message, audit)
+            if step is not None:
+                self._insert_step(c, step)
         return message.message_id
+
+    def _insert_step(self, c: sqlite3.Connection, step: ProcedureStep) -> None:
+        c.execute(
+            "INSERT OR IGNORE INTO procedure_steps (thread_id, message_id, party, direction,"
+            " procedure, schema_name, kept, sent_at, override_reason)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (step.thread_id, step.message_id, step.party, step.direction, step.procedure,
+             step.schema_name, json.dumps(step.kept, sort_keys=True), _ts(step.sent_at),
+             step.override_reason),
+        )  # fmt: skip
 
     def _insert_outbound(
         self,
@@ -1064,6 +1105,7 @@ class SqliteStore:
         dedupe: DedupeEntry,
         audit: Sequence[AuditEvent],
         receipt: tuple[OutboundMessage, AuditEvent] | None = None,
+        step: ProcedureStep | None = None,
     ) -> InboundResult:
         """Store a verified message, remember (sender, id) and queue its receipt, atomically
         (one fsync). Other senders that used the same id are reported, and audited as an
@@ -1102,6 +1144,8 @@ class SqliteStore:
                     None if message.retain_until is None else _ts(message.retain_until),
                 ),
             )
+            if step is not None:
+                self._insert_step(c, step)
             events = list(audit)  # "received" before the "receipt-sent" of its answer
             if others:
                 events.append(
@@ -1824,3 +1868,62 @@ class SqliteStore:
             f" original_id IN ({marks}) ORDER BY forward_id, recipient",
             (original_sender, *original_ids),
         )]  # fmt: skip
+
+    def procedure_steps(self, thread_id: str) -> list[ProcedureStep]:
+        """The steps kept for a thread, in the order they were created."""
+        return [
+            ProcedureStep(
+                thread_id=r["thread_id"],
+                message_id=r["message_id"],
+                party=r["party"],
+                direction=r["direction"],
+                procedure=r["procedure"],
+                schema_name=r["schema_name"],
+                kept=json.loads(r["kept"]),
+                sent_at=_dt_req(r["sent_at"]),
+                override_reason=r["override_reason"],
+            )
+            for r in self._conn.execute(
+                "SELECT * FROM procedure_steps WHERE thread_id = ? ORDER BY sent_at, seq",
+                (thread_id,),
+            )
+        ]
+
+    def procedure_threads(self, schema_names: Sequence[str]) -> list[str]:
+        """Threads holding a step of these records (the requests that wait for an answer)."""
+        marks = ", ".join("?" * len(schema_names))
+        return [r[0] for r in self._conn.execute(
+            f"SELECT DISTINCT thread_id FROM procedure_steps WHERE schema_name IN ({marks})"  # noqa: S608
+            " ORDER BY thread_id",
+            tuple(schema_names),
+        )]  # fmt: skip
+
+    def announced_overdue(self) -> dict[str, dt.datetime]:
+        """Threads whose overdue request was announced, with the deadline it was for."""
+        return {r["thread_id"]: _dt_req(r["deadline"])
+                for r in self._conn.execute("SELECT * FROM overdue_notices")}  # fmt: skip
+
+    def announce_overdue(
+        self, events: Sequence[StatusEvent], deadline: dt.datetime, audit: AuditEvent
+    ) -> bool:
+        """Record that a thread's request is overdue, once per deadline: a status event for the
+        webhook and folder (``status: overdue``) and an audit entry. False if already done."""
+        with self._tx() as c:
+            event = events[0]
+            row = c.execute("SELECT deadline FROM overdue_notices WHERE thread_id = ?",
+                            (event.thread_id,)).fetchone()  # fmt: skip
+            if row is not None and row["deadline"] == _ts(deadline):
+                return False
+            c.execute(
+                "INSERT OR REPLACE INTO overdue_notices (thread_id, deadline, announced_at)"
+                " VALUES (?, ?, ?)",
+                (event.thread_id, _ts(deadline), _ts(event.at)),
+            )
+            c.executemany(
+                "INSERT INTO status_events (message_id, recipient, kind, thread_id, status,"
+                " reason, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(e.message_id, e.recipient, e.kind, e.thread_id, e.status, e.reason, e.detail,
+                  _ts(e.at)) for e in events],
+            )  # fmt: skip
+            self._append(c, [audit])
+            return True
