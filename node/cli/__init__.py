@@ -38,7 +38,6 @@ from node.codec import CodecError, SchemaError, default_registry
 from node.config import ConfigError
 from node.crypto.keyfile import KeyFileError
 from node.envelope import EnvelopeError, SealError
-from node.logging import configure as configure_logging
 from node.nodedir import NodeDirError
 from node.policy import PolicyRefused
 from node.routing.ids import InvalidIdentifier
@@ -110,9 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
-    # stdout is the command's answer (often JSON); what the node's modules log goes to stderr,
-    # warnings and worse only (`xnode run` configures its own logging)
-    configure_logging("console", "warning")
     try:
         return handler(args, default_registry())
     except EnvelopeError as exc:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -73,7 +75,8 @@ def cmd_erasure_request(args: argparse.Namespace, registry: SchemaRegistry) -> i
     node_dir = NodeDir(args.dir)
     with open_store(node_dir, node_dir.load_config()) as store:
         try:
-            found = asyncio.run(_desk(args, registry, store).request(**fields))
+            with contextlib.redirect_stdout(sys.stderr):  # stdout is the answer; logs go aside
+                found = asyncio.run(_desk(args, registry, store).request(**fields))
         except ErasureRefused as exc:
             raise CommandFailed(f"{exc.field}: {exc}") from exc
     if args.json:
@@ -88,7 +91,8 @@ def cmd_erasure_request(args: argparse.Namespace, registry: SchemaRegistry) -> i
 def cmd_erasure_status(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     node_dir = NodeDir(args.dir)
     with open_store(node_dir, node_dir.load_config()) as store:
-        status = asyncio.run(_desk(args, registry, store).status(args.request_id))
+        with contextlib.redirect_stdout(sys.stderr):
+            status = asyncio.run(_desk(args, registry, store).status(args.request_id))
     if status is None:
         raise CommandFailed(f"no erasure request {args.request_id} sent by this node")
     if args.json:
