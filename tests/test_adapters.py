@@ -323,6 +323,36 @@ async def test_folder_outbox_to_folder_inbox(dirs, broker):
         await b.stop()
 
 
+async def test_folder_without_inbox_files_keeps_no_plaintext_but_still_sends(dirs, broker):
+    """folder.inbox_files = false: received messages are not written in plain text; the folder
+    still sends and reports outcomes. Folders made looser before are made 0700 again."""
+    loose = dirs["zw-police"].path / "exchange" / "inbox"
+    loose.mkdir(parents=True, mode=0o755)
+    loose.chmod(0o755)
+    env = adapter_env(broker.bootstrap_servers, dirs["zm-police"].path, None,
+                      XNODE_FOLDER_INBOX_FILES="false")  # fmt: skip
+    a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
+    await a.start()
+    await b.start()
+    out, there = dirs["zm-police"].path / "exchange", dirs["zw-police"].path / "exchange"
+    try:
+        assert loose.stat().st_mode & 0o777 == 0o700
+        drop(out, "case-0143.json", {"kind": "mla", "to": ["zw-police"], "schema": "CaseUpdate",
+                                     "payload": case_update("Seen at Kasumbalesa.")})  # fmt: skip
+
+        async def reported() -> bool:
+            return bool(list((out / "status").glob("*.zw-police.json")))
+
+        await eventually(reported, 30, "the delivered status file on A")
+        assert [m["payload"]["note"] for m in await b.inbox_items(0, None, 10)] == [
+            "Seen at Kasumbalesa."
+        ]
+        assert [p for p in (there / "inbox").rglob("*") if p.is_file()] == []
+    finally:
+        await a.stop()
+        await b.stop()
+
+
 async def test_folder_restart_mid_file_neither_loses_nor_duplicates(dirs, broker, monkeypatch):
     env = adapter_env(broker.bootstrap_servers, dirs["zm-police"].path, None)
     a, b = build_node(dirs["zm-police"], env=env), build_node(dirs["zw-police"], env=env)
