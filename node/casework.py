@@ -9,8 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from node import procedures
-from node.codec import format_timestamp
+from node.audit import AuditEvent
+from node.codec import SchemaRegistry, format_timestamp
+from node.store.base import OutboundMessage, ProcedureStep
 from node.store.sqlite import SqliteStore
+from node.submit import Request
 
 
 def overdue(
@@ -39,3 +42,32 @@ def overdue(
             "days_overdue": (now - state.deadline).days, "state": procedures.label(state),
         })  # fmt: skip
     return sorted(found, key=lambda item: str(item["deadline"]))
+
+
+def sent_step(
+    store: SqliteStore, registry: SchemaRegistry, request: Request, message: OutboundMessage,
+    node_id: str, defaults: Mapping[str, dt.timedelta],
+) -> tuple[ProcedureStep | None, list[AuditEvent]]:  # fmt: skip
+    """The step a sealed message takes in its thread's procedure (docs/procedures.md), to be
+    stored with it, and the audit events of an override. A step out of order raises
+    :class:`procedures.OutOfOrder` naming what is missing, unless the request gives
+    ``procedure_override``."""
+    if not procedures.tracked(message.schema_name):
+        return None, []
+    payload = registry.from_json(message.schema_name, dict(request.payload), "payload")
+    steps = store.procedure_steps(message.thread_id)
+    before, after = procedures.next_state(
+        steps, message.schema_name, payload, sent_at=message.created_at,
+        override_reason=request.procedure_override, defaults=defaults,
+    )  # fmt: skip
+    events = [
+        AuditEvent("procedure-override", message.created_at, message_id=message.message_id,
+                   detail={"step": o.step, "reason": o.reason, "overridden": o.overridden})
+        for o in (after.overrides[len(before.overrides):] if before and after else ())
+        if not o.in_payload
+    ]  # fmt: skip
+    step = procedures.kept_step(
+        message.thread_id, message.message_id, node_id, "sent", message.schema_name, payload,
+        message.created_at, request.procedure_override if events else None,
+    )  # fmt: skip
+    return step, events

@@ -539,30 +539,9 @@ class Node:
     async def _procedure_step(
         self, request: SubmitRequest, message: OutboundMessage
     ) -> tuple[ProcedureStep | None, list[AuditEvent]]:
-        """The step a message takes in its thread's procedure (docs/procedures.md): a step out
-        of order raises :class:`procedures.OutOfOrder` naming what is missing, unless the
-        request gives ``procedure_override`` (then audited as ``procedure-override``)."""
-        if not procedures.tracked(message.schema_name):
-            return None, []
-        payload = self.registry.from_json(message.schema_name, dict(request.payload), "payload")
-        steps = await self._run(self.store.procedure_steps, message.thread_id)
-        before, after = procedures.next_state(
-            steps, message.schema_name, payload, sent_at=message.created_at,
-            override_reason=request.procedure_override,
-            defaults=self.config.procedures.defaults(),
-        )  # fmt: skip
-        events = [
-            AuditEvent("procedure-override", message.created_at, message_id=message.message_id,
-                       detail={"step": o.step, "reason": o.reason, "overridden": o.overridden})
-            for o in (after.overrides[len(before.overrides):] if before and after else ())
-            if not o.in_payload
-        ]  # fmt: skip
-        step = procedures.kept_step(
-            message.thread_id, message.message_id, self.node_id, "sent", message.schema_name,
-            payload, message.created_at,
-            request.procedure_override if events else None,
-        )  # fmt: skip
-        return step, events
+        """:func:`casework.sent_step` on the store's thread."""
+        return await self._run(casework.sent_step, self.store, self.registry, request, message,
+                               self.node_id, self.config.procedures.defaults())  # fmt: skip
 
     async def procedure(self, thread_id: str) -> dict[str, Any] | None:
         """A thread's procedure (docs/procedures.md): state, steps done, next expected step,

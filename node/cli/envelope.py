@@ -25,7 +25,7 @@ from node.trust import PeerDirectory
 
 
 def cmd_envelope_seal(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    _, _, (message, _event) = submission(args, registry, parse_id_list(args.to))
+    _, _, _, (message, _event) = submission(args, registry, parse_id_list(args.to))
     args.out.write_bytes(message.envelope)
     print(f"Sealed {message.message_id} ({len(message.envelope)} bytes) to {args.out}")
     print(f"  kind {message.kind}, to {', '.join(message.recipients)}")

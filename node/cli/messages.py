@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from node import views
+from node import casework, views
 from node.cli.sealing import message_args, submission
 from node.cli.support import (
     EXIT_OK,
@@ -20,6 +20,7 @@ from node.cli.support import (
 from node.codec import SchemaRegistry, format_timestamp
 from node.nodedir import NodeDir
 from node.payloads import KINDS
+from node.procedures import OutOfOrder
 from node.routing.ids import parse_id_list
 from node.service import open_store
 
@@ -29,9 +30,16 @@ def _recipients_arg(text: str) -> list[str] | str:
 
 
 def cmd_send(args: argparse.Namespace, registry: SchemaRegistry) -> int:
-    node_dir, config, (message, event) = submission(args, registry, _recipients_arg(args.to))
+    node_dir, config, request, (message, event) = submission(
+        args, registry, _recipients_arg(args.to)
+    )
     with open_store(node_dir, config) as store:
-        message_id = store.submit(message, event)
+        try:
+            step, events = casework.sent_step(store, registry, request, message, config.node.id,
+                                              config.procedures.defaults())  # fmt: skip
+        except OutOfOrder as exc:
+            raise CommandFailed(f"{exc} (or give --procedure-override REASON)") from exc
+        message_id = store.submit(message, [event, *events], step)
     print(message_id)
     return EXIT_OK
 
@@ -117,6 +125,8 @@ def register(sub: Subcommands) -> None:
         "--to", required=True, help='recipient node ids, comma-separated, or "neighbours"'
     )
     message_args(p)
+    p.add_argument("--procedure-override", metavar="REASON",
+                   help="why this step is sent out of its procedure's order (audited)")  # fmt: skip
     p.set_defaults(handler=cmd_send)
     p = sub.add_parser("status", help="delivery state of a sent message, per recipient")
     node_dir_arg(p)

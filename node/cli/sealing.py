@@ -31,6 +31,7 @@ def submission(args: argparse.Namespace, registry: SchemaRegistry, to: list[str]
         in_reply_to=args.reply_to,
         priority=args.priority,
         ttl=dt.timedelta(days=args.ttl_days) if args.ttl_days is not None else None,
+        procedure_override=getattr(args, "procedure_override", None),
     )
     revoked = node_dir.revocations()
     submit.check_federation(node_dir.trust_list(registry), now(),
@@ -40,6 +41,7 @@ def submission(args: argparse.Namespace, registry: SchemaRegistry, to: list[str]
     return (
         node_dir,
         config,
+        request,
         submit.prepare(
             registry,
             request,
