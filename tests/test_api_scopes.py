@@ -225,6 +225,7 @@ ROUTES: dict[str, tuple[str, str, dict[str, int]]] = {
     "ask to forward an mla": ("POST", "/v1/forward-permissions#ask", {
         "admin": 202, "send:mla": 202, "send:alert": 403, "send:*": 202,
         "read:mla": 403, "read:alert": 403, "read:*": 403}),
+    "overdue threads": ("GET", "/v1/threads?overdue=true", dict.fromkeys(TOKENS[:7], 200)),
     "decide on what is no request": ("POST", "/v1/forward-permissions/{mla1}/decision#decide",
                                      dict.fromkeys(TOKENS[:7], 404)),
 }  # fmt: skip
