@@ -76,7 +76,9 @@ def harare_clock(monkeypatch):
 # -- sealing: refusals name the request field ---------------------------------------------------
 
 PAYLOADS = (
-    "Alert, CaseUpdate, MlaRequest, MlaResponse, Referral, ReferralResponse, RepatriationProposal, "
+    "Alert, CaseUpdate, ErasureRequest, ErasureResult, Forward, ForwardPermissionRequest, "
+    "ForwardPermissionDecision, MlaRequest, MlaResponse, Referral, ReferralResponse, "
+    "RepatriationProposal, "
     "RepatriationFamilyAssessment, RepatriationRiskAssessment, RepatriationApproval, "
     "RepatriationTravelConfirmed, RepatriationHandover, RepatriationArrivalConfirmed, "
     "RepatriationFollowUp, Receipt"
@@ -97,7 +99,9 @@ PAYLOADS = (
         ({"schema_name": "xnode.common.Handling"}, "schema",
          f"unknown payload schema 'xnode.common.Handling'; known: {PAYLOADS}"),
         ({"kind": "mla", "schema_name": "Alert"}, "schema",
-         "a mla message cannot carry Alert; it carries MlaRequest, MlaResponse, CaseUpdate"),
+         "a mla message cannot carry Alert; it carries MlaRequest, MlaResponse, CaseUpdate, "
+         "ErasureRequest, ErasureResult, Forward, ForwardPermissionRequest, "
+         "ForwardPermissionDecision"),
     ],
 )  # fmt: skip
 def test_seal_refusals_name_the_field(registry, nodes, payload, change, field, message):
