@@ -68,6 +68,7 @@ EVENTS = (
     "erased",
     "erasure-held",
     "erasure-refused",
+    "erasure-failed",
     "hold-recorded",
     "hold-released",
     "forwarded",

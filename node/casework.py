@@ -31,6 +31,7 @@ def overdue(
             continue
         request = next(s for s in steps if s.schema_name in requests)
         if request.direction == "sent":
+            # the request's deliveries may be purged before its deadline: then nobody is named
             owing = sorted(s.recipient for s in store.message_status(request.message_id))
         else:
             owing = [node_id]

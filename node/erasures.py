@@ -12,17 +12,19 @@ gets one answer.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 import structlog
 
 from node import erasure, submit
 from node.audit import AuditEvent
-from node.payloads import short_name
+from node.envelope import EnvelopeTooLarge
+from node.payloads import PROCEDURAL, short_name
 from node.policy import PolicyRefused
-from node.store.base import InboxMessage
+from node.store.base import InboxMessage, StoreUnavailable
 from node.store.sqlite import SqliteStore
 
 log = structlog.get_logger("xnode.erasure")
@@ -55,8 +57,11 @@ class ErasureDesk:
         send: Callable[[submit.Request], Awaitable[str]],
         payload_of: Callable[[InboxMessage], Mapping[str, Any] | None],
         clock: Callable[[], dt.datetime],
+        revoked: Callable[[], Collection[str]] = tuple,
     ) -> None:
         self.node_id = node_id
+        self._revoked = revoked
+        self._sent_handlers: list[Callable[[Sequence[str]], Awaitable[None]]] = []
         self.store = store
         self._run = run
         self._send = send
@@ -68,6 +73,11 @@ class ErasureDesk:
         """Call ``handler`` with each received message once erased here (adapters remove the
         copies they made, e.g. the folder adapter's inbox file)."""
         self._handlers.append(handler)
+
+    def on_sent_erased(self, handler: Callable[[Sequence[str]], Awaitable[None]]) -> None:
+        """Call ``handler`` with the ids of sent messages whose copies this node erased
+        (the folder adapter removes its ``sent/<id>.json``)."""
+        self._sent_handlers.append(handler)
 
     # -- asking -----------------------------------------------------------------------------
 
@@ -92,23 +102,51 @@ class ErasureDesk:
         for _, kind in groups:
             if not may_send(kind):
                 raise ErasureRefused(f"no scope to send {kind} messages", "scope", 403)
-        requests = []
-        for (thread, kind), (ids, recipients) in sorted(groups.items()):
-            payload = erasure.request_payload(ids, thread_id, reason, note, self._clock())
-            key = None if idempotency_key is None else f"{idempotency_key}:{thread}:{kind}"
-            request_id = await self._send(submit.Request(procedural=True,
-                kind=kind, to=sorted(recipients), payload=payload, schema="ErasureRequest",
-                thread_id=thread, idempotency_key=key,
-            ))  # fmt: skip
-            requests.append({"request_id": request_id, "thread_id": thread, "kind": kind,
-                             "message_ids": ids, "recipients": sorted(recipients)})  # fmt: skip
-        every = [m for r in requests for m in r["message_ids"]]
-        detail = {"request_ids": [r["request_id"] for r in requests], "reason": reason}
+        # own copies first: once erased, nothing of them can be published after the request
+        every = [m for ids, _ in groups.values() for m in ids]
+        detail = {"reason": reason, **({"relayed_from": list(relayed_from)} if relayed_from
+                                       else {})}  # fmt: skip
         await self._run(self.store.erase_sent, every, self._clock(), detail)
-        await self._run(self.store.checkpoint)
+        for handler in self._sent_handlers:
+            await self._quietly(handler, every)
+        requests = []
+        revoked = set(self._revoked())
+        for (thread, kind), (ids, recipients) in sorted(groups.items()):
+            to = sorted(recipients - revoked)  # a revoked node gets nothing more, not even this
+            key = None if idempotency_key is None else f"{idempotency_key}:{thread}:{kind}"
+            existing = key and await self._run(self.store.find_by_idempotency_key, key)
+            if existing:  # asked before under this key (a retry): the same request
+                request_id = existing
+            elif not to:
+                continue
+            else:
+                payload = erasure.request_payload(ids, thread_id, reason, note, self._clock(),
+                                                  relayed_from=relayed_from)  # fmt: skip
+                request_id = await self._send(submit.Request(
+                    kind=kind, to=to, payload=payload, schema="ErasureRequest",
+                    thread_id=thread, idempotency_key=key, procedural=True,
+                ))  # fmt: skip
+            requests.append({"request_id": request_id, "thread_id": thread, "kind": kind,
+                             "message_ids": ids, "recipients": to})  # fmt: skip
+        await self._checkpoint()
         log.info("erasure_requested", node=self.node_id, messages=len(every),
                  requests=[r["request_id"] for r in requests])  # fmt: skip
         return requests
+
+    async def _checkpoint(self) -> None:
+        """Truncate the write-ahead log; a reader (a backup, the CLI) may hold it for a while:
+        try a few times, then leave it to the next checkpoint and say so."""
+        for attempt in range(5):
+            if await self._run(self.store.checkpoint):
+                return
+            await asyncio.sleep(0.2 * (attempt + 1))
+        log.warning("wal_checkpoint_incomplete", node=self.node_id)
+
+    async def _quietly(self, handler: Callable[[Any], Awaitable[None]], arg: Any) -> None:
+        try:
+            await handler(arg)
+        except Exception:  # an adapter's failure must not stop the erasure
+            log.exception("erasure_handler_failed", node=self.node_id)
 
     def _group(
         self, message_ids: list[str], thread_id: str | None
@@ -117,7 +155,7 @@ class ErasureDesk:
         sent = []
         if thread_id is not None:
             sent = [m for m in self.store.thread(thread_id)[0]
-                    if short_name(m.schema_name) not in erasure_schemas()]  # fmt: skip
+                    if short_name(m.schema_name) not in PROCEDURAL]  # fmt: skip
             if not sent and not message_ids:
                 raise ErasureRefused(
                     f"this node sent nothing in thread {thread_id}", "thread_id", 404
@@ -163,11 +201,24 @@ class ErasureDesk:
         cursor = await self._run(self.store.adapter_cursor, CURSOR)
         pending = await self._run(self.store.inbox_of_schema, erasure.REQUEST_SCHEMA, cursor, 20)
         for message in pending:
-            await self._carry_out(message)
+            try:
+                await self._carry_out(message)
+            except StoreUnavailable:
+                raise  # the disk, not the request: tried again once the store writes
+            except Exception as exc:  # this request cannot be carried out: not the next ones
+                log.exception("erasure_failed", node=self.node_id, peer=message.sender,
+                              message_id=message.message_id)  # fmt: skip
+                event = AuditEvent("erasure-failed", self._clock(),
+                                   message_id=message.message_id, peer=message.sender,
+                                   detail={"error": type(exc).__name__})  # fmt: skip
+                await self._run(self.store.append_audit, [event])
             await self._run(self.store.set_adapter_cursor, CURSOR, message.seq)
         return len(pending)
 
     async def _carry_out(self, request: InboxMessage) -> None:
+        key = erasure.result_idempotency_key(request.sender, request.message_id)
+        if await self._run(self.store.find_by_idempotency_key, key):
+            return  # answered before a crash kept the cursor back: erased then, answered once
         payload = self._payload_of(request)
         if payload is None:  # does not open any more (sender removed, key destroyed)
             log.warning("erasure_request_unreadable", node=self.node_id,
@@ -190,21 +241,16 @@ class ErasureDesk:
         passed_on = await self._pass_on(request, payload, [m.message_id for m in erased])
         for message in erased:
             for handler in self._handlers:
-                try:
-                    await handler(message)
-                except Exception:  # an adapter's failure must not stop the answer
-                    log.exception("erasure_handler_failed", node=self.node_id,
-                                  message_id=message.message_id)  # fmt: skip
-        await self._run(self.store.checkpoint)
+                await self._quietly(handler, message)
+        await self._checkpoint()
         answer = erasure.result_payload(request.message_id, payload, decisions, now, passed_on)
         try:
-            await self._send(submit.Request(procedural=True,
+            await self._send(submit.Request(
                 kind=request.kind, to=[request.sender], payload=answer, schema="ErasureResult",
                 thread_id=request.thread_id, in_reply_to=request.message_id,
-                idempotency_key=erasure.result_idempotency_key(request.sender,
-                                                               request.message_id),
+                idempotency_key=key, procedural=True,
             ))  # fmt: skip
-        except (PolicyRefused, submit.UnknownRecipient) as exc:
+        except (PolicyRefused, submit.UnknownRecipient, EnvelopeTooLarge) as exc:
             # erased all the same; the requester sees no answer (pending), the operator this
             log.error("erasure_result_unsent", node=self.node_id, peer=request.sender,
                       message_id=request.message_id, error=str(exc))  # fmt: skip
@@ -220,28 +266,30 @@ class ErasureDesk:
         """Ask the nodes this node forwarded the erased messages to for their erasure in turn
         (and erase its own copies of the forwards); the nodes asked."""
         forwards = await self._run(self.store.forwards_of, request.sender, list(erased))
+        still_sent = await self._run(self._still_sent, [f for f, _ in forwards])
+        forwards = [(f, r) for f, r in forwards if f in still_sent]  # purged ones: nothing kept
         if not forwards:
             return []
         ids = list(dict.fromkeys(f for f, _ in forwards))
         origin = (request.sender, request.message_id)
-        await self.request(
+        asked = await self.request(
             message_ids=ids, reason=str(payload["reason"]), note=payload.get("note"),
             idempotency_key=f"relay:{origin[0]}:{origin[1]}", relayed_from=origin,
         )  # fmt: skip
-        return sorted({r for _, r in forwards})
+        return sorted({r for a in asked for r in a["recipients"]})
+
+    def _still_sent(self, forward_ids: Sequence[str]) -> set[str]:
+        return {f for f in forward_ids if self.store.outbox_message(f) is not None}
 
     def _decide(self, requester: str, payload: Mapping[str, Any]) -> list[erasure.Decision]:
         """Runs on the store thread: what the request names and what this node holds."""
         thread_id = payload.get("thread_id")
         in_thread = self.store.thread(str(thread_id))[1] if thread_id else []
-        ids = erasure.named_messages(requester, payload, [_held(m) for m in in_thread])
+        steps = [m for m in in_thread if short_name(m.schema_name) not in PROCEDURAL]
+        ids = erasure.named_messages(requester, payload, [_held(m) for m in steps])
         held = {i: [_held(m) for m in self.store.inbox_messages(i)] for i in ids}
         return erasure.decide(requester, ids, held, self.store.holds())
 
 
 def _held(message: InboxMessage) -> erasure.Held:
     return erasure.Held(message.message_id, message.sender, message.thread_id)
-
-
-def erasure_schemas() -> tuple[str, str]:
-    return short_name(erasure.REQUEST_SCHEMA), short_name(erasure.RESULT_SCHEMA)

@@ -54,6 +54,11 @@ class ForwardDesk:
             raise ForwardRefused(f"{len(found)} senders used message id {message_id}; this node"
                                  " cannot tell which is meant", field, 409)  # fmt: skip
         message = found[0]
+        if message.schema_name == forwarding.FORWARD_SCHEMA:
+            raise ForwardRefused(
+                f"{message_id} is itself a forward: what it carries belongs to its originator,"
+                " whose recipients alone may pass it on", field, 422,
+            )  # fmt: skip
         payload = None if message.erased else self._payload_of(message)
         if payload is None:
             raise ForwardRefused(f"message {message_id} was erased or no longer opens", field, 410)

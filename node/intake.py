@@ -258,7 +258,7 @@ def _accept(
             "thread-held-apart", now, message_id=header.message_id, peer=header.sender,
             detail={"thread_id": header.thread_id, "participants": sorted(participants)},
         ))  # fmt: skip
-    step = _procedure_step(store, ctx, outcome, now, events)
+    step = _procedure_step(store, ctx, outcome, now, events) if joined else None
     stored = store.record_inbound(message, remembered, events, step=step)
     item.stored = dataclasses.replace(message, seq=stored.seq)
     item.collisions, item.joined = stored.id_also_used_by, joined
@@ -271,7 +271,9 @@ def _procedure_step(
 ) -> ProcedureStep | None:  # fmt: skip
     """The step a received message takes in its thread's procedure. Never refused for its
     order (the network may reorder, the sender may have overridden): a step out of order is
-    kept and audited as ``procedure-out-of-order`` with what was missing."""
+    kept and audited as ``procedure-out-of-order`` with what was missing. Only for a message
+    that joined its thread: one held apart (a sender not taking part) cannot close a case or
+    answer a request (:mod:`node.threads`)."""
     opened = outcome.opened
     header, schema = opened.header, opened.payload_schema.name
     if not procedures.tracked(schema):

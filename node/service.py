@@ -277,7 +277,13 @@ class Node:
         self.broker_health = BrokerHealth(timeout=self.config.delivery.broker_timeout_seconds)
         self.metrics.store_writable.set(1)
         self.erasures = ErasureDesk(
-            self.node_id, self.store, self._run, self.submit, self._payload_json, self.clock
+            self.node_id,
+            self.store,
+            self._run,
+            self.submit,
+            self._payload_json,
+            self.clock,
+            revoked=lambda: self.peer_directory.revoked,
         )
         self.forwards = ForwardDesk(
             self.registry, self.store, self._run, self.submit, self._payload_json, self.clock
@@ -576,7 +582,7 @@ class Node:
                       f"{item['deadline']} passed without an answer")  # fmt: skip
             events = [StatusEvent(0, item["request_id"], party, item["procedure"],
                                   item["thread_id"], "overdue", item["direction"], detail, now)
-                      for party in item["owed_by"]]  # fmt: skip
+                      for party in item["owed_by"] or [""]]  # fmt: skip
             audit = AuditEvent("overdue", now, message_id=item["request_id"],
                                detail={"deadline": item["deadline"],
                                        "direction": item["direction"]})  # fmt: skip

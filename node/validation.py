@@ -532,7 +532,12 @@ def _receipt(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]
         yield Problem(f"{path}.reason", "must be empty when the status is delivered")
 
 
+MAX_ERASURE_IDS = 1000  # the answer lists each: it must fit in one envelope
+
+
 def _erasure_request(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]:
+    if len(r["message_ids"]) > MAX_ERASURE_IDS:
+        yield Problem(f"{path}.message_ids", f"at most {MAX_ERASURE_IDS} per request")
     if not r["message_ids"] and r.get("thread_id") is None:
         yield Problem(f"{path}.message_ids", "name at least one message, or give thread_id")
     if r["reason"] == "Other":
@@ -541,6 +546,8 @@ def _erasure_request(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[
 
 
 def _erasure_result(r: Mapping[str, Any], path: str, ctx: Context) -> Iterator[Problem]:
+    if len(r["results"]) > MAX_ERASURE_IDS * 2:  # the ids named, and a thread's at most as many
+        yield Problem(f"{path}.results", f"at most {MAX_ERASURE_IDS * 2} per answer")
     for i, item in enumerate(r["results"]):
         held = item["outcome"] == "Held"
         if held and item.get("hold_reason") is None:

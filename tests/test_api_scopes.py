@@ -225,6 +225,8 @@ ROUTES: dict[str, tuple[str, str, dict[str, int]]] = {
     "ask to forward an mla": ("POST", "/v1/forward-permissions#ask", {
         "admin": 202, "send:mla": 202, "send:alert": 403, "send:*": 202,
         "read:mla": 403, "read:alert": 403, "read:*": 403}),
+    "release a hold named by a non-ASCII digit": ("POST", "/v1/holds/%C2%B2/release#release",
+                                                  {**dict.fromkeys(TOKENS[:7], 403), "admin": 404}),
     "overdue threads": ("GET", "/v1/threads?overdue=true", dict.fromkeys(TOKENS[:7], 200)),
     "decide on what is no request": ("POST", "/v1/forward-permissions/{mla1}/decision#decide",
                                      dict.fromkeys(TOKENS[:7], 404)),
@@ -274,7 +276,7 @@ async def test_the_matrix_covers_every_route_of_the_api():
                 .replace("{mla1}", "{id}").replace("{alert}", "{id}")
                 .replace("no-such-message", "{id}").replace("{erasure}", "{id}")
                 .replace("forward-permissions/{mla1}", "forward-permissions/{id}")
-                .replace("999999", "{id}")) for m, p in covered}  # fmt: skip
+                .replace("999999", "{id}").replace("%C2%B2", "{id}")) for m, p in covered}  # fmt: skip
     covered = {(m, "/v1/threads/{thread_id}") if p == "/v1/threads/{id}" else (m, p)
                for m, p in covered}  # fmt: skip
     covered = {(m, "/v1/codes/{list}") if p == "/v1/codes/gender" else (m, p) for m, p in covered}

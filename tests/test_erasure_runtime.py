@@ -64,3 +64,52 @@ async def test_only_the_originator_may_have_its_message_erased(tmp_path):
         for node in (a, b, c):
             await node.stop()
         await broker.stop()
+
+
+async def test_a_thread_erasure_spares_the_request_and_is_answered_once(tmp_path):
+    broker = EmbeddedBroker()
+    await broker.start()
+    dirs = create_nodes(tmp_path, {n: "law-enforcement" for n in ("zm-police", "zw-police")})
+    env = node_env(broker.bootstrap_servers)
+    a, b = (build_node(dirs[n], env=env) for n in ("zm-police", "zw-police"))
+    for node in (a, b):
+        await node.start()
+    try:
+        first = await a.submit(submit.Request(kind="mla", to=["zw-police"], schema="CaseUpdate",
+                                              payload=case_update("Seen at Nakonde.")))  # fmt: skip
+        second = await a.submit(submit.Request(kind="mla", to=["zw-police"], schema="CaseUpdate",
+                                               thread_id=first,
+                                               payload=case_update("Seen at Chirundu.")))  # fmt: skip
+
+        async def both() -> bool:
+            return {first, second} <= {m["id"] for m in await b.inbox_items(0, None, 10)}
+
+        await eventually(both, 30, "both messages at zw-police")
+        (request,) = await a.erasures.request(thread_id=first, reason="DataInaccurate")
+        assert request["message_ids"] == [first, second]
+
+        async def answered() -> list:
+            return [m for m in await a.inbox_items(0, None, 10)
+                    if m["payload_schema"] == "ErasureResult"]  # fmt: skip
+
+        await eventually(answered, 30, "the answer at zm-police")
+        (result,) = await answered()
+        assert [(r["message_id"], r["outcome"]) for r in result["payload"]["results"]] == [
+            (first, "Erased"),
+            (second, "Erased"),
+        ]
+        kept = {m["id"]: m for m in await b.inbox_items(0, None, 10)}
+        assert kept[request["request_id"]]["payload"]["reason"] == "DataInaccurate"
+        assert kept[first]["payload_error"] == "erased"
+        # carried out again (as after a crash before the cursor moved): answered once only
+        await b._run(b.store._conn.execute, "UPDATE adapter_cursors SET seq = 0"
+                     " WHERE adapter = 'erasure'")  # fmt: skip
+        assert await b.erasures.run_once() == 1
+        answers = (await b._run(b.store.thread, first))[0]
+        assert [m.schema_name for m in answers].count("xnode.payload.ErasureResult") == 1
+        events = [e.event.event for e in await b._run(b.store.audit_entries)]
+        assert "erasure-failed" not in events and events.count("erased") == 2
+    finally:
+        for node in (a, b):
+            await node.stop()
+        await broker.stop()

@@ -46,6 +46,7 @@ NODE_ID_KEY = web.AppKey("node_id", str)
 # Told when a write fails for lack of disk: the node is not ready until a probe write succeeds.
 StoreFailureHook = Callable[[StoreUnavailable], None]
 STORE_FAILURE_KEY: web.AppKey[StoreFailureHook] = web.AppKey("store_failure")
+HOLD_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only ("²".isdigit() is True), fits SQLite
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/v1/openapi.json"})
 # /metrics and /readyz name the peers and the broker: behind a token with scope ops when
 # [api] ops_token_required is set (always, once the API is reachable beyond loopback).
@@ -602,7 +603,7 @@ class ApiServer:
             problem(422, f"unknown field {extra[0]!r}; allowed: released_by", extra[0])
         if not isinstance(by, str) or not by.strip() or len(by) > 200:
             problem(422, "released_by must name who releases the hold", "released_by")
-        if not text.isdigit() or not await self.node._run(
+        if HOLD_ID.fullmatch(text) is None or not await self.node._run(
             self.node.store.release_hold, int(text), by, self.node.clock()
         ):
             problem(404, f"no hold {text} in force", "id")

@@ -42,7 +42,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -274,6 +274,7 @@ class FolderAdapter:
             (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o700)
             (self.root / name).chmod(0o700)
         self.node.erasures.on_erased(self.erase_inbox_file)
+        self.node.erasures.on_sent_erased(self.erase_sent_files)
         self.interval = config.poll_interval_ms / 1000
         settle_ns = config.settle_ms * 1_000_000
         self._outbox = SettleTracker(settle_ns)
@@ -429,6 +430,15 @@ class FolderAdapter:
                     await asyncio.to_thread(shred, path)
                     log.info("folder_file_erased", node=self.node.node_id,
                              message_id=message.message_id)  # fmt: skip
+
+    async def erase_sent_files(self, message_ids: Sequence[str]) -> None:
+        """This node erased messages it sent: the request files kept in ``sent/`` (the
+        plaintext the local system dropped) go too."""
+        for message_id in message_ids:
+            path = self.root / "sent" / f"{message_id}.json"
+            if path.exists():
+                await asyncio.to_thread(shred, path)
+                log.info("folder_file_erased", node=self.node.node_id, message_id=message_id)
 
     # -- status events --------------------------------------------------------------------------
 

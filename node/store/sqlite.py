@@ -973,6 +973,12 @@ class SqliteStore:
             quarantine = c.execute(
                 "DELETE FROM quarantine WHERE received_at < ?", (_ts(retention.quarantine_before),)
             ).rowcount
+            # a step is kept as long as the message it was is kept, on either side
+            c.execute(
+                "DELETE FROM procedure_steps WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE"
+                " i.message_id = procedure_steps.message_id) AND NOT EXISTS (SELECT 1 FROM"
+                " outbox o WHERE o.message_id = procedure_steps.message_id)"
+            )
             # A dedupe row outlives its keep-until while the inbox still holds the message: a copy
             # arriving then must be recognised, not stored a second time.
             dedupe = c.execute(
@@ -1730,6 +1736,8 @@ class SqliteStore:
                     (ERASED_STATE, m.seq),
                 )
                 c.execute("DELETE FROM adapter_deliveries WHERE seq = ?", (m.seq,))
+                c.execute("DELETE FROM procedure_steps WHERE message_id = ? AND party = ?",
+                          (m.message_id, sender))  # fmt: skip
             c.execute(
                 f"UPDATE quarantine SET raw = x'' WHERE sender = ? AND message_id IN ({marks})"  # noqa: S608
                 " AND LENGTH(raw) > 0",
@@ -1773,6 +1781,10 @@ class SqliteStore:
             )]  # fmt: skip
             c.execute(
                 f"UPDATE outbox SET envelope = x'' WHERE message_id IN ({marks})",  # noqa: S608
+                tuple(message_ids),
+            )
+            c.execute(
+                f"DELETE FROM procedure_steps WHERE direction = 'sent' AND message_id IN ({marks})",  # noqa: S608
                 tuple(message_ids),
             )
             self._append(c, [AuditEvent("erased", now, message_id=m,
