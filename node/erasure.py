@@ -154,6 +154,27 @@ def result_payload(
     }
 
 
+def report_payload(
+    origin_request_id: str,
+    answer: Mapping[str, Any],
+    originals: Mapping[str, str],
+    reported_for: str,
+) -> dict[str, Any]:
+    """What a node that passed an erasure request on tells the node that asked first, from the
+    ``answer`` (JSON) it got from ``reported_for``: the same outcomes, each about the asker's
+    own message (``originals`` maps each forward to the message it carried)."""
+    results = [
+        {**item, "message_id": originals[item["message_id"]]}
+        for item in answer["results"] if item["message_id"] in originals
+    ]  # fmt: skip
+    return {**answer, "request_id": origin_request_id, "results": results,
+            "reported_for": reported_for}  # fmt: skip
+
+
+def report_idempotency_key(reporter: str, answer_id: str) -> str:
+    return f"erasure-report:{reporter}:{answer_id}"
+
+
 def result_idempotency_key(requester: str, request_id: str) -> str:
     """One answer per request however often it is processed (a crash, a copy)."""
     return f"erasure-result:{requester}:{request_id}"
@@ -163,7 +184,8 @@ def status_of(
     recipients: Mapping[str, str], results: Mapping[str, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """What the requester shows per recipient: ``recipients`` maps each to the delivery state
-    of the request (queued, sent, delivered, rejected, expired), ``results`` the
+    of the request (queued, sent, delivered, rejected, expired) — or ``via <node>`` for a node
+    the data was forwarded to, whose answer that node reported — and ``results`` the
     ``ErasureResult`` payload (JSON) each answered with, if any. ``status`` is one word:
 
     * ``erased`` — every named message erased or not there (nothing of it is left);

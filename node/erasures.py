@@ -30,6 +30,7 @@ from node.store.sqlite import SqliteStore
 log = structlog.get_logger("xnode.erasure")
 T = TypeVar("T")
 CURSOR = "erasure"
+ANSWERS_CURSOR = "erasure-answers"
 
 RunInStore = Callable[..., Awaitable[Any]]
 ErasedHandler = Callable[[InboxMessage], Awaitable[None]]
@@ -126,6 +127,8 @@ class ErasureDesk:
                     kind=kind, to=to, payload=payload, schema="ErasureRequest",
                     thread_id=thread, idempotency_key=key, procedural=True,
                 ))  # fmt: skip
+            if relayed_from is not None:
+                await self._run(self.store.record_relay, request_id, *relayed_from)
             requests.append({"request_id": request_id, "thread_id": thread, "kind": kind,
                              "message_ids": ids, "recipients": to})  # fmt: skip
         await self._checkpoint()
@@ -184,20 +187,58 @@ class ErasureDesk:
         statuses = await self._run(self.store.message_status, request_id)
         received = (await self._run(self.store.thread, message.thread_id))[1]
         results: dict[str, Mapping[str, Any]] = {}
+        recipients = {s.recipient: s.state for s in statuses}
         for m in received:
             if m.schema_name != erasure.RESULT_SCHEMA or m.in_reply_to != request_id:
                 continue
             payload = self._payload_of(m)
-            if payload is not None and payload.get("request_id") == request_id:
+            if payload is None or payload.get("request_id") != request_id:
+                continue
+            reported = payload.get("reported_for")
+            if reported is None:
                 results[m.sender] = payload
-        recipients = {s.recipient: s.state for s in statuses}
+            elif m.sender in recipients and reported not in recipients:  # told by a forwarder
+                results[reported] = payload
+                recipients[reported] = f"via {m.sender}"
         return {"request_id": request_id, "thread_id": message.thread_id,
                 "recipients": erasure.status_of(recipients, results)}  # fmt: skip
 
     # -- answering --------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Carry out the erasure requests received since the cursor; how many."""
+        """Carry out the erasure requests received since the cursor, and report the answers
+        to requests passed on; how many messages were handled."""
+        return await self._requests_once() + await self._answers_once()
+
+    async def _answers_once(self) -> int:
+        """Answers to erasure requests this node passed on for another node's request go back
+        to that node as a report (its own message ids, ``reported_for`` who answered)."""
+        cursor = await self._run(self.store.adapter_cursor, ANSWERS_CURSOR)
+        pending = await self._run(self.store.inbox_of_schema, erasure.RESULT_SCHEMA, cursor, 20)
+        for answer in pending:
+            relay = await self._run(self.store.relay_of, answer.in_reply_to or "")
+            payload = self._payload_of(answer) if relay is not None else None
+            if relay is not None and payload is not None:
+                await self._report(answer, payload, *relay)
+            await self._run(self.store.set_adapter_cursor, ANSWERS_CURSOR, answer.seq)
+        return len(pending)
+
+    async def _report(self, answer: InboxMessage, payload: Mapping[str, Any], origin: str,
+                      origin_request: str) -> None:  # fmt: skip
+        forwards = [str(i["message_id"]) for i in payload["results"]]
+        originals = await self._run(self.store.originals_of, forwards)
+        report = erasure.report_payload(origin_request, payload, originals, answer.sender)
+        try:
+            await self._send(submit.Request(
+                kind=answer.kind, to=[origin], payload=report, schema="ErasureResult",
+                thread_id=answer.thread_id, in_reply_to=origin_request, procedural=True,
+                idempotency_key=erasure.report_idempotency_key(answer.sender, answer.message_id),
+            ))  # fmt: skip
+        except (PolicyRefused, submit.UnknownRecipient, EnvelopeTooLarge) as exc:
+            log.error("erasure_report_unsent", node=self.node_id, peer=origin,
+                      message_id=answer.message_id, error=str(exc))  # fmt: skip
+
+    async def _requests_once(self) -> int:
         cursor = await self._run(self.store.adapter_cursor, CURSOR)
         pending = await self._run(self.store.inbox_of_schema, erasure.REQUEST_SCHEMA, cursor, 20)
         for message in pending:

@@ -227,3 +227,24 @@ def test_erasure_requests_are_found_among_received_messages(store):
     seq = store.record_inbound(request, dedupe("in2"), [ev("received")]).seq
     assert [m.message_id for m in store.inbox_of_schema(erasure.REQUEST_SCHEMA, 0, 10)] == ["in2"]
     assert store.inbox_of_schema(erasure.REQUEST_SCHEMA, seq, 10) == []
+
+
+def test_a_forwarder_reports_a_downstream_answer_about_the_asker_s_own_messages():
+    answer = {"handling": {"code": "H0"}, "request_id": "relay-1", "passed_on_to": [],
+              "completed_at": "2026-12-01T10:00:00.000Z", "reported_for": None,
+              "results": [{"message_id": "fwd-1", "outcome": "Erased", "hold_reason": None,
+                           "note": None},
+                          {"message_id": "unknown", "outcome": "NotFound", "hold_reason": None,
+                           "note": None}]}  # fmt: skip
+    report = erasure.report_payload("origin-req", answer, {"fwd-1": "orig-1"}, "mw-social-welfare")
+    assert report["request_id"] == "origin-req" and report["reported_for"] == "mw-social-welfare"
+    assert report["results"] == [{"message_id": "orig-1", "outcome": "Erased",
+                                  "hold_reason": None, "note": None}]  # fmt: skip
+    assert report["completed_at"] == answer["completed_at"]
+    assert erasure.report_idempotency_key("a", "m") == "erasure-report:a:m"
+    rows = erasure.status_of({"zm": "delivered", "mw": "via zm"},
+                             {"zm": {"results": []}, "mw": report})  # fmt: skip
+    assert [(r["node_id"], r["delivery"], r["status"]) for r in rows] == [
+        ("mw", "via zm", "erased"),
+        ("zm", "delivered", "erased"),
+    ]

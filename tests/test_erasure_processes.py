@@ -251,10 +251,11 @@ def test_h2_data_is_forwarded_only_with_the_grant_and_the_erasure_follows_it(tmp
             "message_ids": [original], "reason": "ConsentWithdrawn"})  # fmt: skip
         assert status == 202, body
         erasure = body["requests"][0]["request_id"]
-        wait_for(lambda: erasure_status(api[ORIGIN], tokens[ORIGIN], erasure) == {
-            LUSAKA: "erased"}, 60, "Lusaka erased")  # fmt: skip
+        wait_for(lambda: erasure_status(api[ORIGIN], tokens[ORIGIN], erasure).get(LUSAKA)
+                 == "erased", 60, "Lusaka erased")  # fmt: skip
         _, view = http("GET", f"{api[ORIGIN]}/v1/erasures/{erasure}", tokens[ORIGIN])
-        assert view["recipients"][0]["passed_on_to"] == [LILONGWE]
+        lusaka = next(r for r in view["recipients"] if r["node_id"] == LUSAKA)
+        assert lusaka["passed_on_to"] == [LILONGWE]
 
         def gone_at_lilongwe() -> bool:
             _, page = http("GET", f"{api[LILONGWE]}/v1/inbox?kind=referral", tokens[LILONGWE])
@@ -262,6 +263,15 @@ def test_h2_data_is_forwarded_only_with_the_grant_and_the_erasure_follows_it(tmp
             return item["payload_error"] == "erased" if "payload_error" in item else False
 
         wait_for(gone_at_lilongwe, 60, "the forwarded copy erased at Lilongwe")
+        # the originator sees each node that held its data: Lusaka's answer, and Lilongwe's as
+        # Lusaka reported it
+        wait_for(lambda: erasure_status(api[ORIGIN], tokens[ORIGIN], erasure) == {
+            LUSAKA: "erased", LILONGWE: "erased"}, 60, "both answers at the shelter")  # fmt: skip
+        _, view = http("GET", f"{api[ORIGIN]}/v1/erasures/{erasure}", tokens[ORIGIN])
+        reported = next(r for r in view["recipients"] if r["node_id"] == LILONGWE)
+        assert reported["delivery"] == f"via {LUSAKA}"
+        assert reported["results"] == [{"message_id": original, "outcome": "Erased",
+                                        "hold_reason": None, "note": None}]  # fmt: skip
     assert_erased_everywhere(dirs, marker, ciphertext)
     lusaka = [r[0] for r in read_store(dirs[LUSAKA] / "node.db", "SELECT event FROM audit")]
     assert {"forward-refused", "forwarded", "erased"} <= set(lusaka)

@@ -336,6 +336,15 @@ MIGRATIONS: tuple[str, ...] = (
         announced_at REAL NOT NULL
     )
     """,
+    # 11: erasure requests this node passed on for another node's request, so the answers it
+    # gets are reported back to the node that asked first
+    """
+    CREATE TABLE erasure_relays (
+        request_id TEXT PRIMARY KEY,
+        origin_node TEXT NOT NULL,
+        origin_request_id TEXT NOT NULL
+    )
+    """,
 )
 
 
@@ -1939,3 +1948,27 @@ class SqliteStore:
             )  # fmt: skip
             self._append(c, [audit])
             return True
+
+    def record_relay(self, request_id: str, origin_node: str, origin_request_id: str) -> None:
+        """``request_id`` passed on ``origin_node``'s erasure request ``origin_request_id``."""
+        with self._tx() as c:
+            c.execute("INSERT OR IGNORE INTO erasure_relays VALUES (?, ?, ?)",
+                      (request_id, origin_node, origin_request_id))  # fmt: skip
+
+    def relay_of(self, request_id: str) -> tuple[str, str] | None:
+        """(origin node, its request id) of an erasure request this node passed on."""
+        row = self._conn.execute(
+            "SELECT origin_node, origin_request_id FROM erasure_relays WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        return None if row is None else (row["origin_node"], row["origin_request_id"])
+
+    def originals_of(self, forward_ids: Sequence[str]) -> dict[str, str]:
+        """forward id -> the received message it carried."""
+        if not forward_ids:
+            return {}
+        marks = ", ".join("?" * len(forward_ids))
+        return {r["forward_id"]: r["original_id"] for r in self._conn.execute(
+            f"SELECT DISTINCT forward_id, original_id FROM forwards WHERE forward_id IN ({marks})",  # noqa: S608
+            tuple(forward_ids),
+        )}  # fmt: skip
