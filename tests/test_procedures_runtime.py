@@ -8,16 +8,47 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from aiohttp import web
 
 from node import submit
 from node.adapters import requests
 from node.codec import format_timestamp
 from node.compose import build_node
-from node.transport.broker import EmbeddedBroker
+from node.transport.broker import EmbeddedBroker, free_port
 from tests.process_helpers import metric
 from tests.runtime_helpers import create_nodes, eventually, example, node_env
 
 pytestmark = pytest.mark.asyncio
+
+
+class Hook:
+    """A local system's webhook receiver: what it was posted, by event type."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str | None, dict]] = []
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> str:
+        async def handle(request: web.Request) -> web.Response:
+            self.posts.append((request.headers.get("X-Xnode-Event"), await request.json()))
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.router.add_post("/hook", handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def overdue(self) -> list[dict]:
+        return [
+            doc for event, doc in self.posts if event == "status" and doc["status"] == "overdue"
+        ]
 
 
 class Clock:
@@ -44,8 +75,14 @@ async def test_order_overrides_flags_and_deadlines(tmp_path):
     clock = Clock()
     dirs = create_nodes(tmp_path, {"zm-police": "law-enforcement", "zw-police": "law-enforcement"})
     env = node_env(broker.bootstrap_servers)
+    hook = Hook()
+    secret = dirs["zw-police"].path / "webhook.secret"
+    secret.write_text("a-local-secret\n")
+    secret.chmod(0o600)
+    hooked = {**env, "XNODE_WEBHOOK_URL": await hook.start(),
+              "XNODE_WEBHOOK_SECRET_FILE": "webhook.secret"}  # fmt: skip
     a = build_node(dirs["zm-police"], env=env, clock=clock)
-    b = build_node(dirs["zw-police"], env=env, clock=clock)
+    b = build_node(dirs["zw-police"], env=hooked, clock=clock)
     await a.start()
     await b.start()
     try:
@@ -114,6 +151,19 @@ async def test_order_overrides_flags_and_deadlines(tmp_path):
             ]
             assert "overdue" in await audit_events(node, request_id)
 
+        # the local system of the node that owes the answer is told once, by its webhook
+        async def posted() -> bool:
+            return bool(hook.overdue())
+
+        await eventually(posted, 30, "the overdue notice at zw-police's local system")
+        (notice,) = hook.overdue()
+        assert (notice["message_id"], notice["thread_id"], notice["kind"]) == (
+            request_id,
+            request_id,
+            "mla",
+        )
+        assert "passed without an answer" in notice["detail"]
+
         # a partial answer does not meet the deadline; the final one does
         await requests.send(b, submit.Request(
             kind="mla", to=["zm-police"], schema="MlaResponse", thread_id=request_id,
@@ -141,7 +191,9 @@ async def test_order_overrides_flags_and_deadlines(tmp_path):
                 kind="mla", to=["zm-police"], schema="MlaResponse", thread_id=request_id,
                 in_reply_to=request_id, payload=response(request_id, "Executed")))  # fmt: skip
         assert again.value.code == "out_of_order"
+        assert len(hook.overdue()) == 1
     finally:
         await a.stop()
         await b.stop()
         await broker.stop()
+        await hook.stop()
