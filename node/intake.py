@@ -79,6 +79,7 @@ class Item:
     stored: InboxMessage | None = None  # Accepted: the message as kept, with its inbox seq
     collisions: tuple[str, ...] = ()  # Accepted: other senders that used the same id
     joined: bool = True  # Accepted: False when held apart from the thread it names
+    out_of_order: bool = False  # Accepted: a procedure step before the steps it needs
     copy_in_batch: bool = False  # a second copy of a message earlier in the same batch
     answered: bool = False  # Duplicate: answered again (else only counted)
     matches: list[tuple[Mapping[str, Any], ReceiptMatch | None]] = field(default_factory=list)
@@ -259,6 +260,7 @@ def _accept(
             detail={"thread_id": header.thread_id, "participants": sorted(participants)},
         ))  # fmt: skip
     step = _procedure_step(store, ctx, outcome, now, events) if joined else None
+    item.out_of_order = any(e.event == "procedure-out-of-order" for e in events)
     stored = store.record_inbound(message, remembered, events, step=step)
     item.stored = dataclasses.replace(message, seq=stored.seq)
     item.collisions, item.joined = stored.id_also_used_by, joined

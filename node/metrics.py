@@ -209,6 +209,14 @@ class Metrics:
             ["federation", "status"],
             registry=r,
         )
+        self.out_of_order = Counter(
+            "xnode_procedure_steps_out_of_order_total",
+            "Received procedure steps that came before the steps they need (a handover before"
+            " the approval): kept and handed over, audited as procedure-out-of-order. A member"
+            " that keeps sending them may be skipping its own checks.",
+            ["peer"],
+            registry=r,
+        )
         self.overdue = Gauge(
             "xnode_overdue_requests",
             "Requests (MLA, referral, return proposal) past their response deadline without an"

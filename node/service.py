@@ -1432,6 +1432,11 @@ class Node:
             log.warning("thread_held_apart", node=self.node_id, message_id=header.message_id,
                         thread_id=header.thread_id, peer=header.sender)  # fmt: skip
         self.metrics.received.labels(header.kind, header.sender).inc()
+        if item.out_of_order:
+            self.metrics.out_of_order.labels(header.sender).inc()
+            log.warning("procedure_step_out_of_order", node=self.node_id,
+                        message_id=header.message_id, thread_id=header.thread_id,
+                        peer=header.sender)  # fmt: skip
         self.inbox_changed.notify()
         assert item.stored is not None
         for handler in self._handlers:

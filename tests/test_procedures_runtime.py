@@ -111,6 +111,9 @@ async def test_order_overrides_flags_and_deadlines(tmp_path):
             return "procedure-out-of-order" in await audit_events(b, forced)
 
         await eventually(flagged, 30, "the recipient to keep and flag the step")
+        exposition = (await b.render_metrics()).decode()
+        assert metric(exposition, "xnode_procedure_steps_out_of_order_total",
+                      peer="zm-police") == 1.0  # fmt: skip
         assert (await b.procedure((await b.inbox_items(0, None, 10))[0]["thread_id"]))[
             "flags"]  # fmt: skip
 
