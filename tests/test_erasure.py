@@ -88,7 +88,8 @@ def test_the_request_payload_is_valid_and_names_no_person(registry):
     now = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
     payload = erasure.request_payload(["01937a4e-5b2c-7d10-8a3f-2c9e4b7d1a05"], None,
                                       "ConsentWithdrawn", None, now, relayed_from=("n", UUID))  # fmt: skip
-    assert payload["handling"]["code"] == "H0" and payload["handling"]["retention_days"] == 3650
+    assert payload["handling"] == {"code": "H0", "legal_basis": erasure.ERASURE_LEGAL_BASIS,
+                                   "language": "en", "retention_days": 3650}  # fmt: skip
     assert payload["relayed_from"] == {"node_id": "n", "request_id": UUID}
     assert payload["requested_at"] == "2026-12-01T09:00:00.000Z"
     value = registry.from_json(erasure.REQUEST_SCHEMA, payload)
@@ -113,6 +114,9 @@ def test_status_per_recipient_in_one_word():
         "f": "undelivered", "g": "erased"}  # fmt: skip
     assert [r["node_id"] for r in rows] == sorted("abcdefg")
     assert rows[0]["passed_on_to"] == ["x"] and rows[3]["results"] == []
+    assert rows[0]["results"] == [{"message_id": "m0", "outcome": ERASED},
+                                  {"message_id": "m1", "outcome": NOT_FOUND}]  # fmt: skip
+    assert rows[0]["completed_at"] == "t"
     assert rows[0]["delivery"] == "delivered" and rows[4]["delivery"] == "rejected"
 
 

@@ -96,3 +96,55 @@ def test_a_forward_round_trips_its_payload(registry):
     assert decoded["permission"]["decision_id"] == uid and decoded["note"] == "Why."
     assert decoded["original"]["sender"] == ORIGIN and decoded["handling"] == value["handling"]
     assert forwarding.forward_payload(registry, source, None, None)["permission"] is None
+
+
+def test_a_grant_from_someone_else_listed_first_does_not_hide_the_originator_s():
+    stranger = grant(sender="zw-police", minutes=0)
+    mine = grant(minutes=5)
+    assert forwarding.covering_grant(original(), ["mw-social-welfare"], [stranger, mine]) == mine
+    other_message = grant(message="m2", minutes=1)
+    assert forwarding.covering_grant(original(), ["mw-social-welfare"],
+                                     [other_message, mine]) == mine  # fmt: skip
+
+
+def test_refusals_name_the_field_and_say_what_to_do():
+    with pytest.raises(ForwardRefused) as empty:
+        forwarding.check(original("H0"), [], [])
+    assert (str(empty.value), empty.value.field) == ("name at least one node to forward to", "to")
+    with pytest.raises(ForwardRefused) as back:
+        forwarding.check(original("H0"), [ORIGIN], [])
+    assert back.value.field == "to"
+    assert str(back.value) == f"{ORIGIN} sent this message: it has it"
+    with pytest.raises(ForwardRefused) as ungranted:
+        forwarding.check(original(), ["mw-social-welfare", "bw-police"], [])
+    assert str(ungranted.value) == (
+        f"handling code H2: {ORIGIN} must grant forwarding to bw-police, mw-social-welfare "
+        "first (POST /v1/forward-permissions)"
+    )
+
+
+def test_the_permission_exchange_payloads_field_by_field():
+    handling = {"code": "H2", "legal_basis": "SADC-TIP"}
+    assert forwarding.permission_request("m1", ["b"], "Why.", handling, T0) == {
+        "handling": handling, "message_id": "m1", "forward_to": ["b"], "purpose": "Why.",
+        "requested_at": "2026-11-22T09:00:00.000Z"}  # fmt: skip
+    request = {"handling": handling, "message_id": "m1", "forward_to": ["b"]}
+    assert forwarding.decision_payload("r1", request, True, None, "Only b.", "Case manager",
+                                       T0) == {
+        "handling": handling, "request_id": "r1", "message_id": "m1", "decision": "Granted",
+        "forward_to": ["b"], "conditions": "Only b.", "decided_by": "Case manager",
+        "decided_at": "2026-11-22T09:00:00.000Z"}  # fmt: skip
+
+
+def test_a_received_decision_reads_as_a_grant():
+    payload = {"message_id": "m1", "decision": "Granted", "forward_to": ["b", "a"],
+               "decided_at": T0}  # fmt: skip
+    assert forwarding.grant_of("d1", ORIGIN, payload) == Grant(
+        "d1", ORIGIN, "m1", True, frozenset({"a", "b"}), T0
+    )
+    refused = forwarding.grant_of("d2", ORIGIN, {**payload, "decision": "Refused",
+                                                 "forward_to": []})  # fmt: skip
+    assert not refused.granted and refused.forward_to == frozenset()
+    assert forwarding.grant_of("d3", ORIGIN, {**payload, "forward_to": None}).forward_to == (
+        frozenset()
+    )
