@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,7 @@ from node.forwarding import ForwardRefused, Grant, Original
 
 ORIGIN = "za-shelter-johannesburg"
 T0 = dt.datetime(2026, 11, 22, 9, 0, tzinfo=dt.UTC)
+EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
 
 
 def original(code: str = "H2", sender: str = ORIGIN) -> Original:
@@ -148,3 +151,23 @@ def test_a_received_decision_reads_as_a_grant():
     assert forwarding.grant_of("d3", ORIGIN, {**payload, "forward_to": None}).forward_to == (
         frozenset()
     )
+
+
+def test_a_carried_payload_is_read_with_the_schema_version_it_was_written_with(registry):
+    """A forward may carry a payload written with an older version of its record: it is read
+    with that version (by fingerprint) and resolved to the current one."""
+    import base64
+
+    name = "xnode.payload.Receipt"
+    current = registry.from_json(name, json.loads((EXAMPLES / "receipt.json").read_text()))
+    older = min(registry.history(name), key=lambda info: len(info.canonical_form))
+    value = {k: v for k, v in current.items() if k != "also"}
+    value["reason"] = "malformed"
+    data = registry.encode(name, value, writer=older)
+    forward = {"payload_schema": name, "payload_fingerprint": older.fingerprint, "payload": data}
+    assert forwarding.inner_payload(registry, forward)[1]["reason"] == "malformed"
+    assert base64.b64encode(data)  # bytes as they travel
+    with pytest.raises(KeyError):
+        forwarding.inner_payload(registry, {**forward, "payload_fingerprint": b"\0" * 32})
+    with pytest.raises(KeyError):
+        forwarding.inner_payload(registry, {**forward, "payload_schema": "xnode.payload.Alert"})
