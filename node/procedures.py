@@ -749,7 +749,7 @@ def restore(kept: Mapping[str, Any]) -> dict[str, Any]:
     restored = dict(kept)
     for name, value in kept.items():
         if isinstance(value, Mapping) and "datetime" in value:
-            restored[name] = dt.datetime.fromisoformat(value["datetime"].replace("Z", "+00:00"))
+            restored[name] = dt.datetime.fromisoformat(value["datetime"])  # "Z" read as UTC
         elif isinstance(value, Mapping) and "date" in value:
             restored[name] = dt.date.fromisoformat(value["date"])
     return restored

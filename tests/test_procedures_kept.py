@@ -118,3 +118,24 @@ def test_the_kept_row_and_what_is_tracked():
     assert not procedures.tracked("xnode.payload.ErasureRequest")
     assert procedures.full_request(procedures.MLA) == "xnode.payload.MlaRequest"
     assert procedures.full_request(procedures.REFERRAL) == "xnode.payload.Referral"
+
+
+def test_an_overridden_step_is_rebuilt_with_its_content_and_time():
+    defaults = {"mla": dt.timedelta(days=30)}
+    answer = step("MlaResponse", {"status": "Executed"}, 0, override="Asked on paper.")
+    state = procedures.state_of([answer], defaults)
+    assert state is not None and [d.outcome for d in state.steps_done] == ["Executed"]
+    request = step("MlaRequest", {}, 5, override="Reopened by the prosecutor.")
+    again = procedures.state_of([answer, request], defaults)
+    assert again is not None and again.deadline == T0 + dt.timedelta(minutes=5, days=30)
+
+
+def test_the_state_before_a_new_step_keeps_its_deadline_default():
+    defaults = {"mla": dt.timedelta(days=30)}
+    steps = [step("MlaRequest", {}, 0)]
+    before, _ = procedures.next_state(steps, "MlaResponse", {"status": "Accepted"}, sent_at=T0,
+                                      defaults=defaults)  # fmt: skip
+    assert before is not None and before.deadline == T0 + dt.timedelta(days=30)
+    _, received = procedures.next_state([], "MlaRequest", {}, sent_at=T0, received=True,
+                                        defaults=defaults)  # fmt: skip
+    assert received is not None and received.deadline == T0 + dt.timedelta(days=30)
