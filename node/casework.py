@@ -61,11 +61,12 @@ def sent_step(
         steps, message.schema_name, payload, sent_at=message.created_at,
         override_reason=request.procedure_override, defaults=defaults,
     )  # fmt: skip
+    if before is None or after is None:  # no procedure on this thread (an alert's case update)
+        return None, []
     events = [
         AuditEvent("procedure-override", message.created_at, message_id=message.message_id,
                    detail={"step": o.step, "reason": o.reason, "overridden": o.overridden})
-        for o in (after.overrides[len(before.overrides):] if before and after else ())
-        if not o.in_payload
+        for o in after.overrides[len(before.overrides):] if not o.in_payload
     ]  # fmt: skip
     step = procedures.kept_step(
         message.thread_id, message.message_id, node_id, "sent", message.schema_name, payload,

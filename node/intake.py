@@ -285,7 +285,9 @@ def _procedure_step(
         steps, schema, opened.payload, sent_at=header.created_at, received=True,
         defaults=ctx.procedure_defaults,
     )  # fmt: skip
-    if before is not None and after is not None and len(after.flags) > len(before.flags):
+    if before is None or after is None:  # no procedure on this thread (an alert's case update)
+        return None
+    if len(after.flags) > len(before.flags):
         problem = after.flags[-1]
         detail = {"step": problem.step, "missing": list(problem.missing)}
         events.append(AuditEvent("procedure-out-of-order", now, message_id=header.message_id,

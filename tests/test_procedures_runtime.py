@@ -16,7 +16,7 @@ from node.codec import format_timestamp
 from node.compose import build_node
 from node.transport.broker import EmbeddedBroker, free_port
 from tests.process_helpers import metric
-from tests.runtime_helpers import create_nodes, eventually, example, node_env
+from tests.runtime_helpers import case_update, create_nodes, eventually, example, node_env
 
 pytestmark = pytest.mark.asyncio
 
@@ -86,6 +86,18 @@ async def test_order_overrides_flags_and_deadlines(tmp_path):
     await a.start()
     await b.start()
     try:
+        # a case update on a thread without a procedure keeps no step on either side
+        update = await requests.send(a, submit.Request(
+            kind="mla", to=["zw-police"], schema="CaseUpdate", payload=case_update()))  # fmt: skip
+
+        async def update_arrived() -> bool:
+            return any(m["id"] == update for m in await b.inbox_items(0, None, 10))
+
+        await eventually(update_arrived, 30, "the case update at zw-police")
+        assert await a._run(a.store.procedure_steps, update) == []
+        assert await b._run(b.store.procedure_steps, update) == []
+        assert await b.procedure(update) is None
+
         # an answer to nothing: refused before sealing, naming the missing step
         orphan = submit.Request(kind="mla", to=["zw-police"], schema="MlaResponse",
                                 payload=response("01a1f4d0-1a2b-7c3d-9e4f-5a6b7c8d9e0f",
@@ -114,8 +126,8 @@ async def test_order_overrides_flags_and_deadlines(tmp_path):
         exposition = (await b.render_metrics()).decode()
         assert metric(exposition, "xnode_procedure_steps_out_of_order_total",
                       peer="zm-police") == 1.0  # fmt: skip
-        assert (await b.procedure((await b.inbox_items(0, None, 10))[0]["thread_id"]))[
-            "flags"]  # fmt: skip
+        forced_item = next(m for m in await b.inbox_items(0, None, 10) if m["id"] == forced)
+        assert (await b.procedure(forced_item["thread_id"]))["flags"]
 
         # a request with a deadline in two days
         request_payload = example("mla-request.json")
