@@ -55,8 +55,10 @@ def sent_step(
     ``procedure_override``."""
     if not procedures.tracked(message.schema_name):
         return None, []
-    payload = registry.from_json(message.schema_name, dict(request.payload), "payload")
     steps = store.procedure_steps(message.thread_id)
+    if not steps and procedures.procedure_of(message.schema_name) is None:
+        return None, []  # a case update on a thread without a procedure: nothing to check
+    payload = registry.from_json(message.schema_name, dict(request.payload), "payload")
     before, after = procedures.next_state(
         steps, message.schema_name, payload, sent_at=message.created_at,
         override_reason=request.procedure_override, defaults=defaults,

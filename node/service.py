@@ -97,6 +97,7 @@ STORE_PROBE_SECONDS = 2.0
 
 
 SubmitRequest = submit.Request  # the name `submit` is also a method of Node
+ERASURE_RECORDS = ("xnode.payload.ErasureRequest", "xnode.payload.ErasureResult")
 
 
 def _sender(outcome: delivery.Outcome | None) -> str:
@@ -206,6 +207,7 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._wake_publisher = asyncio.Event()
+        self._erasure_due = asyncio.Event()  # an erasure request or answer was stored
         self._db: ThreadPoolExecutor | None = None
         self._crypto: ThreadPoolExecutor | None = None
         self.connected = asyncio.Event()  # set once the broker first answered
@@ -605,10 +607,16 @@ class Node:
         return payload
 
     async def _erasure_once(self) -> None:
-        """Carry out received erasure requests; look again when a message arrives (or every
-        second: stopping waits for the round in hand)."""
+        """Carry out received erasure requests and report answers to passed-on ones; woken when
+        one arrives, and every 5 s anyway (one stored before a crash)."""
         if not await self.erasures.run_once():
-            await self.inbox_changed.wait(1)
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._erasure_due, self._stopping)]
+            try:
+                await asyncio.wait(waiters, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+            self._erasure_due.clear()
 
     async def inbox_items(
         self, after: int, kinds: Sequence[str] | None, limit: int
@@ -1432,6 +1440,8 @@ class Node:
             log.warning("thread_held_apart", node=self.node_id, message_id=header.message_id,
                         thread_id=header.thread_id, peer=header.sender)  # fmt: skip
         self.metrics.received.labels(header.kind, header.sender).inc()
+        if outcome.opened.payload_schema.name in ERASURE_RECORDS:
+            self._erasure_due.set()
         if item.out_of_order:
             self.metrics.out_of_order.labels(header.sender).inc()
             log.warning("procedure_step_out_of_order", node=self.node_id,
