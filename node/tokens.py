@@ -93,6 +93,12 @@ def allows(scopes: Iterable[str], action: str, kind: str) -> bool:
     return bool(granted & {"admin", f"{action}:*", f"{action}:{kind}"})
 
 
+def may_see(scopes: Iterable[str], kind: str) -> bool:
+    """A sent message's status (and what answers it) is visible to who may send or read its
+    kind."""
+    return allows(scopes, "send", kind) or allows(scopes, "read", kind)
+
+
 def allows_ops(scopes: Iterable[str]) -> bool:
     """May a token with ``scopes`` read the operational endpoints (metrics, readiness)?"""
     return bool(set(scopes) & {"admin", OPS})

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -305,10 +306,7 @@ class ApiServer:
         if item is None:
             problem(404, f"no message {message_id} sent by this node", "id")
         token = request[TOKEN_KEY]
-        if not (
-            tokens.allows(token.scopes, "send", item["kind"])
-            or tokens.allows(token.scopes, "read", item["kind"])
-        ):
+        if not tokens.may_see(token.scopes, item["kind"]):
             problem(403, f"token {token.name!r} has no scope for {item['kind']}", "scope")
         return web.json_response(item)
 
@@ -317,11 +315,7 @@ class ApiServer:
         cursor ``after``. Visible as a message's status is: only events of kinds the token may
         send or read; ``next`` is the cursor of the next page."""
         token = request[TOKEN_KEY]
-        kinds = tuple(
-            k
-            for k in tokens.SENDABLE_KINDS
-            if tokens.allows(token.scopes, "send", k) or tokens.allows(token.scopes, "read", k)
-        )
+        kinds = tuple(k for k in tokens.SENDABLE_KINDS if tokens.may_see(token.scopes, k))
         if not kinds:
             problem(403, f"token {token.name!r} may not send or read any kind", "scope")
         after = _int_param(request, "after", 0, 0, MAX_CURSOR)
@@ -425,12 +419,9 @@ class ApiServer:
         thread_id = _path(request, "thread_id")
         token = request[TOKEN_KEY]
         sent, received = await self.node.thread(thread_id)
-        visible = [
-            item
-            for item in sent
-            if tokens.allows(token.scopes, "send", item["kind"])
-            or tokens.allows(token.scopes, "read", item["kind"])
-        ] + [item for item in received if tokens.allows(token.scopes, "read", item["kind"])]
+        visible = [item for item in sent if tokens.may_see(token.scopes, item["kind"])] + [
+            item for item in received if tokens.allows(token.scopes, "read", item["kind"])
+        ]
         if not visible:
             problem(404, f"no messages of thread {thread_id} visible to this token", "thread_id")
         joined = [item for item in visible if item.get("thread_joined", True)]
@@ -447,8 +438,7 @@ class ApiServer:
             problem(400, "only overdue=true is supported: GET /v1/threads?overdue=true",
                     "overdue", "invalid_query")  # fmt: skip
         items = [item for item in await self.node.overdue()
-                 if tokens.allows(token.scopes, "send", item["procedure"])
-                 or tokens.allows(token.scopes, "read", item["procedure"])]  # fmt: skip
+                 if tokens.may_see(token.scopes, item["procedure"])]  # fmt: skip
         return web.json_response({"threads": items})
 
     # -- reference ------------------------------------------------------------------------------
@@ -517,48 +507,38 @@ class ApiServer:
         sent = await self.node.sent_item(request_id)
         token = request[TOKEN_KEY]
         kind = sent["kind"] if sent else ""
-        if not (tokens.allows(token.scopes, "send", kind)
-                or tokens.allows(token.scopes, "read", kind)):  # fmt: skip
+        if not tokens.may_see(token.scopes, kind):
             problem(403, f"token {token.name!r} has no scope for {kind}", "scope")
         return web.json_response(status)
 
     async def post_forward(self, request: web.Request) -> web.Response:
         """Forward a received message to other nodes, as its handling code allows (H2 and H3:
         with the originator's grant); scope ``send`` for its kind."""
-        body = await _json_body(request)
-        may_send = self._may_send(request)
-        try:
-            fields = requests.forward_from_json(body)
-            message_id = await requests.forwarding_call(
-                self.node.forwards.forward(**fields, may_send=may_send)
-            )
-        except requests.Refusal as exc:
-            problem(exc.status, exc.error, exc.field, exc.code)
-        return web.json_response({"id": message_id, "status": "queued"}, status=202)
+        return await self._forwarding(request, requests.forward_from_json,
+                                      self.node.forwards.forward)  # fmt: skip
 
     async def post_permission_request(self, request: web.Request) -> web.Response:
         """Ask the originator of a received message for permission to forward it."""
-        body = await _json_body(request)
-        may_send = self._may_send(request)
-        try:
-            fields = requests.permission_request_from_json(body)
-            message_id = await requests.forwarding_call(
-                self.node.forwards.ask(**fields, may_send=may_send)
-            )
-        except requests.Refusal as exc:
-            problem(exc.status, exc.error, exc.field, exc.code)
-        return web.json_response({"id": message_id, "status": "queued"}, status=202)
+        return await self._forwarding(request, requests.permission_request_from_json,
+                                      self.node.forwards.ask)  # fmt: skip
 
     async def post_permission_decision(self, request: web.Request) -> web.Response:
         """The originator grants or refuses a forwarding permission request it received."""
-        request_id = _path(request, "id")
+        decide = functools.partial(self.node.forwards.decide, _path(request, "id"))
+        return await self._forwarding(request, requests.decision_from_json, decide)
+
+    async def _forwarding(
+        self,
+        request: web.Request,
+        parse: Callable[[Any], dict[str, Any]],
+        step: Callable[..., Awaitable[str]],
+    ) -> web.Response:
+        """One forwarding step: the body read, checked and passed on with the token's scope;
+        every refusal as its HTTP status."""
         body = await _json_body(request)
         may_send = self._may_send(request)
         try:
-            fields = requests.decision_from_json(body)
-            message_id = await requests.forwarding_call(
-                self.node.forwards.decide(request_id, **fields, may_send=may_send)
-            )
+            message_id = await requests.forwarding_call(step(**parse(body), may_send=may_send))
         except requests.Refusal as exc:
             problem(exc.status, exc.error, exc.field, exc.code)
         return web.json_response({"id": message_id, "status": "queued"}, status=202)
