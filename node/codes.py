@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class CodeList:
     doc: str
     default: str | None
     labels: Mapping[str, Mapping[str, str]]  # code -> language -> label
+    # code -> what else its entry says (e.g. the countries a crossing point joins)
+    attributes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -82,6 +84,10 @@ class CodeList:
             doc=data["doc"],
             default=data.get("default"),
             labels=labels,
+            attributes={
+                entry["code"]: {k: v for k, v in entry.items() if k not in ("code", "labels")}
+                for entry in data["codes"]
+            },
         )
 
 
@@ -114,6 +120,14 @@ def missing_labels(language: str) -> list[str]:
         for code, by_language in code_list.labels.items()
         if not by_language.get(language, "").strip()
     ]
+
+
+def entry(name: str, code: str) -> Mapping[str, Any]:
+    """What code list ``name`` says of ``code`` besides its labels ({} when nothing)."""
+    code_list = get(name)
+    if code not in code_list.labels:
+        raise UnknownCode(f"{code!r} is not in code list {name}")
+    return code_list.attributes.get(code, {})
 
 
 def get(name: str) -> CodeList:

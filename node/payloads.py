@@ -1,5 +1,9 @@
 """Which payload records each message kind carries (the kind decides the inbox topic).
 
+A record may travel under more than one kind: a consular notification goes with alerts (an
+arrest, between officials and consulates) and with referrals (a victim, between care
+organisations and consulates); the kind's topic and policy decide who sends it to whom.
+
 A case update may travel on any thread, so every family except receipts accepts it; so do an
 erasure request and its result, a forward and the permission exchange before it, which travel
 on the topic of the message they are about (so, on one partition per thread, after it).
@@ -24,10 +28,38 @@ ON_ANY_THREAD: tuple[str, ...] = (
 # send path: a local system cannot hand-craft a grant or an erasure answer
 PROCEDURAL: tuple[str, ...] = ON_ANY_THREAD[1:]
 
+# judicial cooperation beyond evidence requests (UNTOC arts. 13, 16, 18(18), 19, 21): each is a
+# request an MlaResponse answers, so each opens the MLA procedure as an MlaRequest does
+JUDICIAL_REQUESTS: tuple[str, ...] = (
+    "JointInvestigationTeam",
+    "ArrestWarrantNotice",
+    "ProceedingsTransfer",
+    "AssetRecoveryRequest",
+    "VideoTestimonyRequest",
+)
+
 KIND_PAYLOADS: dict[str, tuple[str, ...]] = {
-    "alert": ("Alert", *ON_ANY_THREAD),
-    "mla": ("MlaRequest", "MlaResponse", *ON_ANY_THREAD),
-    "referral": ("Referral", "ReferralResponse", *ON_ANY_THREAD),
+    "alert": (
+        "Alert",
+        "RecruitmentVerificationRequest",
+        "RecruitmentVerificationResponse",
+        "ConsularNotification",
+        *ON_ANY_THREAD,
+    ),
+    "mla": (
+        "MlaRequest",
+        "MlaResponse",
+        *JUDICIAL_REQUESTS,
+        "SpontaneousInformation",
+        *ON_ANY_THREAD,
+    ),
+    "referral": (
+        "Referral",
+        "ReferralResponse",
+        "CompensationClaim",
+        "ConsularNotification",
+        *ON_ANY_THREAD,
+    ),
     "repatriation": (
         "RepatriationProposal",
         "RepatriationFamilyAssessment",

@@ -132,12 +132,39 @@ def test_asylum_or_high_risk_blocks_approval_without_override(registry, change, 
     doc = example("repatriation-4-approval.json")
     doc["risk_assessment"].update(change)
     found = problems(registry, "RepatriationApproval", doc)
-    assert found == [f"payload.override: required to approve: {blocker} (non-refoulement)"]
+    assert found[0] == f"payload.override: required to approve: {blocker} (non-refoulement)"
     doc["override"] = {
         "reason": "Asylum claim withdrawn in writing on 20 November; confirmed with the Refugee Reception Office",
         "authority": "Commissioner for Refugees; Refugees Act 130 of 1998",
         "decided_at": "2026-11-21T10:00:00Z",
     }
+    if change.get("asylum_claim_pending"):
+        # a pending claim also needs the non-refoulement check: an override is no substitute
+        assert problems(registry, "RepatriationApproval", doc) == [
+            "payload.risk_assessment.non_refoulement_check: an asylum claim is pending: a "
+            "completed non-refoulement check finding no risk is required before any return"
+        ]
+        doc["risk_assessment"]["non_refoulement_check"] = NO_RISK_FOUND
+    assert problems(registry, "RepatriationApproval", doc) == []
+
+
+NO_RISK_FOUND = {
+    "outcome": "NoRiskFound",
+    "checked_by": {"org_Name": "Refugee Reception Office, Musina", "org_Type": "ImmigrationService"},
+    "checked_at": "2026-11-21T09:00:00Z",
+}
+
+
+def test_a_check_that_found_a_risk_blocks_a_return_whatever_the_override(registry):
+    doc = example("repatriation-4-approval.json")
+    doc["risk_assessment"]["non_refoulement_check"] = {**NO_RISK_FOUND, "outcome": "RiskFound"}
+    doc["override"] = {"reason": "Ministerial decision", "authority": "Minister",
+                       "decided_at": "2026-11-21T10:00:00Z"}
+    assert problems(registry, "RepatriationApproval", doc) == [
+        "payload.risk_assessment.non_refoulement_check.outcome: the non-refoulement check "
+        "found a risk: the return cannot be approved"
+    ]
+    doc["decision"], doc["reasons"] = "Rejected", "Risk of persecution on return."
     assert problems(registry, "RepatriationApproval", doc) == []
 
 
@@ -162,8 +189,11 @@ def test_alert_needs_a_subject_location_or_vehicle(registry):
     doc = example("alert.json")
     doc["subjects"] = doc["last_known_locations"] = doc["vehicles"] = []
     assert problems(registry, "Alert", doc) == [
-        "payload.subjects: an alert needs at least one subject, location or vehicle"
+        "payload.subjects: an alert needs at least one subject, location, vehicle, "
+        "organisation, phone number or account"
     ]
+    doc["phone_numbers"] = [{"role": "Suspect", "number": "+260977123456"}]
+    assert problems(registry, "Alert", doc) == []
 
 
 def test_alert_dates_accuracy_and_references(registry):

@@ -255,7 +255,9 @@ CASES = [
     ("repatriation-4-approval.json",
      {"risk_assessment.asylum_claim_pending": True, "risk_assessment.risk_level": "High"},
      ["payload.override: required to approve: an asylum claim is pending and the risk in the "
-      "country of return is high (non-refoulement)"]),
+      "country of return is high (non-refoulement)",
+      "payload.risk_assessment.non_refoulement_check: an asylum claim is pending: a completed "
+      "non-refoulement check finding no risk is required before any return"]),
     # -- RepatriationFollowUp ----------------------------------------------------------------
     ("repatriation-8-follow-up.json", {"reintegration_status": " "},
      ["payload.reintegration_status: must not be empty"]),

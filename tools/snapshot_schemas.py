@@ -2,7 +2,7 @@
 
 Run when a release changes a message schema: ``python tools/snapshot_schemas.py``. Each
 message schema (payloads, envelope, node descriptors) whose standalone form differs from its
-latest released version is written as ``history/<full name>/v<N+1>.avsc``. The test suite then
+latest released version (by fingerprint: a doc-only edit is no release) is written as ``history/<full name>/v<N+1>.avsc``. The test suite then
 holds every later change to full transitive compatibility with all of them.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from node.codec import SchemaRegistry, history_versions
+from node.codec import SchemaRegistry, history_versions, released_info
 from node.payloads import all_payloads
 
 MESSAGE_SCHEMAS = (
@@ -30,7 +30,11 @@ def main() -> None:
     for name in (*MESSAGE_SCHEMAS, *all_payloads()):
         current = registry.schema(name).standalone
         released = history_versions(directory, name)
-        if released and released[-1] == current:
+        # a release is a change of the canonical form (fields, types, symbols); a new doc or
+        # an edited one is not, and is read from the current files anyway
+        if released and released_info(registry, released[-1]).fingerprint == (
+            registry.schema(name).fingerprint
+        ):
             continue
         target = directory / "history" / name / f"v{len(released) + 1}.avsc"
         target.parent.mkdir(parents=True, exist_ok=True)
