@@ -26,11 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from node import delivery, envelope, procedures, quarantine, submit, threads
+from node import delivery, envelope, identifiers, procedures, quarantine, submit, threads
 from node.audit import AuditEvent
 from node.codec import SchemaInfo, SchemaRegistry
 from node.crypto.keys import IdentityKey
 from node.delivery import Accepted, Duplicate, Outcome, Owed, ReceiptReceived, Rejected
+from node.forwarding import FORWARD_SCHEMA, inner_payload
 from node.store.base import (
     DedupeEntry,
     InboxMessage,
@@ -66,6 +67,7 @@ class IntakeContext:
     receipt_batch: int = 500
     single_answer_writer: SchemaInfo | None = None  # see delivery.single_answer_writer
     procedure_defaults: Mapping[str, dt.timedelta] = field(default_factory=dict)
+    index_secret: bytes = b""  # keys the identifier index; empty: nothing is indexed
 
 
 @dataclass
@@ -250,6 +252,7 @@ def _accept(
         envelope_sha256=sha, created_at=header.created_at, expires_at=header.expires_at,
         received_at=now, state="received", recipients=header.recipient_ids,
         thread_joined=joined, retain_until=sender_retention(outcome.opened.payload, now),
+        subject_digests=_subject_digests(ctx, outcome),
     )  # fmt: skip
     remembered = dedupe_entry(header, sha, now, ctx.max_lifetime, "delivered", None)
     events = [AuditEvent("received", now, message_id=header.message_id, peer=header.sender,
@@ -265,6 +268,19 @@ def _accept(
     item.stored = dataclasses.replace(message, seq=stored.seq)
     item.collisions, item.joined = stored.id_also_used_by, joined
     return [Owed(header, sha)]
+
+
+def _subject_digests(ctx: IntakeContext, outcome: Accepted) -> tuple[bytes, ...]:
+    """The index entries of the identifiers a message names (a forward: those of the payload
+    it carries), so a later search finds it (node/identifiers.py)."""
+    if not ctx.index_secret:
+        return ()
+    opened = outcome.opened
+    name, payload = opened.payload_schema.name, opened.payload
+    if name == FORWARD_SCHEMA:
+        name, payload = inner_payload(ctx.registry, payload)
+    keys = identifiers.match_keys(ctx.registry, name, payload)
+    return identifiers.digests(ctx.index_secret, keys)
 
 
 def _procedure_step(

@@ -9,6 +9,8 @@ Layout (created by ``xnode init``)::
         identity.key            Ed25519, PKCS#8 PEM, 0600
         identity-next.key       the key a pending identity rotation asks the governors for,
                                 until the trust list names it (then it replaces identity.key)
+        subject-index.key       32 random bytes, 0600: keys the index of the identifiers
+                                received messages name (node/identifiers.py)
         encryption-<keyid>.key  X25519, PKCS#8 PEM, 0600 (one per encryption key; a replaced
                                 one is kept keys.retired_key_days, then destroyed once the
                                 stored messages are re-wrapped: node/keylife.py)
@@ -67,6 +69,10 @@ TRUST_LIST_FILE = "list.xtl"
 IDENTITY_FILE = "identity.key"
 NEXT_IDENTITY_FILE = "identity-next.key"
 PASSPHRASE_ENV = "XNODE_KEY_PASSPHRASE"  # noqa: S105 - the variable name, not a secret
+
+
+INDEX_SECRET_FILE = "subject-index.key"  # noqa: S105 (a file name, not a secret)
+INDEX_SECRET_BYTES = 32
 
 
 class NodeDirError(Exception):
@@ -314,6 +320,19 @@ class NodeDir:
     def passphrase(self, config: Config, env: Mapping[str, str] | None = None) -> bytes | None:
         """The key passphrase from ``keys.passphrase_file`` or ``XNODE_KEY_PASSPHRASE``."""
         return read_passphrase(config.keys.passphrase_file or None, env)
+
+    def index_secret(self) -> bytes:
+        """The secret the identifier index is keyed with (node/identifiers.py): 32 random bytes
+        in ``keys/subject-index.key`` (0600), made on first use, so a node of an earlier
+        release gets one when it starts. Losing it only loses the index of what was received
+        before: searches then find newer messages only."""
+        path = self.keys_path / INDEX_SECRET_FILE
+        if not path.exists():
+            write_atomically(path, os.urandom(INDEX_SECRET_BYTES), mode=0o600)
+        secret = path.read_bytes()
+        if len(secret) != INDEX_SECRET_BYTES:
+            raise NodeDirError(f"{path}: expected {INDEX_SECRET_BYTES} bytes, found {len(secret)}")
+        return secret
 
     def load_keys(self, registry: SchemaRegistry, passphrase: bytes | None) -> NodeKeys:
         """Private keys, checked against the node's own descriptor so a swapped file is caught."""

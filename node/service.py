@@ -36,6 +36,7 @@ from node import (
     control,
     delivery,
     envelope,
+    identifiers,
     intake,
     keylife,
     procedures,
@@ -55,6 +56,7 @@ from node.groupcommit import GroupCommit
 from node.metrics import Metrics
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
 from node.policy import Policy
+from node.routing.ids import country_of
 from node.routing.topics import control_topic, inbox_topic, own_topics
 from node.store.base import (
     Attempt,
@@ -244,6 +246,7 @@ class Node:
         keys = self.node_dir.load_keys(self.registry, self._passphrase)
         self.identity: IdentityKey = keys.identity
         self._encryption = keys.encryption
+        self._index_secret = self.node_dir.index_secret()
         # announced as held in memory, never re-read from the file: a descriptor rotated on disk
         # is announced only once this process holds its keys (else peers could seal to a key
         # this node cannot open yet)
@@ -619,9 +622,15 @@ class Node:
             self._erasure_due.clear()
 
     async def inbox_items(
-        self, after: int, kinds: Sequence[str] | None, limit: int
+        self, after: int, kinds: Sequence[str] | None, limit: int, match: str | None = None
     ) -> list[dict[str, Any]]:
-        messages = await self._run(self.store.inbox, after, kinds, limit)
+        """Received messages after ``after``; with ``match``, those naming that identifier
+        (a phone number, an account, a handle...: :func:`identifiers.query_keys`)."""
+        naming = None
+        if match is not None:
+            region = country_of(self.node_id).upper()
+            naming = identifiers.searched(self._index_secret, match, region)
+        messages = await self._run(self.store.inbox, after, kinds, limit, naming)
         return [self.inbox_item(m) for m in messages]
 
     async def sent_item(self, message_id: str) -> dict[str, Any] | None:
@@ -1369,6 +1378,7 @@ class Node:
             receipt_batch=self.config.delivery.receipt_batch,
             single_answer_writer=self._single_answer_writer,
             procedure_defaults=self.config.procedures.defaults(),
+            index_secret=self._index_secret,
         )  # fmt: skip
 
     async def _after(self, item: intake.Item) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from node import envelope, payloads, trustlist
+from node import envelope, identifiers, payloads, trustlist
 from node.audit import AuditEvent
 from node.codec import SchemaRegistry
 from node.config import Config
@@ -192,6 +192,7 @@ def prepare(
             " or forwarding routes (docs/data-protection.md)", "schema",
         )  # fmt: skip
     payload = registry.from_json(schema_name, request.payload, "payload")
+    payload = identifiers.normalise(registry, schema_name, payload)
     ttl = request.ttl or dt.timedelta(days=config.envelope.default_ttl_days)
     max_lifetime = dt.timedelta(days=config.envelope.max_lifetime_days)
     if ttl > max_lifetime:

@@ -350,7 +350,10 @@ class ApiServer:
         kinds = self._kinds(request)
         after = _int_param(request, "after", 0, 0, MAX_CURSOR)
         limit = _int_param(request, "limit", 100, 1, MAX_LIMIT)
-        items = await self.node.inbox_items(after, kinds, limit)
+        match = _query(request, "match")
+        if match is not None and len(match) > MAX_MATCH:
+            problem(400, f"match is longer than {MAX_MATCH} characters", "match", "invalid_query")
+        items = await self.node.inbox_items(after, kinds, limit, match)
         next_cursor = items[-1]["cursor"] if items else after
         return web.json_response({"messages": items, "next_cursor": next_cursor})
 
@@ -675,6 +678,9 @@ def _path(request: web.Request, name: str) -> str:
         problem(400, f"{name} must be at most {MAX_PATH_PARAMETER} characters without control "
                 "characters", name, "invalid_path")  # fmt: skip
     return value
+
+
+MAX_MATCH = 200  # an identifier, not a document
 
 
 def _query(request: web.Request, name: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from node import casework, views
+from node import casework, identifiers, views
 from node.cli.sealing import message_args, submission
 from node.cli.support import (
     EXIT_OK,
@@ -21,7 +21,7 @@ from node.codec import SchemaRegistry, format_timestamp
 from node.nodedir import NodeDir
 from node.payloads import KINDS
 from node.procedures import OutOfOrder
-from node.routing.ids import parse_id_list
+from node.routing.ids import country_of, parse_id_list
 from node.service import open_store
 
 
@@ -73,8 +73,12 @@ def cmd_status(args: argparse.Namespace, registry: SchemaRegistry) -> int:
 def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     node_dir = NodeDir(args.dir)
     config = node_dir.load_config()
+    naming = None
+    if args.match is not None:
+        region = country_of(config.node.id).upper()
+        naming = identifiers.searched(node_dir.index_secret(), args.match, region)
     with open_store(node_dir, config) as store:
-        messages = store.inbox(args.after, args.kind, args.limit)
+        messages = store.inbox(args.after, args.kind, args.limit, naming)
     keys = node_dir.load_keys(registry, node_dir.passphrase(config)) if messages else None
     peers = node_dir.peer_directory(registry)
     items = [
@@ -84,7 +88,8 @@ def cmd_inbox(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     ]
     return print_listing(
         items, args.json,
-        "Inbox empty." if args.after == 0 else "No messages after that cursor.",
+        "No received message names that." if args.match is not None
+        else "Inbox empty." if args.after == 0 else "No messages after that cursor.",
         lambda item: f"[{item['cursor']}] {item['received_at']}  {item['kind']:<12} "
                      f"from {item['sender']:<26} {item['payload_schema']:<28} "
                      f"{item['handling_code']}  {item['id']}",
@@ -138,6 +143,13 @@ def register(sub: Subcommands) -> None:
     p.add_argument("--kind", choices=KINDS)
     p.add_argument("--after", type=int, default=0, help="cursor: show messages after this one")
     p.add_argument("--limit", type=int, default=100)
+    p.add_argument(
+        "--match",
+        metavar="IDENTIFIER",
+        help="only messages naming this phone number, account, handle, e-mail, web "
+        "address, document, vehicle or registration number, or crossing point "
+        "(prefix phone:, ref:, handle:... to ask for one kind; docs/payloads.md)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output, with payloads")
     p.set_defaults(handler=cmd_inbox)
     p = sub.add_parser("quarantine", help="refused inbound records and why")

@@ -134,6 +134,9 @@ class InboxMessage:
     local_wrap: tuple[str, bytes] | None = None
     # the sender's limit (handling.retention_days after receipt): purged then at the latest
     retain_until: dt.datetime | None = None
+    # the identifiers it names, as index digests (node/identifiers.py); written with the
+    # message, never read back into this record
+    subject_digests: tuple[bytes, ...] = ()
 
     @property
     def erased(self) -> bool:
@@ -395,7 +398,11 @@ class Store(Protocol):
     ) -> int: ...
     def quarantine_bytes(self, sender: str) -> int: ...
     def inbox(
-        self, after: int, kind: str | Sequence[str] | None, limit: int
+        self,
+        after: int,
+        kind: str | Sequence[str] | None,
+        limit: int,
+        naming: Sequence[bytes] | None = None,
     ) -> list[InboxMessage]: ...
     def inbox_at(self, seq: int) -> InboxMessage | None: ...
     def inbox_message(self, message_id: str, sender: str | None = None) -> InboxMessage | None: ...

@@ -345,6 +345,21 @@ MIGRATIONS: tuple[str, ...] = (
         origin_request_id TEXT NOT NULL
     )
     """,
+    # 12: the identifiers each received message names (phones, accounts, handles...), as HMAC
+    # digests under the node's index secret, so "earlier alerts naming this number" is one
+    # lookup and a stolen database names no number (node/identifiers.py). A message that goes
+    # takes its entries with it (the trigger); an erased one loses them in erase_received.
+    """
+    CREATE TABLE subject_index (
+        digest BLOB NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (digest, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX subject_index_seq ON subject_index (seq);
+    CREATE TRIGGER inbox_subjects_gone AFTER DELETE ON inbox BEGIN
+        DELETE FROM subject_index WHERE seq = OLD.seq;
+    END
+    """,
 )
 
 
@@ -1161,6 +1176,11 @@ class SqliteStore:
             )
             if step is not None:
                 self._insert_step(c, step)
+            if message.subject_digests:
+                c.executemany(
+                    "INSERT OR IGNORE INTO subject_index (digest, seq) VALUES (?, ?)",
+                    [(d, cursor.lastrowid) for d in message.subject_digests],
+                )
             events = list(audit)  # "received" before the "receipt-sent" of its answer
             if others:
                 events.append(
@@ -1254,10 +1274,21 @@ class SqliteStore:
             retain_until=_dt(r["retain_until"]),
         )
 
-    def inbox(self, after: int, kind: str | Sequence[str] | None, limit: int) -> list[InboxMessage]:
-        """Received messages after cursor ``after``, of one kind or any of several."""
+    def inbox(
+        self,
+        after: int,
+        kind: str | Sequence[str] | None,
+        limit: int,
+        naming: Sequence[bytes] | None = None,
+    ) -> list[InboxMessage]:
+        """Received messages after cursor ``after``, of one kind or any of several; with
+        ``naming``, only those that name one of these identifier digests."""
         query = "SELECT * FROM inbox WHERE seq > ?"
         args: list[object] = [after]
+        if naming is not None:
+            marks = ", ".join("?" * len(naming))  # placeholders only; the digests are bound
+            query += f" AND seq IN (SELECT seq FROM subject_index WHERE digest IN ({marks}))"  # noqa: S608
+            args.extend(naming)
         if kind is not None:
             kinds = [kind] if isinstance(kind, str) else list(kind)
             query += f" AND kind IN ({', '.join('?' * len(kinds))})"
@@ -1745,6 +1776,7 @@ class SqliteStore:
                     (ERASED_STATE, m.seq),
                 )
                 c.execute("DELETE FROM adapter_deliveries WHERE seq = ?", (m.seq,))
+                c.execute("DELETE FROM subject_index WHERE seq = ?", (m.seq,))
                 c.execute("DELETE FROM procedure_steps WHERE message_id = ? AND party = ?",
                           (m.message_id, sender))  # fmt: skip
             c.execute(
