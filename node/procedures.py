@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from node.codec import format_timestamp
-from node.payloads import KIND_PAYLOADS, short_name
+from node.payloads import JUDICIAL_REQUESTS, KIND_PAYLOADS, short_name
 from node.store.base import ProcedureStep
 
 CASE_UPDATE = "CaseUpdate"
@@ -224,7 +224,7 @@ REPATRIATION = Procedure(
 
 # -- referral ----------------------------------------------------------------------------------
 
-REFERRED = Requirement("a referral", ("Referral",))
+REFERRED = Requirement("a referral (or a compensation claim)", ("Referral", "CompensationClaim"))
 ACCEPTED = Requirement(
     "an acceptance (referral response: Accepted)", ("ReferralResponse:Accepted",)
 )
@@ -235,6 +235,11 @@ REFERRAL = Procedure(
     label="referral",
     steps=(
         Step("Referral", "referral", "a referral", settled_by=REFERRED),
+        # a victim's claim pursued from abroad is answered like a referral (accepted, more
+        # information needed, completed), with no response clock of its own; each change of
+        # its status (lodged, awarded, paid) is a new claim message on the thread
+        Step("CompensationClaim", "compensation claim", "a compensation claim",
+             settled_by=REFERRED, repeats=True),
         # MoreInformationNeeded and Accepted may come more than once; Completed only after
         # an acceptance; Declined or Completed ends the referral.
         Step(
@@ -256,7 +261,16 @@ REFERRAL = Procedure(
 
 # -- mutual legal assistance -------------------------------------------------------------------
 
-REQUESTED = Requirement("an MLA request", ("MlaRequest",))
+REQUESTED = Requirement("an MLA request", ("MlaRequest", *JUDICIAL_REQUESTS))
+# each judicial request (a joint team, a warrant, a transfer, assets, a video hearing) is a
+# request an MlaResponse answers; only an MlaRequest runs the response clock
+_JUDICIAL_LABELS = {
+    "JointInvestigationTeam": "joint investigation team",
+    "ArrestWarrantNotice": "arrest warrant notice",
+    "ProceedingsTransfer": "transfer of proceedings",
+    "AssetRecoveryRequest": "asset-recovery request",
+    "VideoTestimonyRequest": "video testimony request",
+}
 
 # fmt: off
 MLA = Procedure(
@@ -264,6 +278,8 @@ MLA = Procedure(
     label="MLA request",
     steps=(
         Step("MlaRequest", "MLA request", "an MLA request", settled_by=REQUESTED),
+        *(Step(name, label, f"a {label}", settled_by=REQUESTED, repeats=True)
+          for name, label in _JUDICIAL_LABELS.items()),
         # Acknowledged, Accepted, NeedsMoreInformation, PartiallyExecuted and Postponed may
         # repeat; Executed or Refused is final. More information travels as a CaseUpdate.
         Step(

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.codec import default_registry, schemas_directory
-from node.payloads import KIND_PAYLOADS
+from node.payloads import JUDICIAL_REQUESTS, KIND_PAYLOADS
 from node.procedures import (
     APPROVAL,
     ARRIVAL,
@@ -169,6 +169,10 @@ FU = (FOLLOW_UP, follow_up())
 MAIN = [P, F, R, A, T, H, ARR, FU]
 
 REQ = ("MlaRequest", mla_request())
+JIT = ("JointInvestigationTeam", {"stage": "Proposal"})
+WARRANT = ("ArrestWarrantNotice", {"purpose": "ProvisionalArrest"})
+CLAIM = ("CompensationClaim", {"status": "Lodged"})
+REFERRED_WORDS = "a referral (or a compensation claim)"
 ACK, ACC, MORE, PART, EXEC, REFUSED, POSTPONED = (
     ("MlaResponse", mla_response(s))
     for s in (
@@ -197,7 +201,11 @@ def run(messages, procedure=None):
 def on_every_thread() -> set[str]:
     """Records every business kind accepts (case updates): not steps of any procedure."""
     kinds = [set(names) for kind, names in KIND_PAYLOADS.items() if kind != "receipt"]
-    return set.intersection(*kinds)
+    return set.intersection(*kinds) | INFORMING
+
+
+# records that inform without asking for anything: they travel on a thread, take no step
+INFORMING = {"ConsularNotification", "SpontaneousInformation"}
 
 
 @pytest.mark.parametrize("kind", ["repatriation", "referral", "mla"])
@@ -250,23 +258,27 @@ def test_a_step_that_happens_once_is_settled_by_itself():
         for step in procedure.steps:
             if not step.repeats:
                 assert step.settled_by is not None
-                assert step.settled_by.any_of == (step.schema,)
+                # by itself, or by another request that opens the same procedure
+                assert step.schema in step.settled_by.any_of
 
 
 def test_the_referral_and_mla_tables():
-    ref, resp = REFERRAL.steps
+    ref, claim, resp = REFERRAL.steps
     assert (ref.schema, ref.requires, ref.repeats) == ("Referral", (), False)
+    assert (claim.schema, claim.requires, claim.repeats) == ("CompensationClaim", (), True)
     assert (resp.schema, [r.words for r in resp.requires], resp.repeats) == (
-        "ReferralResponse", ["a referral"], True,
+        "ReferralResponse", [REFERRED_WORDS], True,
     )  # fmt: skip
     assert {o: [r.words for r in rs] for o, rs in resp.requires_for.items()} == {
-        "Completed": ["a referral", "an acceptance (referral response: Accepted)"]
+        "Completed": [REFERRED_WORDS, "an acceptance (referral response: Accepted)"]
     }
     assert resp.settled_by is None
     assert set(REFERRAL.ends) == {"ReferralResponse:Declined", "ReferralResponse:Completed"}
     assert REFERRAL.deadline_field == "requested_response_date"
-    req, answer = MLA.steps
+    req, *judicial, answer = MLA.steps
     assert (req.schema, req.requires, req.repeats) == ("MlaRequest", (), False)
+    assert [s.schema for s in judicial] == list(JUDICIAL_REQUESTS)
+    assert all(s.requires == () and s.repeats for s in judicial)
     assert (answer.schema, [r.words for r in answer.requires], answer.repeats) == (
         "MlaResponse", ["an MLA request"], True,
     )  # fmt: skip
@@ -432,7 +444,8 @@ def test_what_a_return_waits_for_on_the_way():
 
 
 def test_what_mla_and_referral_threads_wait_for():
-    assert next_expected(ThreadState("mla")) == ("MlaRequest",)
+    assert next_expected(ThreadState("mla")) == ("MlaRequest", *JUDICIAL_REQUESTS)
+    assert next_expected(run([JIT])) == ("MlaResponse",)
     assert next_expected(run([REQ])) == ("MlaResponse",)
     assert next_expected(run([REQ, PART, PART])) == ("MlaResponse",)
     assert next_expected(run([REQ, EXEC])) == ()
@@ -441,7 +454,8 @@ def test_what_mla_and_referral_threads_wait_for():
         == "MLA response (PartiallyExecuted) recorded; awaiting MLA response"
     )
     assert label(run([REQ, REFUSED])) == "ended: the request was refused"
-    assert next_expected(ThreadState("referral")) == ("Referral",)
+    assert next_expected(ThreadState("referral")) == ("Referral", "CompensationClaim")
+    assert next_expected(run([CLAIM], procedure="referral")) == ("ReferralResponse",)
     assert next_expected(run([REF, R_ACC])) == ("ReferralResponse",)
     assert next_expected(run([REF, R_DECL])) == ()
     assert label(run([REF])) == "referral recorded; awaiting referral response"
@@ -543,8 +557,8 @@ OUT_OF_ORDER = [
     ([P, F, R, A, T, H], FU, ("arrival confirmation",)),
     ([], ACK, ("an MLA request",)),
     ([], EXEC, ("an MLA request",)),
-    ([], R_MORE, ("a referral",)),
-    ([], R_DONE, ("a referral", "an acceptance (referral response: Accepted)")),
+    ([], R_MORE, (REFERRED_WORDS,)),
+    ([], R_DONE, (REFERRED_WORDS, "an acceptance (referral response: Accepted)")),
     ([REF], R_DONE, ("an acceptance (referral response: Accepted)",)),
     ([REF, R_MORE, R_MORE], R_DONE, ("an acceptance (referral response: Accepted)",)),
 ]
@@ -1039,7 +1053,9 @@ def model_allows(procedure: str, before: list, step) -> bool:
             return False
         if schema == "MlaRequest":
             return "MlaRequest" not in names
-        return "MlaRequest" in names
+        if schema in JUDICIAL_REQUESTS:
+            return True
+        return bool({"MlaRequest", *JUDICIAL_REQUESTS} & set(names))
     if procedure == "referral":
         if any(
             s == "ReferralResponse" and p["status"] in ("Declined", "Completed") for s, p in done
@@ -1047,10 +1063,13 @@ def model_allows(procedure: str, before: list, step) -> bool:
             return False
         if schema == "Referral":
             return "Referral" not in names
+        if schema == "CompensationClaim":
+            return True
+        asked = bool({"Referral", "CompensationClaim"} & set(names))
         if payload["status"] == "Completed":
             accepted = any(s == "ReferralResponse" and p["status"] == "Accepted" for s, p in done)
-            return "Referral" in names and accepted
-        return "Referral" in names
+            return asked and accepted
+        return asked
     # repatriation
     if any(s == APPROVAL and p["decision"] == "Rejected" for s, p in done):
         return False
@@ -1099,8 +1118,8 @@ VOCABULARY = {
         A_OVERRIDE, DEFER, DEFER_ZW, REJECT, (APPROVAL, approval("Approved", org=ZW_NO_NODE)),
         T, H, ARR, FU, *UPDATES,
     ],
-    "mla": [REQ, ACK, ACC, MORE, PART, EXEC, REFUSED, POSTPONED, *UPDATES],
-    "referral": [REF, R_ACC, R_DECL, R_MORE, R_DONE, *UPDATES],
+    "mla": [REQ, JIT, WARRANT, *((name, {}) for name in JUDICIAL_REQUESTS[2:]), ACK, ACC, MORE, PART, EXEC, REFUSED, POSTPONED, *UPDATES],
+    "referral": [REF, CLAIM, R_ACC, R_DECL, R_MORE, R_DONE, *UPDATES],
 }  # fmt: skip
 PROGRESS = {
     "repatriation": [*MAIN, A_ZW, DEFER_ZW, R_HIGH, A_OVERRIDE, cu("Active"), cu("Closed")],
