@@ -39,6 +39,14 @@ SCHEMA_NAMES = {
     "Receipt": "Receipt", "ErasureRequest": "Erasure request", "ErasureResult": "Erasure result",
     "Forward": "Forwarded message", "ForwardPermissionRequest": "Request to forward",
     "ForwardPermissionDecision": "Forwarding decision",
+    "RecruitmentVerificationRequest": "Recruitment check request",
+    "RecruitmentVerificationResponse": "Recruitment check answer",
+    "ConsularNotification": "Consular notification",
+    "JointInvestigationTeam": "Joint investigation team",
+    "ArrestWarrantNotice": "Arrest warrant notice", "ProceedingsTransfer": "Transfer of proceedings",
+    "AssetRecoveryRequest": "Asset recovery request",
+    "VideoTestimonyRequest": "Video testimony request",
+    "SpontaneousInformation": "Spontaneous information", "CompensationClaim": "Compensation claim",
 }  # fmt: skip
 
 
