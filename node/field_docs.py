@@ -28,12 +28,14 @@ def key(record: str, field: str) -> str:
 
 @functools.cache
 def english(registry: SchemaRegistry | None = None) -> Mapping[str, str]:
-    """Every field of every record a payload may hold, with its English doc ("" if none)."""
+    """Every record a payload may hold (key: its full name) and every field of it (key:
+    ``record.field``), with the English doc ("" if none)."""
     registry = registry or default_registry()
     found: dict[str, str] = {}
     for full in payloads.all_payloads():
         for name, definition in named_definitions(registry.schema(full).standalone).items():
             if isinstance(definition, dict) and definition.get("type") == "record":
+                found.setdefault(name, definition.get("doc", ""))
                 for f in definition["fields"]:
                     found.setdefault(key(name, f["name"]), f.get("doc", ""))
     return dict(sorted(found.items()))
@@ -57,8 +59,13 @@ def doc(record: str, field: str, language: str = "en", fallback: str = "") -> st
     return catalog(language).get(k) or english().get(k) or fallback
 
 
+def record_doc(record: str, language: str = "en", fallback: str = "") -> str:
+    """What a record is, in ``language``, else in English."""
+    return catalog(language).get(record) or english().get(record) or fallback
+
+
 def untranslated(language: str) -> list[str]:
-    """Fields with an English doc but none in ``language``."""
+    """Records and fields with an English doc but none in ``language``."""
     if language not in TRANSLATED:
         raise ValueError(f"no catalog for {language!r}; one of {', '.join(TRANSLATED)}")
     translated = catalog(language)

@@ -51,10 +51,13 @@ def phone_e164(raw: str, region: str | None = None) -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
-        where = "" if region else " (a national number needs its country)"
+        national = not raw.strip().startswith(("+", "00")) and region is None
+        where = " (a national number needs its country)" if national else ""
         raise UnreadableIdentifier(f"not a phone number{where}: {raw!r}") from exc
-    if not phonenumbers.is_possible_number(number):
-        raise UnreadableIdentifier(f"not a possible phone number: {raw!r}")
+    # valid, not merely possible: a number with a digit missing must not become a key that
+    # matches nothing (or the wrong phone)
+    if not phonenumbers.is_valid_number(number):
+        raise UnreadableIdentifier(f"not a valid phone number in its country's plan: {raw!r}")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

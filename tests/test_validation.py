@@ -150,7 +150,10 @@ def test_asylum_or_high_risk_blocks_approval_without_override(registry, change, 
 
 NO_RISK_FOUND = {
     "outcome": "NoRiskFound",
-    "checked_by": {"org_Name": "Refugee Reception Office, Musina", "org_Type": "ImmigrationService"},
+    "checked_by": {
+        "org_Name": "Refugee Reception Office, Musina",
+        "org_Type": "ImmigrationService",
+    },
     "checked_at": "2026-11-21T09:00:00Z",
 }
 
@@ -158,8 +161,11 @@ NO_RISK_FOUND = {
 def test_a_check_that_found_a_risk_blocks_a_return_whatever_the_override(registry):
     doc = example("repatriation-4-approval.json")
     doc["risk_assessment"]["non_refoulement_check"] = {**NO_RISK_FOUND, "outcome": "RiskFound"}
-    doc["override"] = {"reason": "Ministerial decision", "authority": "Minister",
-                       "decided_at": "2026-11-21T10:00:00Z"}
+    doc["override"] = {
+        "reason": "Ministerial decision",
+        "authority": "Minister",
+        "decided_at": "2026-11-21T10:00:00Z",
+    }
     assert problems(registry, "RepatriationApproval", doc) == [
         "payload.risk_assessment.non_refoulement_check.outcome: the non-refoulement check "
         "found a risk: the return cannot be approved"

@@ -2,7 +2,8 @@
 
 Run when a release changes a message schema: ``python tools/snapshot_schemas.py``. Each
 message schema (payloads, envelope, node descriptors) whose standalone form differs from its
-latest released version (by fingerprint: a doc-only edit is no release) is written as ``history/<full name>/v<N+1>.avsc``. The test suite then
+latest released version (by fingerprint: a doc-only edit is no release) is written as
+``history/<full name>/v<N+1>.avsc``. The test suite then
 holds every later change to full transitive compatibility with all of them.
 """
 
