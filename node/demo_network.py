@@ -300,5 +300,27 @@ async def _scenario(nodes: dict[str, Node], timeline: Timeline, ex: Examples) ->
                     label,
                 )
             )
+    sent.extend(await _smuggling(nodes, timeline, ex))
     say("")
     return all(sent)
+
+
+async def _smuggling(nodes: dict[str, Node], timeline: Timeline, ex: Examples) -> list[str | None]:
+    """A smuggling alert names a phone in E.164; an officer at the other end types it the way
+    it was said on the phone, and finds the alert (docs/payloads.md)."""
+    timeline.say("\n5. Migrant smuggling through Nakonde: the same phone, typed another way")
+    alert = ex("alert-smuggling.json")
+    message_id = await _send(
+        nodes, timeline, "zm-police",
+        submit.Request(kind="alert", to=["zw-police"], payload=alert, schema="Alert"),
+        "Alert (MigrantSmuggling), naming phones, accounts and an agency",
+    )  # fmt: skip
+    if message_id is None:
+        return [None]
+    number = alert["phone_numbers"][0]["number"]  # +260 97 ... in the example
+    # dialled from Zimbabwe: the international prefix 00, spaces as said on the phone
+    typed = f"00 {number[1:4]} {number[4:6]} {number[6:9]} {number[9:]}"
+    found = await nodes["zw-police"].inbox_items(0, ("alert",), 10, match=typed)
+    names = ", ".join(item["payload"]["title"] for item in found) or "nothing"
+    timeline.line(f"zw-police searches its inbox for {typed!r}: {names}")
+    return [message_id if [item["id"] for item in found] == [message_id] else None]
