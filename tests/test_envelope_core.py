@@ -21,7 +21,7 @@ import pytest
 from node import envelope, validation
 from node.codec import CodecError, SchemaRegistry, _schema_documents, avro_bytes
 from node.envelope import EnvelopeError, SealError
-from node.payloads import all_payloads
+from node.payloads import all_payloads, short_name
 from tests.conftest import NOW, MemNode, peers_of
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "schemas" / "examples"
@@ -75,14 +75,7 @@ def harare_clock(monkeypatch):
 
 # -- sealing: refusals name the request field ---------------------------------------------------
 
-PAYLOADS = (
-    "Alert, CaseUpdate, ErasureRequest, ErasureResult, Forward, ForwardPermissionRequest, "
-    "ForwardPermissionDecision, MlaRequest, MlaResponse, Referral, ReferralResponse, "
-    "RepatriationProposal, "
-    "RepatriationFamilyAssessment, RepatriationRiskAssessment, RepatriationApproval, "
-    "RepatriationTravelConfirmed, RepatriationHandover, RepatriationArrivalConfirmed, "
-    "RepatriationFollowUp, Receipt"
-)
+PAYLOADS = ", ".join(short_name(n) for n in all_payloads())
 
 
 @pytest.mark.parametrize(
@@ -99,7 +92,9 @@ PAYLOADS = (
         ({"schema_name": "xnode.common.Handling"}, "schema",
          f"unknown payload schema 'xnode.common.Handling'; known: {PAYLOADS}"),
         ({"kind": "mla", "schema_name": "Alert"}, "schema",
-         "a mla message cannot carry Alert; it carries MlaRequest, MlaResponse, CaseUpdate, "
+         "a mla message cannot carry Alert; it carries MlaRequest, MlaResponse, "
+         "JointInvestigationTeam, ArrestWarrantNotice, ProceedingsTransfer, "
+         "AssetRecoveryRequest, VideoTestimonyRequest, SpontaneousInformation, CaseUpdate, "
          "ErasureRequest, ErasureResult, Forward, ForwardPermissionRequest, "
          "ForwardPermissionDecision"),
     ],

@@ -347,18 +347,15 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 12: the identifiers each received message names (phones, accounts, handles...), as HMAC
     # digests under the node's index secret, so "earlier alerts naming this number" is one
-    # lookup and a stolen database names no number (node/identifiers.py). A message that goes
-    # takes its entries with it (the trigger); an erased one loses them in erase_received.
+    # lookup and a stolen database names no number (node/identifiers.py). A purged or erased
+    # message takes its entries with it (purge, erase_received).
     """
     CREATE TABLE subject_index (
         digest BLOB NOT NULL,
         seq INTEGER NOT NULL,
         PRIMARY KEY (digest, seq)
     ) WITHOUT ROWID;
-    CREATE INDEX subject_index_seq ON subject_index (seq);
-    CREATE TRIGGER inbox_subjects_gone AFTER DELETE ON inbox BEGIN
-        DELETE FROM subject_index WHERE seq = OLD.seq;
-    END
+    CREATE INDEX subject_index_seq ON subject_index (seq)
     """,
 )
 
@@ -984,6 +981,7 @@ class SqliteStore:
             ).fetchall()
             for r in inbox:
                 c.execute("DELETE FROM adapter_deliveries WHERE seq = ?", (r["seq"],))
+                c.execute("DELETE FROM subject_index WHERE seq = ?", (r["seq"],))
                 c.execute("DELETE FROM inbox WHERE seq = ?", (r["seq"],))
             outbox = c.execute(  # candidates by the updated_at index, then every recipient
                 "SELECT DISTINCT message_id FROM outbox_recipients c WHERE c.updated_at < ?"
