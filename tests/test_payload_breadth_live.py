@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from node.codec import default_registry
 from node.transport.broker import free_port
 from tests.process_helpers import (
     BrokerProcess,
@@ -27,6 +28,7 @@ from tests.process_helpers import (
 from tests.runtime_helpers import example
 
 pytestmark = pytest.mark.slow
+REGISTRY = default_registry()
 
 SENDS = [  # (example, kind, schema, answer: (schema, example) or None)
     ("alert-smuggling.json", "alert", "Alert", None),
@@ -109,7 +111,11 @@ def test_every_new_concept_travels_between_two_node_processes(tmp_path: Path) ->
             if file == "alert-smuggling.json":
                 assert got["payload"]["phone_numbers"][0]["number"] == e164
                 got["payload"]["phone_numbers"][0]["number"] = typed["number"]
-            for field, value in payload.items():  # what the case system sent, field by field
+            # what the case system sent, field by field, with the schema's defaults filled in
+            name = f"xnode.payload.{schema}"
+            expected = REGISTRY.to_json(name, REGISTRY.from_json(name, payload, "payload"))
+            assert isinstance(expected, dict)
+            for field, value in expected.items():
                 assert got["payload"][field] == value, (file, field)
 
         # every request is answered on its thread, in the procedure's order
@@ -119,7 +125,7 @@ def test_every_new_concept_travels_between_two_node_processes(tmp_path: Path) ->
             if answer is None:
                 continue
             answer_schema, answer_file = answer
-            reply = example(answer_file, **{ANSWER_LINK[answer_schema]: message_id})
+            reply = {**example(answer_file), ANSWER_LINK[answer_schema]: message_id}
             kind = next(s[1] for s in SENDS if s[0] == file)
             status, body = _post(api[zw], tokens[zw], {
                 "kind": kind, "to": ["zm-secretariat"], "schema": answer_schema,
