@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import structlog
 
-LIBRARY_LOGGERS = ("aiokafka", "kafka", "aiohttp")
+# pycountry reports the quirks of its own databases at debug level when a table first loads
+LIBRARY_LOGGERS = ("aiokafka", "kafka", "aiohttp", "pycountry")
 REPEAT_WINDOW_SECONDS = 60.0
 
 

@@ -363,7 +363,10 @@ def test_network_demo_as_the_readme_runs_it():
     result = subprocess.run([XNODE or "xnode", "demo"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo finished: every message delivered and receipted" in result.stdout
-    assert result.stdout.count("signed receipt back: delivered") == 11  # 1 + 2 + 2 + 6
+    assert result.stdout.count("signed receipt back: delivered") == 12  # 1 + 2 + 2 + 6 + 1
+    # step 5: the smuggling alert found again at zw-police by the phone dialled another way
+    [search] = [line for line in result.stdout.splitlines() if "searches its inbox" in line]
+    assert "for '00 260 " in search and not search.endswith(": nothing")
     assert "chain intact" in result.stdout
 
 
@@ -441,7 +444,7 @@ def test_kind_and_payload_must_match(network, tmp_path, capsys):
         "--out", tmp_path / "x.xenv",
     )  # fmt: skip
     assert code == 1
-    assert "a alert message cannot carry MlaRequest; it carries Alert, CaseUpdate" in err
+    assert "a alert message cannot carry MlaRequest; it carries Alert, Recruitment" in err
 
 
 def test_schemas_commands(capsys):

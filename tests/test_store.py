@@ -462,3 +462,37 @@ def test_open_deliveries_to_a_revoked_recipient_end_rejected(store):
     assert store.due_deliveries(at(100), 10) == []
     assert store.reject_open("zw-police", "recipient-revoked", "again", at(6)) == []
     assert store.audit_entries("m1")[-1].event.detail == {"reason": "recipient-revoked"}
+
+
+def test_the_subject_index_keeps_digests_only(store, tmp_path):
+    """Received messages are found by the identifiers they name (node/identifiers.py), through
+    HMAC digests: the database file holds no phone number, and a message that is erased or
+    purged leaves no entry behind."""
+    from node import identifiers
+
+    secret = b"\x07" * 32
+    number = "+260977445120"
+    naming = identifiers.digests(secret, {f"phone:{number}", "ref:ALZ4471"})
+    first = InboxMessage(**{**inbox_message("in1").__dict__, "subject_digests": naming})
+    other = InboxMessage(**{**inbox_message("in2").__dict__, "received_at": at(10**7),
+                            "subject_digests": identifiers.digests(secret, {"ref:OTHER"})})  # fmt: skip
+    store.record_inbound(first, dedupe("in1"), [ev("received")])
+    store.record_inbound(other, DedupeEntry("in2", "zw-police", "delivered", None, "ef" * 32,
+                                            at(10**7), at(2 * 10**7)), [ev("received")])  # fmt: skip
+
+    def found(text: str) -> list[str]:
+        asked = identifiers.searched(secret, text, "ZM")
+        return [m.message_id for m in store.inbox(0, None, 10, asked)]
+
+    assert found("0977 445 120") == ["in1"] and found("alz-4471") == ["in1"]
+    assert found("+260966000111") == [] and found("ref:OTHER") == ["in2"]
+    assert [m.message_id for m in store.inbox(0, None, 10)] == ["in1", "in2"]  # no filter
+    raw = b"".join(p.read_bytes() for p in store.path.parent.glob(store.path.name + "*"))
+    assert number.encode() not in raw and b"977445120" not in raw and b"ALZ4471" not in raw
+
+    store.erase_received("zw-police", ["in1"], at(2), {"request_id": "e1"})
+    assert found("0977 445 120") == []
+    store.purge(at(3 * 10**7), Retention(inbox_before=at(3 * 10**7),
+                                         outbox_before=at(0), quarantine_before=at(0)))  # fmt: skip
+    assert found("ref:OTHER") == []
+    assert store._conn.execute("SELECT COUNT(*) FROM subject_index").fetchone()[0] == 0
