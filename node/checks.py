@@ -61,6 +61,7 @@ class Context:
 
     created_at: dt.datetime
     recipients: tuple[str, ...] = ()
+    sender: str = ""  # the sending node ("" where a rule is run outside a message)
 
     @property
     def today(self) -> dt.date:

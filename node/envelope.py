@@ -256,7 +256,7 @@ def seal(
                 name,
             )
     schema = registry.schema(payload_schema_name(registry, schema_name, kind))
-    validation.check(registry, schema.name, payload, validation.Context(now, tuple(ids)))
+    validation.check(registry, schema.name, payload, validation.Context(now, tuple(ids), sender_id))
 
     message_id = message_id or str(uuid7(now))
     content_key = primitives.new_content_key()
@@ -521,7 +521,7 @@ def decode_payload(
         payload = registry.decode(writer.name, plaintext, writer)
     except CodecError as exc:
         raise EnvelopeError("invalid-payload", str(exc)) from exc
-    context = validation.Context(header.created_at, header.recipient_ids)
+    context = validation.Context(header.created_at, header.recipient_ids, header.sender)
     problems = validation.validate(registry, writer.name, payload, context)
     if problems:
         raise EnvelopeError("invalid-payload", str(problems[0]))

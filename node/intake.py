@@ -32,6 +32,8 @@ from node.codec import SchemaInfo, SchemaRegistry
 from node.crypto.keys import IdentityKey
 from node.delivery import Accepted, Duplicate, Outcome, Owed, ReceiptReceived, Rejected
 from node.forwarding import FORWARD_SCHEMA, inner_payload
+from node.payloads import STATISTICS_SCHEMA
+from node.stats import facts
 from node.store.base import (
     DedupeEntry,
     InboxMessage,
@@ -264,7 +266,22 @@ def _accept(
         ))  # fmt: skip
     step = _procedure_step(store, ctx, outcome, now, events) if joined else None
     item.out_of_order = any(e.event == "procedure-out-of-order" for e in events)
-    stored = store.record_inbound(message, remembered, events, step=step)
+    fact = facts.fact_of(
+        message.schema_name,
+        outcome.opened.payload,
+        message_id=header.message_id,
+        direction="received",
+        thread_id=header.thread_id,
+        at=header.created_at,
+    )
+    if message.schema_name == STATISTICS_SCHEMA:
+        release = outcome.opened.payload
+        events.append(AuditEvent("statistics-received", now, message_id=header.message_id,
+                                 peer=header.sender, detail={
+                                     "release_id": release["release_id"],
+                                     "period": release["period"],
+                                     "replaces": release.get("replaces")}))  # fmt: skip
+    stored = store.record_inbound(message, remembered, events, step=step, fact=fact)
     item.stored = dataclasses.replace(message, seq=stored.seq)
     item.collisions, item.joined = stored.id_also_used_by, joined
     return [Owed(header, sha)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 
 PAYLOAD_NAMESPACE = "xnode.payload."
+STATISTICS_SCHEMA = "xnode.payload.StatisticsRelease"
 
 ON_ANY_THREAD: tuple[str, ...] = (
     "CaseUpdate",
@@ -71,6 +72,8 @@ KIND_PAYLOADS: dict[str, tuple[str, ...]] = {
         "RepatriationFollowUp",
         *ON_ANY_THREAD,
     ),
+    # anonymised counts up the reporting chain (docs/statistics.md): no thread, no case update
+    "statistics": ("StatisticsRelease",),
     "receipt": ("Receipt",),
 }
 KINDS: tuple[str, ...] = tuple(KIND_PAYLOADS)

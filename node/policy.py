@@ -33,6 +33,10 @@ DEFAULT_RULES: tuple[str, ...] = (
     # victims first (police, immigration) may refer them.
     f"referral: {_CARE},law-enforcement,immigration -> {_CARE},law-enforcement,immigration",
     f"repatriation: {_CARE},immigration -> {_CARE},immigration",
+    # Anonymised statistics go up the chain: every national agency to its country's secretariat
+    # (the rules of the release keep them in the country), the secretariat to regional bodies.
+    f"statistics: {_OFFICIAL},{_CARE} -> secretariat",
+    "statistics: secretariat -> regional-body",
 )
 
 

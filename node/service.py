@@ -539,7 +539,8 @@ class Node:
         message, event, seconds = await self._compute(prepare)
         self.metrics.seal_seconds.observe(seconds)
         step, events = await self._procedure_step(request, message)
-        message_id = await self._write(self.store.submit, message, [event, *events], step)
+        fact = submit.sent_fact(request, message)
+        message_id = await self._write(self.store.submit, message, [event, *events], step, fact)
         if message_id == message.message_id:
             self.metrics.submitted.labels(message.kind).inc()
         self._wake_publisher.set()

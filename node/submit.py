@@ -21,6 +21,7 @@ from node.codec import SchemaRegistry
 from node.config import Config
 from node.crypto.keys import IdentityKey
 from node.policy import Policy
+from node.stats import facts
 from node.store.base import OutboundMessage
 from node.trust import Descriptor
 
@@ -254,4 +255,17 @@ def outbound(
         expects_receipt=expects_receipt,
         idempotency_key=idempotency_key,
         request_sha256=request_sha256,
+    )
+
+
+def sent_fact(request: Request, message: OutboundMessage) -> facts.Fact | None:
+    """What statistics keep of a message this node sends (docs/statistics.md), stored with it:
+    the node cannot read back what it sealed."""
+    return facts.fact_of(
+        message.schema_name,
+        request.payload,
+        message_id=message.message_id,
+        direction="sent",
+        thread_id=message.thread_id,
+        at=message.created_at,
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from node import rules_judicial, rules_people
+from node import rules_judicial, rules_people, rules_statistics
 from node.checks import (
     BCP47,
     EMAIL,
@@ -94,7 +94,7 @@ def _forwarded(
         yield Problem(path, f"does not decode as {forward['payload_schema']}: {exc.problem}")
         return
     original = forward["original"]
-    inner_ctx = Context(created_at=original["created_at"], recipients=ctx.recipients)
+    inner_ctx = Context(original["created_at"], ctx.recipients, original["sender"])
     yield from validate(registry, name, inner, inner_ctx, path)
     if inner["handling"] != forward["handling"]:
         yield Problem(f"{root}.handling", "must be the forwarded payload's handling, unchanged")
@@ -453,5 +453,12 @@ _PAYLOAD_RULES: dict[str, tuple[Rule, ...]] = {
     "xnode.payload.ForwardPermissionDecision": (_forward_decision,),
 }
 
-TYPE_RULES = _merged(_TYPE_RULES, rules_people.TYPE_RULES, rules_judicial.TYPE_RULES)
-PAYLOAD_RULES = _merged(_PAYLOAD_RULES, rules_people.PAYLOAD_RULES, rules_judicial.PAYLOAD_RULES)
+TYPE_RULES = _merged(
+    _TYPE_RULES, rules_people.TYPE_RULES, rules_judicial.TYPE_RULES, rules_statistics.TYPE_RULES
+)
+PAYLOAD_RULES = _merged(
+    _PAYLOAD_RULES,
+    rules_people.PAYLOAD_RULES,
+    rules_judicial.PAYLOAD_RULES,
+    rules_statistics.PAYLOAD_RULES,
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from node import casework, identifiers, views
+from node import casework, identifiers, submit, views
 from node.cli.sealing import message_args, submission
 from node.cli.support import (
     EXIT_OK,
@@ -39,7 +39,9 @@ def cmd_send(args: argparse.Namespace, registry: SchemaRegistry) -> int:
                                               config.procedures.defaults())  # fmt: skip
         except OutOfOrder as exc:
             raise CommandFailed(f"{exc} (or give --procedure-override REASON)") from exc
-        message_id = store.submit(message, [event, *events], step)
+        message_id = store.submit(
+            message, [event, *events], step, submit.sent_fact(request, message)
+        )
     print(message_id)
     return EXIT_OK
 

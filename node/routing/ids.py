@@ -18,6 +18,9 @@ ROLES: tuple[str, ...] = (
     "ngo",
     "consular",
     "international-organisation",
+    # a regional economic community's secretariat (SADC, EAC...) or the AU Commission: it
+    # receives national statistics; its node id starts with the country of its seat (bw-sadc)
+    "regional-body",
 )
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from node.audit import AuditEntry, AuditEvent
+from node.stats.facts import Fact
 
 # Per-recipient states of an outbound message.
 QUEUED, SENT, DELIVERED, REJECTED, EXPIRED = "queued", "sent", "delivered", "rejected", "expired"
@@ -331,6 +332,7 @@ class Store(Protocol):
         message: OutboundMessage,
         audit: AuditEvent | Sequence[AuditEvent],
         step: ProcedureStep | None = None,
+        fact: Fact | None = None,
     ) -> str: ...
     def batch(self, writes: Sequence[Callable[[], T]]) -> list[T | Exception]: ...
     def find_by_idempotency_key(
@@ -386,6 +388,7 @@ class Store(Protocol):
         audit: Sequence[AuditEvent],
         receipt: tuple[OutboundMessage, AuditEvent] | None = None,
         step: ProcedureStep | None = None,
+        fact: Fact | None = None,
     ) -> InboundResult: ...
     def procedure_steps(self, thread_id: str) -> list[ProcedureStep]: ...
     def record_rejection(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from node.audit import GENESIS, AuditEntry, AuditEvent, link
+from node.stats.facts import Fact
 from node.store.base import (
     DELIVERED,
     ERASED_STATE,
@@ -50,6 +51,7 @@ from node.store.base import (
     StoreFull,
     StoreUnavailable,
 )
+from node.store.stats import StatisticsStore, insert_fact
 
 T = TypeVar("T")
 
@@ -357,6 +359,37 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX subject_index_seq ON subject_index (seq)
     """,
+    # 13: statistics (docs/statistics.md): the agency's own case records reduced to codes, an
+    # age and dates (never sent); the codes kept of each exchanged message (kept after the
+    # message is purged, removed when it is erased); the releases this node sent (the
+    # differential privacy budget spent per period)
+    """
+    CREATE TABLE local_cases (
+        case_id TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        imported_at REAL NOT NULL
+    );
+    CREATE TABLE stat_facts (
+        message_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        schema_name TEXT NOT NULL,
+        thread_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        codes TEXT NOT NULL,
+        PRIMARY KEY (message_id, direction)
+    );
+    CREATE INDEX stat_facts_at ON stat_facts (at);
+    CREATE TABLE stat_releases (
+        release_id TEXT PRIMARY KEY,
+        period TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        epsilon REAL,
+        replaces TEXT,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX stat_releases_period ON stat_releases (period)
+    """,
 )
 
 
@@ -401,7 +434,7 @@ def _dedupe_entry(r: sqlite3.Row) -> DedupeEntry:
     )
 
 
-class SqliteStore:
+class SqliteStore(StatisticsStore):
     """The default store. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -630,6 +663,7 @@ class SqliteStore:
         message: OutboundMessage,
         audit: AuditEvent | Sequence[AuditEvent],
         step: ProcedureStep | None = None,
+        fact: Fact | None = None,
     ) -> str:
         """Store a sealed message and its recipients; return its id (the first one's, for a
         repeated idempotency key and the same request). The same key with a different request
@@ -652,6 +686,8 @@ class SqliteStore:
             self._insert_outbound(c, message, audit)
             if step is not None:
                 self._insert_step(c, step)
+            if fact is not None:
+                insert_fact(c, fact)
         return message.message_id
 
     def _insert_step(self, c: sqlite3.Connection, step: ProcedureStep) -> None:
@@ -1134,6 +1170,7 @@ class SqliteStore:
         audit: Sequence[AuditEvent],
         receipt: tuple[OutboundMessage, AuditEvent] | None = None,
         step: ProcedureStep | None = None,
+        fact: Fact | None = None,
     ) -> InboundResult:
         """Store a verified message, remember (sender, id) and queue its receipt, atomically
         (one fsync). Other senders that used the same id are reported, and audited as an
@@ -1174,6 +1211,8 @@ class SqliteStore:
             )
             if step is not None:
                 self._insert_step(c, step)
+            if fact is not None:
+                insert_fact(c, fact)
             if message.subject_digests:
                 c.executemany(
                     "INSERT OR IGNORE INTO subject_index (digest, seq) VALUES (?, ?)",
@@ -1777,6 +1816,8 @@ class SqliteStore:
                 c.execute("DELETE FROM subject_index WHERE seq = ?", (m.seq,))
                 c.execute("DELETE FROM procedure_steps WHERE message_id = ? AND party = ?",
                           (m.message_id, sender))  # fmt: skip
+                c.execute("DELETE FROM stat_facts WHERE message_id = ? AND direction = 'received'",
+                          (m.message_id,))  # fmt: skip
             c.execute(
                 f"UPDATE quarantine SET raw = x'' WHERE sender = ? AND message_id IN ({marks})"  # noqa: S608
                 " AND LENGTH(raw) > 0",
@@ -1824,6 +1865,10 @@ class SqliteStore:
             )
             c.execute(
                 f"DELETE FROM procedure_steps WHERE direction = 'sent' AND message_id IN ({marks})",  # noqa: S608
+                tuple(message_ids),
+            )
+            c.execute(
+                f"DELETE FROM stat_facts WHERE direction = 'sent' AND message_id IN ({marks})",  # noqa: S608
                 tuple(message_ids),
             )
             self._append(c, [AuditEvent("erased", now, message_id=m,
