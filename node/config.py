@@ -337,6 +337,41 @@ class ProcedureSettings:
 
 
 @dataclass(frozen=True)
+class StatisticsSettings:
+    """Anonymised statistics (docs/statistics.md): how releases are made and reports read."""
+
+    period: str = _setting(
+        "quarter",
+        "The one granularity this node releases at: month, quarter or year (releases at two"
+        " granularities would give suppressed cells away by difference).",
+    )
+    threshold: int = _setting(
+        5, "Smallest count published; smaller ones (and cells revealing them) are suppressed."
+    )
+    rounding: int = _setting(1, "Round published counts to multiples of this (1: no rounding).")
+    epsilon: float = _setting(
+        0.0,
+        "Differential privacy: privacy loss each release spends, noise added before"
+        " suppression (0: no noise).",
+    )
+    budget_per_period: float = _setting(
+        3.0,
+        "Differential privacy: total privacy loss allowed for one period, replacements"
+        " included; a release that would exceed it is refused.",
+    )
+    legal_instrument: str = _setting(
+        "TraffickingInPersonsProtocol",
+        "Code (legal_instrument list) named as the legal basis of releases.",
+    )
+    expected_from: tuple[str, ...] = _setting(
+        (), "Nodes whose releases reports expect for each period (missing and late are flagged)."
+    )
+    due_days: int = _setting(
+        30, "Days after a period ends by which its release is due (later ones are flagged late)."
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     node: NodeSettings
     keys: KeySettings = field(default_factory=KeySettings)
@@ -352,6 +387,7 @@ class Config:
     federation: FederationSettings = field(default_factory=FederationSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     procedures: ProcedureSettings = field(default_factory=ProcedureSettings)
+    statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -369,6 +405,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "federation": FederationSettings,
     "procedures": ProcedureSettings,
     "console": ConsoleSettings,
+    "statistics": StatisticsSettings,
 }
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
@@ -400,6 +437,15 @@ def _coerce(setting: str, declared: Any, value: Any, from_env: bool) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{setting}: expected an integer")
         return value
+    if kind == "float":
+        if from_env:
+            try:
+                value = float(value)
+            except ValueError as exc:
+                raise ConfigError(f"{setting}: expected a number, got {value!r}") from exc
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{setting}: expected a number")
+        return float(value)
     if not isinstance(value, str):
         raise ConfigError(f"{setting}: expected a string")
     return value
@@ -504,6 +550,9 @@ def _validate(config: Config, source: str) -> None:
         ("procedures.mla_response_days", config.procedures.mla_response_days, 1),
         ("procedures.referral_response_days", config.procedures.referral_response_days, 1),
         ("procedures.overdue_check_seconds", config.procedures.overdue_check_seconds, 1),
+        ("statistics.threshold", config.statistics.threshold, 3),
+        ("statistics.rounding", config.statistics.rounding, 1),
+        ("statistics.due_days", config.statistics.due_days, 0),
     ):
         if value < low:
             raise ConfigError(f"{source}: {setting} must be at least {low}")
@@ -517,6 +566,7 @@ def _validate(config: Config, source: str) -> None:
             f" envelope.max_lifetime_days ({config.envelope.max_lifetime_days})"
         )
     _validate_kafka(config, source)
+    _validate_statistics(config.statistics, source)
     if config.webhook.url:
         if not config.webhook.url.startswith(("http://", "https://")):
             raise ConfigError(f"{source}: webhook.url must start with http:// or https://")
@@ -606,3 +656,29 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)  # JSON string escapes are valid TOML basic strings
     return str(value)
+
+
+def _validate_statistics(s: StatisticsSettings, source: str) -> None:
+    from node import codes  # the code lists load the schemas: only when a config is checked
+
+    if s.period not in ("month", "quarter", "year"):
+        raise ConfigError(f"{source}: statistics.period must be month, quarter or year")
+    if s.rounding > 100:
+        raise ConfigError(f"{source}: statistics.rounding must be at most 100")
+    if s.epsilon < 0 or s.budget_per_period <= 0:
+        raise ConfigError(
+            f"{source}: statistics.epsilon must be 0 or more, statistics.budget_per_period more"
+            " than 0"
+        )
+    if s.epsilon > s.budget_per_period:
+        raise ConfigError(f"{source}: statistics.epsilon exceeds statistics.budget_per_period")
+    if s.legal_instrument not in codes.get("legal_instrument").codes:
+        raise ConfigError(
+            f"{source}: statistics.legal_instrument {s.legal_instrument!r} is not a code of the"
+            " legal_instrument list"
+        )
+    for node_id in s.expected_from:
+        try:
+            validate_node_id(node_id)
+        except InvalidIdentifier as exc:
+            raise ConfigError(f"{source}: statistics.expected_from: {exc}") from None

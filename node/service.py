@@ -52,6 +52,7 @@ from node.crypto.keys import EncryptionKey, IdentityKey, key_id
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
 from node.erasures import ErasureDesk
 from node.forwards import ForwardDesk
+from node.statistics_desk import StatisticsDesk
 from node.groupcommit import GroupCommit
 from node.metrics import Metrics
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
@@ -293,6 +294,11 @@ class Node:
         self.forwards = ForwardDesk(
             self.registry, self.store, self._run, self.submit, self._payload_json, self.clock
         )
+        self.statistics = StatisticsDesk(
+            self.config, self.store, self._run, self.submit,
+            lambda after, kinds, limit: self.inbox_items(after, kinds, limit),
+            lambda: self.peers.values(), self.clock,
+        )  # fmt: skip
         self._stopping.clear()
         self._tasks = [
             self._loop_task("broker", self._watch_broker_once),

@@ -33,8 +33,10 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from node import codes, payloads, tokens, views
+from node import codes, payloads, statistics, tokens, views
 from node.adapters import AdapterError, listen, requests
+from node.stats import cases, release
+from node.stats.periods import Period, PeriodError, parse_period
 from node.store.base import ApiToken, StoreFull, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -61,6 +63,9 @@ IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 # ASCII digits only: int() would also take " 7", "7_0" and Arabic-Indic digits
 CURSOR = re.compile(r"[0-9]{1,19}")
 MAX_PATH_PARAMETER = requests.MAX_ID_LENGTH
+MAX_REPORT_PERIODS = 60
+REPORT_TYPES = {"html": "text/html", "csv": "text/csv", "pdf": "application/pdf"}
+LANGUAGES = ("en", "fr", "pt", "sw", "ar")
 # The machine-readable ``code`` of an error body, by status, where no more precise one is given.
 STATUS_CODES = {
     400: "invalid_request",
@@ -218,6 +223,10 @@ class ApiServer:
         r.add_post("/v1/forwards", self.post_forward)
         r.add_post("/v1/forward-permissions", self.post_permission_request)
         r.add_post("/v1/forward-permissions/{id}/decision", self.post_permission_decision)
+        r.add_post("/v1/cases", self.post_cases)
+        r.add_get("/v1/statistics/{period}", self.get_statistics)
+        r.add_post("/v1/statistics/releases", self.post_release)
+        r.add_get("/v1/statistics-report", self.get_statistics_report)
         r.add_get("/v1/openapi.json", self.get_openapi)
         r.add_get("/healthz", self.healthz)
         r.add_get("/readyz", self.readyz)
@@ -514,6 +523,115 @@ class ApiServer:
             problem(403, f"token {token.name!r} has no scope for {kind}", "scope")
         return web.json_response(status)
 
+    # -- statistics (docs/statistics.md) -------------------------------------------------------
+
+    async def post_cases(self, request: web.Request) -> web.Response:
+        """Import local case records (CSV or JSON, HTCDS column names): every row is checked
+        and nothing is stored unless all are valid (422 lists each row's errors). Scope admin:
+        these are the agency's own case files."""
+        self._admin(request)
+        media = request.content_type
+        if media not in ("text/csv", "application/json"):
+            problem(415 if media else 400, "the body must be text/csv or application/json",
+                    "Content-Type", "unsupported_media_type")  # fmt: skip
+        try:
+            text = (await request.read()).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            problem(400, "the body is not UTF-8 text", None, "invalid_body")
+        replace_all = _bool_param(request, "replace")
+        try:
+            counts = await self.node.statistics.import_cases(
+                text, media, replace_all=replace_all, source="api"
+            )
+        except cases.ImportRefused as exc:
+            first = exc.errors[0]
+            body = {"error": str(exc), "field": f"{first.where}.{first.field}",
+                    "code": "invalid_content",
+                    "errors": [{"where": e.where, "field": e.field, "message": e.message}
+                               for e in exc.errors[:MAX_LIMIT]]}  # fmt: skip
+            raise web.HTTPUnprocessableEntity(
+                text=json.dumps(body), content_type="application/json"
+            ) from None
+        return web.json_response(counts)
+
+    def _period(self, text: str, field: str) -> Period:
+        try:
+            return parse_period(text)
+        except PeriodError as exc:
+            problem(400, str(exc), field, "invalid_period")
+
+    async def get_statistics(self, request: web.Request) -> web.Response:
+        """One period's tables, protected as a release would carry them (``raw=true``: the
+        unprotected counts, scope admin). Scope read:statistics."""
+        self._require(request, "read", "statistics")
+        period = self._period(_path(request, "period"), "period")
+        raw = _bool_param(request, "raw")
+        if raw:
+            self._admin(request)
+        tables = await self.node.statistics.tables(period, raw)
+        return web.json_response({
+            "period": period.code, "protected": not raw,
+            "tables": [{"indicator": t.indicator, "dimensions": [d.name for d in t.dimensions],
+                        "cells": [{"codes": list(c), "value": v} for c, v in t.cells.items()]}
+                       for t in tables],
+        })  # fmt: skip
+
+    async def post_release(self, request: web.Request) -> web.Response:
+        """Send one period's release up the chain: ``{"period", "to"?, "epsilon"?}``. Scope
+        send:statistics. 202: durably in the outbox, like any message."""
+        self._require(request, "send", "statistics")
+        body = await _json_body(request)
+        unknown = sorted(set(body) - {"period", "to", "epsilon"})
+        if unknown:
+            problem(422, f"unknown field {unknown[0]!r}", unknown[0])
+        if not isinstance(body.get("period"), str):
+            problem(422, "period is required: 2026, 2026-Q3 or 2026-07", "period")
+        period = self._period(body["period"], "period")
+        to = body.get("to")
+        if to is not None and (not isinstance(to, list) or not all(isinstance(i, str) for i in to)):
+            problem(422, "to must be a list of node ids", "to")
+        epsilon = body.get("epsilon")
+        if epsilon is not None and (
+            isinstance(epsilon, bool) or not isinstance(epsilon, int | float)
+        ):
+            problem(422, "epsilon must be a number", "epsilon")
+        try:
+            sent = await self.node.statistics.send(period, to, epsilon)
+        except release.ReleaseError as exc:
+            problem(422, str(exc), "period", "release_refused")
+        except requests.Refusal as exc:
+            problem(exc.status, exc.error, exc.field, exc.code)
+        return web.json_response(sent, status=202)
+
+    async def get_statistics_report(self, request: web.Request) -> web.StreamResponse:
+        """The report of the releases received (``periods=2026-Q1..2026-Q4``,
+        ``format=html|csv|pdf``, ``language``). Scope read:statistics."""
+        from node.stats import report  # matplotlib: loaded only for reports
+
+        self._require(request, "read", "statistics")
+        text = _query(request, "periods")
+        if text is None:
+            problem(400, "periods is required, e.g. 2026-Q1..2026-Q4", "periods")
+        try:
+            periods = statistics.periods_of(text)
+        except PeriodError as exc:
+            problem(400, str(exc), "periods", "invalid_period")
+        if len(periods) > MAX_REPORT_PERIODS:
+            problem(400, f"at most {MAX_REPORT_PERIODS} periods in one report", "periods")
+        fmt = _query(request, "format") or "html"
+        if fmt not in REPORT_TYPES:
+            problem(400, f"format must be one of {', '.join(REPORT_TYPES)}", "format")
+        language = _query(request, "language") or "en"
+        if language not in LANGUAGES:
+            problem(400, f"language must be one of {', '.join(LANGUAGES)}", "language")
+        data = await self.node.statistics.roll_up(periods)
+        title = f"Statistics received by {self.node.config.node.name} ({self.node.node_id})"
+        body = await asyncio.to_thread(
+            report.render_bytes, data, fmt, title=title, language=language,
+            generated_at=self.node.clock(), threshold=self.node.config.statistics.threshold,
+        )  # fmt: skip
+        return web.Response(body=body, content_type=REPORT_TYPES[fmt])
+
     async def post_forward(self, request: web.Request) -> web.Response:
         """Forward a received message to other nodes, as its handling code allows (H2 and H3:
         with the originator's grant); scope ``send`` for its kind."""
@@ -693,6 +811,15 @@ def _query(request: web.Request, name: str) -> str | None:
     if values[0] == "":
         problem(400, f"{name} is empty", name, "invalid_query")
     return values[0]
+
+
+def _bool_param(request: web.Request, name: str) -> bool:
+    text = _query(request, name)
+    if text is None or text in ("false", "0"):
+        return False
+    if text in ("true", "1"):
+        return True
+    problem(400, f"{name} must be true or false", name)
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:

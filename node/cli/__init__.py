@@ -26,6 +26,7 @@ from node.cli import (
     messages,
     peers,
     processing,
+    stats,
     protection,
     run,
     schemas,
@@ -61,6 +62,7 @@ GROUPS: tuple[Callable[[Subcommands], None], ...] = (
     audit.register,
     processing.register,  # processing-record
     protection.register,  # erasure, hold
+    stats.register,  # stats import|compute|send|report|releases
     dev.register,  # broker, demo
 )
 

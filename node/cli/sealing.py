@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from node import envelope, submit
+from node.audit import AuditEvent
 from node.cli.support import now, read_json_file
 from node.codec import SchemaRegistry
+from node.config import Config
 from node.nodedir import NodeDir
 from node.payloads import KINDS
+from node.store.base import OutboundMessage
 
 MAX_TTL_DAYS = 3650
 
@@ -21,7 +24,6 @@ def submission(args: argparse.Namespace, registry: SchemaRegistry, to: list[str]
     """Validate and seal ``args.input`` for ``to`` with the node in ``args.dir``."""
     node_dir = NodeDir(args.dir)
     config = node_dir.load_config()
-    peers = {n: s.descriptor for n, s in node_dir.peers(registry).items()}
     request = submit.Request(
         kind=args.kind,
         to=to,
@@ -33,25 +35,23 @@ def submission(args: argparse.Namespace, registry: SchemaRegistry, to: list[str]
         ttl=dt.timedelta(days=args.ttl_days) if args.ttl_days is not None else None,
         procedure_override=getattr(args, "procedure_override", None),
     )
+    return node_dir, config, request, seal_request(node_dir, config, registry, request)
+
+
+def seal_request(
+    node_dir: NodeDir, config: Config, registry: SchemaRegistry, request: submit.Request
+) -> tuple[OutboundMessage, AuditEvent]:
+    """Check the federation and the recipients, then unlock the keys and seal ``request``."""
+    peers = {n: s.descriptor for n, s in node_dir.peers(registry).items()}
     revoked = node_dir.revocations()
     submit.check_federation(node_dir.trust_list(registry), now(),
                             dt.timedelta(days=config.federation.grace_days))  # fmt: skip
     submit.resolve_recipients(request.to, config, peers, revoked)  # before the passphrase
     keys = node_dir.load_keys(registry, node_dir.passphrase(config))
-    return (
-        node_dir,
-        config,
-        request,
-        submit.prepare(
-            registry,
-            request,
-            config=config,
-            identity=keys.identity,
-            peers=peers,
-            now=now(),
-            revoked=revoked,
-        ),
-    )
+    return submit.prepare(
+        registry, request, config=config, identity=keys.identity, peers=peers, now=now(),
+        revoked=revoked,
+    )  # fmt: skip
 
 
 def ttl_days(text: str) -> int:
