@@ -78,6 +78,10 @@ EVENTS = (
     "procedure-override",
     "procedure-out-of-order",
     "overdue",
+    # statistics (docs/statistics.md): local case records imported, a release received (a
+    # release replacing an earlier one for the same period names it: both stay here)
+    "cases-imported",
+    "statistics-received",
 )
 
 

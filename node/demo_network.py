@@ -1,12 +1,15 @@
-"""``xnode demo``: four agencies on the embedded broker, one scripted cross-border story.
+"""``xnode demo``: six agencies on the embedded broker, one scripted cross-border story.
 
-Starts the development broker and four nodes in this process — the Lusaka secretariat, Zambia
-Police, Zimbabwe Republic Police and a Johannesburg shelter — exchanges their descriptors, and
-plays: an urgent alert from Zambia to its neighbours; an MLA request and its response; a TRM
-referral of a Zambian victim from the shelter, with her consent recorded; and a repatriation
-thread up to the handover at the border. Each step waits for the signed receipt and prints it
-on a timeline. Payloads are the worked examples in schemas/examples/, their dates moved to
-today. Ends by itself; exit status 0 when every message was delivered and receipted.
+Starts the development broker and six nodes in this process — the Lusaka and Harare
+secretariats, Zambia Police, Zimbabwe Republic Police, a Johannesburg shelter and the SADC
+Secretariat as a regional body — exchanges their descriptors, and plays: an urgent alert from
+Zambia to its neighbours; an MLA request and its response; a TRM referral of a Zambian victim
+from the shelter, with her consent recorded; a repatriation thread up to the handover at the
+border; a smuggling alert found again by a phone number typed another way; and the two national
+secretariats sending their quarterly anonymised statistics to the SADC regional body, which
+writes its regional report. Each step waits for the signed receipt and prints it on a timeline.
+Payloads are the worked examples in schemas/examples/, their dates moved to today. Ends by
+itself; exit status 0 when every message was delivered and receipted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from node.codec import SchemaRegistry, format_timestamp, parse_timestamp, schema
 from node.compose import build_node
 from node.nodedir import NodeDir
 from node.service import Node
+from node.stats.periods import last_complete
+from node.stats.report import write_report
+from node.stats.sample import sample_cases, to_csv
 from node.transport.broker import EmbeddedBroker
 
 AGENCIES = {
@@ -33,7 +39,12 @@ AGENCIES = {
     "zm-police": ("law-enforcement", "Zambia Police Service"),
     "zw-police": ("law-enforcement", "Zimbabwe Republic Police"),
     "za-shelter-johannesburg": ("shelter", "Place of Safety, Johannesburg"),
+    "zw-secretariat": ("secretariat", "Zimbabwe Anti-Trafficking Secretariat, Harare"),
+    "bw-sadc": ("regional-body", "SADC Secretariat, Gaborone (regional body)"),
 }
+# the regional body expects Malawi's release too: the report flags it as missing
+EXPECTED_FROM = "zm-secretariat,zw-secretariat,mw-secretariat"
+CASE_RECORDS = {"zm-secretariat": ("ZM", 420), "zw-secretariat": ("ZW", 260)}
 NEIGHBOURS = {"zm-police": ("zw-police",)}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _STAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -151,11 +162,30 @@ async def _start_nodes(
             "XNODE_DELIVERY_RETRY_INITIAL_SECONDS": "2",
             "XNODE_NODE_NEIGHBOURS": ",".join(NEIGHBOURS.get(node_id, ())),
             "XNODE_API_PORT": "0",  # a free port each; printed at the end
+            "XNODE_STATISTICS_EXPECTED_FROM": EXPECTED_FROM if node_id == "bw-sadc" else "",
         }
         nodes[node_id] = build_node(node_dir, registry=registry, env=env)
         await nodes[node_id].start()
     await asyncio.gather(*(n.connected.wait() for n in nodes.values()))
     return nodes
+
+
+async def _receipted(node: Node, message_id: str, timeline: Timeline, started: float) -> bool:
+    """Wait (30 s at most) for every recipient's signed receipt and print each."""
+    deadline = started + 30
+    while time.monotonic() < deadline:
+        statuses = await node._run(node.store.message_status, message_id)
+        if statuses and all(s.state in ("delivered", "rejected", "expired") for s in statuses):
+            for s in statuses:
+                detail = f" ({s.reason})" if s.reason else ""
+                timeline.line(
+                    f"    {s.recipient} stored it; signed receipt back: {s.state}{detail} "
+                    f"after {time.monotonic() - started:.2f}s"
+                )
+            return all(s.state == "delivered" for s in statuses)
+        await asyncio.sleep(0.05)
+    timeline.line(f"    no receipt within 30 s for {message_id}")
+    return False
 
 
 async def _send(
@@ -170,20 +200,7 @@ async def _send(
     message_id = await node.submit(request)
     recipients = ", ".join(request.to) if not isinstance(request.to, str) else request.to
     timeline.line(f"{sender} -> {recipients}: {label}  [{request.kind}, {message_id[:13]}...]")
-    deadline = started + 30
-    while time.monotonic() < deadline:
-        statuses = await node._run(node.store.message_status, message_id)
-        if statuses and all(s.state in ("delivered", "rejected", "expired") for s in statuses):
-            for s in statuses:
-                detail = f" ({s.reason})" if s.reason else ""
-                timeline.line(
-                    f"    {s.recipient} stored it; signed receipt back: {s.state}{detail} "
-                    f"after {time.monotonic() - started:.2f}s"
-                )
-            return message_id if all(s.state == "delivered" for s in statuses) else None
-        await asyncio.sleep(0.05)
-    timeline.line(f"    no receipt within 30 s for {message_id}")
-    return None
+    return message_id if await _receipted(node, message_id, timeline, started) else None
 
 
 async def _scenario(nodes: dict[str, Node], timeline: Timeline, ex: Examples) -> bool:
@@ -301,6 +318,7 @@ async def _scenario(nodes: dict[str, Node], timeline: Timeline, ex: Examples) ->
                 )
             )
     sent.extend(await _smuggling(nodes, timeline, ex))
+    sent.extend(await _statistics(nodes, timeline))
     say("")
     return all(sent)
 
@@ -324,3 +342,46 @@ async def _smuggling(nodes: dict[str, Node], timeline: Timeline, ex: Examples) -
     names = ", ".join(item["payload"]["title"] for item in found) or "nothing"
     timeline.line(f"zw-police searches its inbox for {typed!r}: {names}")
     return [message_id if [item["id"] for item in found] == [message_id] else None]
+
+
+async def _statistics(nodes: dict[str, Node], timeline: Timeline) -> list[str | None]:
+    """Two national secretariats import their own (invented) case records and send the last
+    quarter's anonymised release to SADC, which writes the regional report
+    (docs/statistics.md)."""
+    timeline.say("\n6. Quarterly statistics: two secretariats report to the SADC regional body")
+    today = dt.datetime.now(dt.UTC).date()
+    quarter = last_complete(today, "quarter")
+    sent: list[str | None] = []
+    for node_id, (country, count) in CASE_RECORDS.items():
+        node = nodes[node_id]
+        records = sample_cases(count, country, quarter.start, quarter.end, seed=len(node_id))
+        counts = await node.statistics.import_cases(to_csv(records), "text/csv",
+                                                    replace_all=True, source="demo")  # fmt: skip
+        timeline.line(f"{node_id} imports {counts['added']} local case records (they stay there)")
+        started = time.monotonic()
+        made = await node.statistics.send(quarter, ["bw-sadc"])
+        timeline.line(
+            f"{node_id} -> bw-sadc: StatisticsRelease {quarter.code}, {made['cells']} cells, "
+            f"{made['suppressed']} suppressed  [statistics, {made['message_id'][:13]}...]"
+        )
+        ok = await _receipted(node, made["message_id"], timeline, started)
+        sent.append(made["message_id"] if ok else None)
+    sadc = nodes["bw-sadc"]
+    data = await sadc.statistics.roll_up([quarter])
+    victims = data.total("victims_detected", quarter)
+    shown = "unknown" if victims is None else (
+        str(victims.value) if victims.value is not None else f"at least {victims.at_least}"
+    )  # fmt: skip
+    received = sum(s.received is not None for s in data.submissions)
+    timeline.line(f"bw-sadc combines {received} national releases: {shown} detected victims "
+                  f"in {quarter.code} (the sum of what each country published)")  # fmt: skip
+    for s in data.submissions:
+        timeline.line(f"    {s.issuer:<16} {quarter.code}: {s.status}")
+    path = sadc.node_dir.path / f"regional-report-{quarter.code}.html"
+    await asyncio.to_thread(
+        write_report, data, path, title=f"SADC regional report, {quarter.code}",
+        language="en", generated_at=dt.datetime.now(dt.UTC),
+        threshold=sadc.config.statistics.threshold,
+    )  # fmt: skip
+    timeline.line(f"bw-sadc writes its regional report: {path.name}")
+    return sent

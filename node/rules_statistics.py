@@ -36,6 +36,13 @@ def _handling(h: Mapping[str, Any], path: str) -> Iterator[Problem]:
         )
     if h.get("sender_reference") is not None:
         yield Problem(f"{path}.sender_reference", "statistics carry no case reference")
+    if h.get("legal_instrument") not in (None, h["legal_basis"]):
+        yield Problem(f"{path}.legal_instrument", "is the legal basis's code, or null")
+    language = str(h["language"])
+    if not (language.isalpha() and language.islower() and (
+        pycountry.languages.get(alpha_2=language) or pycountry.languages.get(alpha_3=language)
+    )):  # fmt: skip
+        yield Problem(f"{path}.language", "an ISO 639 language code without subtags, e.g. en")
     if h["legal_basis"] not in instruments:
         listed = ", ".join(instruments)
         yield Problem(

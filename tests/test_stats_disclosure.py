@@ -182,7 +182,7 @@ def test_protected_release_is_safe_and_true(t: Table, threshold: int, rounding: 
     assert protect(t, method) == released  # deterministic
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     TINY.filter(lambda t: len(list(t.interior())) <= 6), st.integers(2, 5), st.sampled_from([1, 3])
 )
@@ -198,7 +198,7 @@ def test_brute_force_every_suppressed_cell_takes_two_values(
         assert len(seen) >= 2, (codes, seen, released.cells)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(0, 3), min_size=8, max_size=8),
     st.integers(2, 4),
@@ -214,7 +214,7 @@ def test_brute_force_three_way(counts: list[int], threshold: int) -> None:
         assert len(seen) >= 2, (codes, seen, released.cells)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     tables(max_dims=2, max_codes=3, max_count=5).filter(lambda t: len(list(t.interior())) <= 6),
     st.data(),

@@ -53,3 +53,24 @@ def sample_cases(
             )  # fmt: skip
         out.append(record)
     return out
+
+
+def to_csv(records: Sequence[CaseRecord]) -> str:
+    """Records as the CSV an agency would import (HTCDS column names; the age as
+    vic_AgeWhenTrafficked, since a record keeps no date of birth)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    columns = ["case_id", "record_type", "identified_on", "prs_Gender", "vic_AgeWhenTrafficked",
+               "prs_Citizenship", "vic_TraffickingStatus", "vic_TypeOfExploitation",
+               "hte_RecruitmentCountry", "hte_ExploitationCountry", "per_InvestigatedOn",
+               "per_ProsecutedOn", "per_ConvictedOn"]  # fmt: skip
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for r in records:
+        values = (r.case_id, r.record_type, r.identified_on, r.gender, r.age, r.citizenship,
+                  r.status, r.exploitation, r.recruitment_country, r.exploitation_country,
+                  r.investigated_on, r.prosecuted_on, r.convicted_on)  # fmt: skip
+        writer.writerow(["" if v is None else str(v) for v in values])
+    return out.getvalue()
