@@ -596,7 +596,7 @@ class ApiServer:
         ):
             problem(422, "epsilon must be a number", "epsilon")
         try:
-            sent = await self.node.statistics.send(period, to, epsilon)
+            sent = await requests.send_release(self.node, period, to, epsilon)
         except release.ReleaseError as exc:
             problem(422, str(exc), "period", "release_refused")
         except requests.Refusal as exc:

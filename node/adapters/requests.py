@@ -20,6 +20,7 @@ from node.erasures import ErasureRefused
 from node.forwarding import ForwardRefused
 from node.policy import PolicyRefused
 from node.procedures import OutOfOrder
+from node.stats.periods import Period
 from node.store.base import LegalHold
 from node.validation import PayloadInvalid
 
@@ -188,6 +189,13 @@ def from_json(body: Any, idempotency_key: str | None = None) -> core.Request:
 async def send(node: Node, request: core.Request) -> str:
     """Submit through the node; map each refusal of the submission core to a :class:`Refusal`."""
     return await _submitting(node.submit(request))
+
+
+async def send_release(
+    node: Node, period: Period, to: list[str] | None, epsilon: float | None
+) -> dict[str, Any]:
+    """A statistics release through the node's desk, refusals mapped as for any message."""
+    return await _submitting(node.statistics.send(period, to, epsilon))
 
 
 ERASURE_FIELDS = frozenset({"message_ids", "thread_id", "reason", "note"})
