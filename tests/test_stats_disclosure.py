@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from node.stats.disclosure import (
     Finding,
     _Cube,
+    _integer_fixed,
     _secondary,
     add_noise,
     audit,
@@ -368,6 +369,19 @@ def test_fifty_six_countries_by_scope_is_fast() -> None:
     start = time.perf_counter()
     assert audit(released, Method()) == []
     assert time.perf_counter() - start < 1.0
+
+
+def test_integer_programme_settles_what_the_lp_cannot() -> None:
+    """LP bounds are outer bounds. a + b = 1, b + c = 1, a + c + d = 1 has one integer
+    solution (0, 1, 0, 1), but the LP lets b + d range over [0.5, 2] (a = c = t, b = 1 - t,
+    d = 1 - 2t): two integers in range, one value in fact. Three-way tables can do this."""
+    import numpy as np
+    from scipy import sparse
+
+    matrix = sparse.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 1]], float))
+    ones = np.ones(3)
+    assert _integer_fixed(np.array([0, 1, 0, 1.0]), matrix, ones, ones, 4)
+    assert not _integer_fixed(np.array([0, 1, 0, 1.0]), matrix, ones - 1, ones + 1, 4)
 
 
 # --- audit and check_release: hand-made releases --------------------------------------------

@@ -13,7 +13,7 @@ PREFIX=${PREFIX:-xchg}; PARTITIONS=${PARTITIONS:-3}; REPLICATION=${REPLICATION:-
 BOOTSTRAP=${KAFKA_BOOTSTRAP:-kafka:9092}
 KAFKA_BIN=${KAFKA_BIN:-"docker compose exec -T kafka /opt/kafka/bin"}
 : "${KAFKA_ADMIN_PASSWORD:?set KAFKA_ADMIN_PASSWORD}"
-KINDS="alert mla repatriation referral receipt"
+KINDS="alert mla repatriation referral statistics receipt"
 
 admin_config=$(mktemp); trap 'rm -f "$admin_config"' EXIT
 cat > "$admin_config" <<CONF
