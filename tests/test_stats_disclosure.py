@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import statistics
+import time
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import sparse
+from scipy.optimize import linprog
 
 from node.stats.disclosure import (
     Finding,
     _Cube,
-    _integer_fixed,
+    _integer_programme,
     _secondary,
     add_noise,
     audit,
@@ -149,8 +154,8 @@ def tables(draw: st.DrawFn, max_dims: int = 3, max_codes: int = 5, max_count: in
         size = draw(st.integers(1, min(max_codes, len(pool))))
         dims.append(Dimension(f"d{i}", pool[:size]))
     interior = list(itertools.product(*(d.codes for d in dims)))
-    sparse = st.one_of(st.just(0), st.integers(0, max_count))
-    counts = {c: n for c in interior if (n := draw(sparse))}
+    some = st.one_of(st.just(0), st.integers(0, max_count))
+    counts = {c: n for c in interior if (n := draw(some))}
     return table(tuple(dims), counts)
 
 
@@ -346,6 +351,18 @@ def test_edge_cases_do_not_crash() -> None:
     assert nothing.cells == {("F",): 0, ("M",): 0, (TOTAL,): 0}
 
 
+def test_empty_dimension_release_is_all_zeros() -> None:
+    """No interior cell: every cell is the empty sum. A published 3 cannot be; a suppressed
+    cell is known to be 0."""
+    dims = (SEX, Dimension("exploitation", ()))
+    cells: dict[Codes, int | None] = {("F", TOTAL): 3, ("M", TOTAL): 0, (TOTAL, TOTAL): 0}
+    findings = audit(ReleasedTable("X", dims, cells), Method(threshold=1))
+    assert [(f.codes, f.problem) for f in findings] == [((), "inconsistent")]
+    cells = {("F", TOTAL): None, ("M", TOTAL): 0, (TOTAL, TOTAL): 0}
+    findings = audit(ReleasedTable("X", dims, cells), Method(threshold=1))
+    assert [(f.codes, f.problem) for f in findings] == [(("F", TOTAL), "recoverable")]
+
+
 def test_protect_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
         protect(table((SEX,), {("X",): 3}), Method())
@@ -358,9 +375,6 @@ def test_protect_rejects_bad_input() -> None:
 
 
 def test_fifty_six_countries_by_scope_is_fast() -> None:
-    import random
-    import time
-
     rng = random.Random(7)
     countries = tuple(f"C{i:02d}" for i in range(56))
     dims = (Dimension("country", countries), Dimension("scope", ("A", "B", "C")))
@@ -375,13 +389,15 @@ def test_integer_programme_settles_what_the_lp_cannot() -> None:
     """LP bounds are outer bounds. a + b = 1, b + c = 1, a + c + d = 1 has one integer
     solution (0, 1, 0, 1), but the LP lets b + d range over [0.5, 2] (a = c = t, b = 1 - t,
     d = 1 - 2t): two integers in range, one value in fact. Three-way tables can do this."""
-    import numpy as np
-    from scipy import sparse
-
     matrix = sparse.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [1, 0, 1, 1]], float))
     ones = np.ones(3)
-    assert _integer_fixed(np.array([0, 1, 0, 1.0]), matrix, ones, ones, 4)
-    assert not _integer_fixed(np.array([0, 1, 0, 1.0]), matrix, ones - 1, ones + 1, 4)
+    b_plus_d = np.array([0, 1, 0, 1.0])
+    relaxed = linprog(b_plus_d, A_eq=matrix, b_eq=ones, bounds=(0, None), method="highs")
+    assert relaxed.fun == pytest.approx(0.5)
+    low = _integer_programme(b_plus_d, matrix, ones, ones)
+    high = _integer_programme(-b_plus_d, matrix, ones, ones)
+    assert low.fun == pytest.approx(2) and -high.fun == pytest.approx(2)
+    assert list(np.round(low.x)) == [0, 1, 0, 1]
 
 
 # --- audit and check_release: hand-made releases --------------------------------------------

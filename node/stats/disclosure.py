@@ -25,7 +25,8 @@ The attacker's knowledge is exactly a set of linear constraints on the interior 
 range a suppressed cell can take is the minimum and maximum of a linear programme. The LP bounds
 are outer bounds of the integer bounds (the LP relaxes integrality); for one- and two-way tables
 they coincide, because the constraint matrix (two laminar families of sets: rows and their
-totals, columns and their totals) is totally unimodular and every vertex of the polytope is
+totals, columns and their totals) is totally unimodular, so with integer right-hand sides (exact
+counts, or the integer range a rounded count stands for) every vertex of the polytope is
 integral. For three and more dimensions they may differ; the audit then confirms with an integer
 programme, so "recoverable" means exactly: every integer table consistent with the publication
 gives this cell the same value.
@@ -151,10 +152,10 @@ def _recoverable(
     table of non-negative integers agrees with every published value (inconsistent).
 
     For each suppressed cell the LP minimum and maximum of the sum it covers are solved, unless
-    the cell is already proven free: every LP solution that comes out integral is a table the
+    the cell is already proven free: every optimum that comes out integral is a table the
     attacker cannot rule out, and two of them giving the cell different values prove it cannot
     be recovered (no LP needed for it). LP bounds narrower than two integers prove the opposite.
-    Between the two (fractional optima, three or more dimensions) an integer programme decides.
+    Between the two (fractional optima: three or more dimensions) integer programmes decide.
     """
     published = [c for c in cube.cells if values.get(c) is not None]
     suppressed = [c for c in cube.cells if values.get(c) is None]
@@ -182,58 +183,70 @@ def _recoverable(
     covers = cube.incidence(suppressed)
     seen: list[set[int]] = [set() for _ in suppressed]
 
-    def record(x: Any) -> None:
-        if x is None or np.any(np.abs(x - np.round(x)) > _TOL):
-            return
+    def record(x: Any) -> bool:
+        """Note the values of an integral solution; False if it is not integral."""
+        if np.any(np.abs(x - np.round(x)) > _TOL):
+            return False
         for i, v in enumerate(covers @ np.round(x)):
             seen[i].add(round(v))
+        return True
+
+    def integer(objective: Any) -> Any:
+        result = _integer_programme(objective, matrix, lower, upper)
+        if result.status == 0:
+            record(np.round(result.x))
+        return result
 
     first = solve(np.zeros(n))
     if first.status == 2:
         return None
-    if first.status != 0:
-        raise RuntimeError(f"disclosure audit: the LP solver failed: {first.message}")
-    record(first.x)
+    _solved(first)
+    if not record(first.x):  # the LP relaxation has a table; has the integer programme?
+        if integer(np.zeros(n)).status == 2:
+            return None
     found: list[Codes] = []
     for i, cell in enumerate(suppressed):
         if len(seen[i]) >= 2:
             continue
         objective = covers[i].toarray().ravel()
-        low = solve(objective)
-        if low.status != 0:
-            raise RuntimeError(f"disclosure audit: the LP solver failed: {low.message}")
+        low = _solved(solve(objective))
         record(low.x)
         if len(seen[i]) >= 2:
             continue
         high = solve(-objective)
         if high.status == 3:  # unbounded above: the cell can be anything
             continue
-        if high.status != 0:
-            raise RuntimeError(f"disclosure audit: the LP solver failed: {high.message}")
-        record(high.x)
+        record(_solved(high).x)
         if len(seen[i]) >= 2:
             continue
-        if math.floor(-high.fun + _TOL) - math.ceil(low.fun - _TOL) >= 1 and not _integer_fixed(
-            objective, matrix, lower, upper, n
-        ):
-            continue
+        if math.floor(-high.fun + _TOL) - math.ceil(low.fun - _TOL) >= 1:
+            _solved(integer(objective))
+            if len(seen[i]) < 2:
+                _solved(integer(-objective))
+            if len(seen[i]) >= 2:
+                continue
         found.append(cell)
         if first_only:
             break
     return found
 
 
-def _integer_fixed(objective: Any, matrix: Any, lower: Any, upper: Any, n: int) -> bool:
-    """Whether integer tables agreeing with the publication all give ``objective`` one value,
-    when the LP bounds (outer bounds) leave room for two."""
+def _solved(result: Any) -> Any:
+    """``result`` if the solver found the optimum; the audit cannot answer otherwise."""
+    if result.status != 0:
+        raise RuntimeError(f"disclosure audit: the solver failed: {result.message}")
+    return result
+
+
+def _integer_programme(objective: Any, matrix: Any, lower: Any, upper: Any) -> Any:
+    """Minimise ``objective`` over tables of non-negative integers whose published cells
+    (``matrix`` rows) lie in ``lower .. upper``: the attacker's exact bound, where the LP's is
+    an outer one."""
+    n = matrix.shape[1]
     kwargs: dict[str, Any] = {"integrality": np.ones(n), "bounds": Bounds(0, np.inf)}
     if matrix.shape[0]:
         kwargs["constraints"] = LinearConstraint(matrix, lower, upper)
-    low = milp(objective, **kwargs)
-    high = milp(-objective, **kwargs)
-    if low.status != 0 or high.status != 0:
-        return False  # unbounded above (the LP was not, so this is the solver's limit): free
-    return bool(round(-high.fun) == round(low.fun))
+    return milp(objective, **kwargs)
 
 
 # --- protection -----------------------------------------------------------------------------
@@ -318,13 +331,18 @@ def protect(table: Table, method: Method) -> ReleasedTable:
 
 def audit(released: ReleasedTable, method: Method) -> list[Finding]:
     """What an attacker learns from ``released``, knowing ``method``: published values below the
-    threshold or not rounded, published values that cannot all be true (LP infeasible), and
+    threshold or not rounded, published values that cannot all be true (no table of
+    non-negative integers gives them: ``codes`` is then ``()`` and no cell is judged), and
     suppressed cells whose value the published ones fix (recoverable).
 
     The attacker's model: the interior counts are unknown non-negative integers; every published
     cell says the sum of the interior cells it covers is its value (with rounding ``r > 1``: one
-    of the integers that round to it). A cell missing from ``released.cells`` counts as
-    suppressed; a cell outside the cube is ignored (:func:`check_release` reports both).
+    of the integers that round to it half up, ``v - r//2 .. v + ceil(r/2) - 1``, the exact set
+    rather than ``v +- r/2``, so the attacker is if anything stronger). Recoverable means every
+    such table gives the cell the same value (LP bounds, confirmed by integer programming where
+    they are fractional; see the module docstring). A cell missing from ``released.cells``
+    counts as suppressed; a cell outside the cube is ignored (:func:`check_release` reports
+    both).
     """
     problem = _dimension_problem(released.dimensions)
     if problem:
