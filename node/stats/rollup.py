@@ -101,7 +101,7 @@ def latest(
 
 
 def status(period: Period, received: Received | None, today: dt.date, due_days: int) -> str:
-    due = period.end + dt.timedelta(days=due_days)
+    due = period.end - dt.timedelta(days=1) + dt.timedelta(days=due_days)  # from its last day
     if received is None:
         return MISSING if today > due else NOT_DUE
     return LATE if received.received_at.date() > due else ON_TIME
