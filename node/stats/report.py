@@ -19,6 +19,7 @@ releases did.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
@@ -40,6 +41,8 @@ from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.transforms import Bbox
 
 from node import codes
 from node.nodedir import write_atomically
@@ -63,9 +66,6 @@ _PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#
 _MARKERS = ("o", "s", "D", "v", "P", "X", "<", ">")
 _STATUS_SYMBOL = {ON_TIME: "✓", LATE: "!", MISSING: "✗", NOT_DUE: "…"}
 _STATUS_COLOUR = {ON_TIME: "#d4edda", LATE: "#ffe8a8", MISSING: "#f6c6c6", NOT_DUE: "#e8e8e8"}
-# matplotlib settings for every chart: text kept as text in SVG (the browser shapes any script,
-# readers can select and search it), deterministic ids, no metadata naming the tool's website
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "xnode-report", "font.family": "sans-serif"}
 _SVG_METADATA: dict[str, str | None] = {"Date": None, "Creator": None, "Format": None,
                                         "Type": None}  # fmt: skip
 
@@ -98,7 +98,9 @@ UI: Mapping[str, Mapping[str, str]] = {
         "sex_age": "Detected victims by sex and age, {period} (combined)",
         "exploitation": "Detected victims by form of exploitation, {period} (combined)",
         "combined": "Combined",
-        "not_shown": "Not shown",
+        "without": "{combined} {period}: without {issuers} (no release)",
+        "incomplete": "Combined, releases missing",
+        "not_shown": "Notes",
         "suppressed": "suppressed",
         "no_release": "no release",
         "lower_bound": "lower bound (parts suppressed)",
@@ -149,7 +151,9 @@ UI: Mapping[str, Mapping[str, str]] = {
         "sex_age": "Victimes détectées par sexe et âge, {period} (ensemble)",
         "exploitation": "Victimes détectées par forme d'exploitation, {period} (ensemble)",
         "combined": "Ensemble",
-        "not_shown": "Non représenté",
+        "without": "{combined} {period} : sans {issuers} (aucune publication)",
+        "incomplete": "Ensemble, publications manquantes",
+        "not_shown": "Remarques",
         "suppressed": "masqué",
         "no_release": "aucune publication",
         "lower_bound": "minimum (parties masquées)",
@@ -200,7 +204,9 @@ UI: Mapping[str, Mapping[str, str]] = {
         "sex_age": "Vítimas detetadas por sexo e idade, {period} (conjunto)",
         "exploitation": "Vítimas detetadas por forma de exploração, {period} (conjunto)",
         "combined": "Conjunto",
-        "not_shown": "Não representado",
+        "without": "{combined} {period}: sem {issuers} (sem publicação)",
+        "incomplete": "Conjunto, publicações em falta",
+        "not_shown": "Notas",
         "suppressed": "suprimido",
         "no_release": "sem publicação",
         "lower_bound": "limite inferior (partes suprimidas)",
@@ -344,6 +350,27 @@ def _one_way(dimensions: Sequence[Dimension], index: int, code: str) -> Codes:
     return tuple(code if i == index else TOTAL for i in range(len(dimensions)))
 
 
+def incomplete(rollup: RollUp, indicator: str) -> dict[str, tuple[str, ...]]:
+    """Per period, the issuers whose ``indicator`` is missing from the combined figures though
+    they released it for another period of the report: those combined figures do not compare
+    with the others (an issuer that released nothing at all is left out everywhere alike)."""
+    released = {i for (code, _, i) in rollup.tables if code == indicator}
+    out = {}
+    for period in rollup.periods:
+        combined = rollup.combined.get((indicator, period.code))
+        if combined is None:
+            continue
+        absent = tuple(sorted(released - set(combined.issuers)))
+        if absent:
+            out[period.code] = absent
+    return out
+
+
+def _without(rollup: RollUp, indicator: str, t: Mapping[str, str]) -> list[str]:
+    return [t["without"].format(combined=t["combined"], period=period, issuers=", ".join(absent))
+            for period, absent in incomplete(rollup, indicator).items()]  # fmt: skip
+
+
 def _last_period(rollup: RollUp, indicator: str) -> Period | None:
     """The latest period for which some issuer released ``indicator``."""
     with_data = [p for p in rollup.periods if (indicator, p.code) in rollup.combined]
@@ -475,7 +502,8 @@ def _totals(rollup: RollUp, code: str, language: str, t: Mapping[str, str]) -> G
     rows.append((t["combined"], tuple(
         shown_combined(rollup.total(code, p), t, language) for p in rollup.periods
     )))  # fmt: skip
-    return Grid(tuple(p.code for p in rollup.periods), tuple(rows), t["totals"])
+    return Grid(tuple(p.code for p in rollup.periods), tuple(rows), t["totals"],
+                " ".join(_without(rollup, code, t)))  # fmt: skip
 
 
 def _sections(rollup: RollUp, language: str, t: Mapping[str, str]) -> tuple[Section, ...]:
@@ -539,6 +567,14 @@ def build_view(rollup: RollUp, *, title: str, language: str, generated_at: dt.da
 # --- charts ---------------------------------------------------------------------------------
 
 
+def _chart_style() -> contextlib.AbstractContextManager[None]:
+    """matplotlib settings for every chart: text kept as text in SVG (the browser shapes any
+    script, readers can select and search it) and ids that do not change from run to run."""
+    return matplotlib.rc_context(
+        {"svg.fonttype": "none", "svg.hashsalt": "xnode-report", "font.family": "sans-serif"}
+    )
+
+
 def _charts(rollup: RollUp, language: str, t: Mapping[str, str]) -> tuple[Chart, ...]:
     """Trend of detected victims, then for the last period with data: by sex and age, and by
     form of exploitation (combined). None when no issuer released victims."""
@@ -574,16 +610,23 @@ def _draw_trend(ax: Axes, *, rollup: RollUp, t: Mapping[str, str]) -> list[str]:
             continue
         ax.plot(xs, ys, marker=_MARKERS[n % len(_MARKERS)], color=_PALETTE[n % len(_PALETTE)],
                 label=issuer, linewidth=1.5)  # fmt: skip
-    ys, bounds = [], []
+    ys, bounds, partial = [], [], []
+    absent = incomplete(rollup, VICTIMS)
     for period in rollup.periods:
         cell = rollup.total(VICTIMS, period)
-        ys.append(math.nan if cell is None or cell.value is None else float(cell.value))
+        value = math.nan if cell is None or cell.value is None else float(cell.value)
+        ys.append(math.nan if period.code in absent else value)
+        partial.append(value if period.code in absent else math.nan)
         bound = cell is not None and cell.value is None and cell.at_least > 0
         bounds.append(float(cell.at_least) if cell is not None and bound else math.nan)
         if cell is not None and cell.value is None:
             notes.append(f"{t['combined']} {period.code}: "
                          f"{shown_combined(cell, t, 'en').text} ({t['lower_bound']})")  # fmt: skip
     ax.plot(xs, ys, color="black", linewidth=2.5, marker="o", label=t["combined"])
+    if absent:  # not joined to the line: a drop that is only a missing release
+        ax.plot(xs, partial, linestyle="none", marker="o", markerfacecolor="white",
+                markeredgecolor="black", markersize=8, label=t["incomplete"])  # fmt: skip
+        notes.extend(_without(rollup, VICTIMS, t))
     if not all(math.isnan(b) for b in bounds):
         ax.plot(xs, bounds, linestyle="none", marker="^", markerfacecolor="white",
                 markeredgecolor="black", markersize=8, label=t["lower_bound"])  # fmt: skip
@@ -606,11 +649,12 @@ def _bar_cells(cells: Sequence[Cell | None]) -> tuple[list[float], list[float], 
 
 def _draw_sex_age(ax: Axes, *, rollup: RollUp, period: Period, language: str,
                   t: Mapping[str, str]) -> list[str]:  # fmt: skip
-    """Combined victims by sex (bars) and age band (groups): the sex × age margin at the total
+    """Combined victims by sex (bars) and age band (groups): the sex-by-age margin at the total
     of exploitation. Lower bounds hatched, fully suppressed cells listed."""
     combined = rollup.combined[(VICTIMS, period.code)]
+    zero = Cell(0, 0)
     sexes = [s for s in SEX_DIMENSION.codes
-             if any(combined.cells.get((s, a, TOTAL)) != Cell(0, 0) for a in AGE.codes)]  # fmt: skip
+             if any(combined.cells.get((s, a, TOTAL)) != zero for a in AGE.codes)]  # fmt: skip
     width = 0.8 / max(len(sexes), 1)
     notes = []
     bound_drawn = False
@@ -621,8 +665,7 @@ def _draw_sex_age(ax: Axes, *, rollup: RollUp, period: Period, language: str,
         colour = _PALETTE[n % len(_PALETTE)]
         ax.bar(xs, known, width, color=colour, label=label("sex", sex, language))
         if any(bound):
-            ax.bar(xs, bound, width, color="white", edgecolor=colour, hatch="///",
-                   label=None if bound_drawn else t["lower_bound"])  # fmt: skip
+            ax.bar(xs, bound, width, color="white", edgecolor=colour, hatch="///")
             bound_drawn = True
         for i in unknown:
             notes.append(f"{label('sex', sex, language)}, {label('age', AGE.codes[i], language)}"
@@ -631,8 +674,18 @@ def _draw_sex_age(ax: Axes, *, rollup: RollUp, period: Period, language: str,
                   rotation=20, ha="right")  # fmt: skip
     ax.set_ylabel(t["persons"])
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    handles, labels = ax.get_legend_handles_labels()
+    if bound_drawn:
+        handles.append(_bound_patch())
+        labels.append(t["lower_bound"])
+    ax.legend(handles, labels, fontsize=8, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))  # fmt: skip
     return notes
+
+
+def _bound_patch() -> Patch:
+    """The legend's key for a lower bound, in no issuer's or sex's colour."""
+    return Patch(facecolor="white", edgecolor="#444444", hatch="///")
 
 
 def _draw_exploitation(ax: Axes, *, rollup: RollUp, period: Period, language: str,
@@ -659,13 +712,13 @@ def _chart_svg(chart: Chart, index: int) -> tuple[str, list[str]]:
     """The chart as inline SVG (no XML prolog, no DOCTYPE, no namespace URIs: the HTML parser
     puts inline ``<svg>`` in the SVG namespace by itself), ids prefixed so that several charts
     can share one page."""
-    with matplotlib.rc_context(_RC):
+    with _chart_style():
         figure = Figure(figsize=chart.size, layout="constrained")
         notes = chart.draw(figure.add_subplot())
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata=_SVG_METADATA)
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
     svg = re.sub(r'\s(width|height)="[^"]*pt"', "", svg, count=2)
     prefix = f"chart{index}-"
@@ -706,14 +759,21 @@ def render_html(rollup: RollUp, *, title: str, language: str = "en",
         svg, notes = _chart_svg(chart, index)
         charts.append({"id": f"chart{index}", "title": chart.title, "svg": Markup(svg),  # noqa: S704 - matplotlib's own SVG; its text is escaped
                        "notes": notes})  # fmt: skip
-    return _environment().get_template("report.html.j2").render(
+    ui_language = language if language in UI else "en"
+    # text not in the page's language (the report's words, the definitions: English) says so,
+    # and takes its direction from its own script
+    ui_attr = Markup(' lang="{}" dir="auto"').format(ui_language) if ui_language != language else ""
+    en_attr = Markup(' lang="en" dir="auto"') if language != "en" else ""
+    template = _environment().get_template("report.html.j2")
+    return template.render(
         view=view,
+        ui_attr=ui_attr,
+        en_attr=en_attr,
         t=view.t,
         charts=charts,
         direction="rtl" if language.split("-")[0] in RTL_LANGUAGES else "ltr",
         status_colour=_STATUS_COLOUR,
         status_symbol=_STATUS_SYMBOL,
-        sup_mark=SUPPRESSED_MARK,
     )
 
 
@@ -737,20 +797,30 @@ class _Pages:
         self.flush()
         self.figure = Figure(figsize=_A4)
         self.count += 1
-        self.figure.text(0.5, 0.3 / _A4[1], f"{self.footer} — {self.t['page'].format(n=self.count)}",
-                         ha="center", fontsize=7, color="#555555")  # fmt: skip
+        self.figure.text(0.5, 0.3 / _A4[1], self.footer_text(), ha="center", fontsize=7,
+                         color="#555555")  # fmt: skip
         self.y = _A4[1] - self.margin
         return self.figure
 
+    def footer_text(self) -> str:
+        return f"{self.footer} — {self.t['page'].format(n=self.count)}"
+
     def flush(self) -> None:
         if self.figure is not None:
-            self.pdf.savefig(self.figure)
+            self.pdf.savefig(self.figure)  # type: ignore[no-untyped-call]
             self.figure = None
 
     def need(self, height: float) -> Figure:
         if self.figure is None or self.y - height < self.margin:
             return self.new_page()
         return self.figure
+
+    def keep(self, rows: int, extra: float = 0.0) -> None:
+        """Start a new page unless a table of ``rows`` rows (and ``extra`` inches of heading)
+        fits on this one, if it fits on a page at all: tables are not split needlessly."""
+        height = (rows + 1) * self.row + extra
+        if height <= _A4[1] - 2 * self.margin - 0.3:
+            self.need(height)
 
     def text(self, text: str, size: float = 9, weight: str = "normal", wrap: int = 100,
              colour: str = "black") -> None:  # fmt: skip
@@ -761,8 +831,10 @@ class _Pages:
                     weight=weight, va="top", ha="left", linespacing=1.25, color=colour)  # fmt: skip
         self.y -= height + 0.08
 
-    def table(self, columns: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]],
-              colours: Sequence[Sequence[str]] | None = None, first: float = 0.34) -> None:  # fmt: skip
+    def table(
+        self, columns: Sequence[str], rows: Sequence[tuple[str, Sequence[str]]],
+        colours: Sequence[Sequence[str]] | None = None, first: float = 0.34,
+    ) -> None:  # fmt: skip
         """A table, split over pages (heading row repeated) when it does not fit."""
         width = _A4[0] - 2 * self.margin
         n_columns = len(columns) + 1
@@ -772,7 +844,7 @@ class _Pages:
         while True:
             figure = self.need(2 * self.row)
             fit = max(int((self.y - self.margin) / self.row) - 1, 1)
-            chunk = rows[start:start + fit]
+            chunk = rows[start : start + fit]
             height = (len(chunk) + 1) * self.row
             ax = figure.add_axes((self.margin / _A4[0], (self.y - height) / _A4[1],
                                   width / _A4[0], height / _A4[1]))  # fmt: skip
@@ -780,9 +852,10 @@ class _Pages:
             text = [[heading, *cells] for heading, cells in chunk] or [["", *([""] * len(columns))]]
             colour = None
             if colours is not None:
-                colour = [["white", *c] for c in colours[start:start + fit]] or None
+                colour = [["white", *c] for c in colours[start : start + fit]] or None
             table = ax.table(cellText=text, colLabels=["", *columns], cellColours=colour,
-                             colWidths=widths, bbox=(0, 0, 1, 1), cellLoc="right")  # fmt: skip
+                             colWidths=widths, bbox=Bbox.from_bounds(0, 0, 1, 1),
+                             cellLoc="right")  # fmt: skip
             table.auto_set_font_size(False)
             table.set_fontsize(7.5)
             for (r, c), cell in table.get_celld().items():
@@ -802,7 +875,7 @@ class _Pages:
         """A chart on a page of its own, its notes below."""
         self.flush()
         self.count += 1
-        with matplotlib.rc_context(_RC):
+        with _chart_style():
             figure = Figure(figsize=_A4, layout="constrained")
             grid = figure.add_gridspec(2, 1, height_ratios=(5, 3))
             figure.suptitle(chart.title, fontsize=12, weight="bold")
@@ -812,9 +885,9 @@ class _Pages:
             if notes:
                 ax.text(0, 1, f"{self.t['not_shown']}:\n" + "\n".join(notes[:40]), va="top",
                         fontsize=8, transform=ax.transAxes)  # fmt: skip
-            ax.text(0.5, 0, f"{self.footer} — {self.t['page'].format(n=self.count)}",
-                    ha="center", fontsize=7, color="#555555", transform=ax.transAxes)  # fmt: skip
-            self.pdf.savefig(figure)
+            ax.text(0.5, 0, self.footer_text(), ha="center", fontsize=7, color="#555555",
+                    transform=ax.transAxes)  # fmt: skip
+            self.pdf.savefig(figure)  # type: ignore[no-untyped-call]
 
 
 def _texts(grid: Grid) -> list[tuple[str, list[str]]]:
@@ -870,20 +943,23 @@ def pdf_bytes(rollup: RollUp, *, title: str, language: str = "en",
             pages.chart(chart)
         pages.new_page()
         for section in view.sections:
-            pages.need(1.6)
+            pages.keep(min(len(section.margins[0].rows), 8), 1.6)
             pages.text(section.title, size=12, weight="bold")
             pages.text(f"{t['definition']}: {section.definition}", size=8, wrap=120)
             pages.text(f"{t['source']}: {section.source}  ·  {t['unit']}: {section.unit}",
                        size=8, wrap=120, colour="#444444")  # fmt: skip
             pages.text(t["breakdowns"].format(period=section.period), size=10, weight="bold")
             for grid in section.margins:
-                pages.need(3 * _Pages.row)
+                pages.keep(min(len(grid.rows), 12), 0.3)
                 pages.text(grid.caption, size=9, weight="bold")
                 pages.table(grid.columns, _texts(grid))
                 if grid.note:
                     pages.text(grid.note, size=7, colour="#444444")
+            pages.keep(len(section.totals.rows), 0.3)
             pages.text(section.totals.caption, size=10, weight="bold")
             pages.table(section.totals.columns, _texts(section.totals), first=0.28)
+            if section.totals.note:
+                pages.text(section.totals.note, size=7, colour="#444444")
             pages.y -= 0.2
         pages.flush()
     return buffer.getvalue()
@@ -985,9 +1061,10 @@ def render_csv(rollup: RollUp) -> str:
                     derived = dict(_derived_ages(table.dimensions, values)
                                    if indicator.code == VICTIMS else ())  # fmt: skip
                     for key, value in itertools.chain(values.items(), derived.items()):
+                        cell = Cell(value, value or 0)
                         writer.writerow(_csv_row(indicator.code, table.dimensions, key, issuer,
-                                                 area_of(issuer), period,
-                                                 Cell(value, value or 0), combined=False))  # fmt: skip
+                                                 area_of(issuer), period, cell,
+                                                 combined=False))  # fmt: skip
             combined = rollup.combined.get((indicator.code, period.code))
             if combined is None:
                 continue
@@ -1002,11 +1079,14 @@ def render_csv(rollup: RollUp) -> str:
     return buffer.getvalue()
 
 
-def _csv_row(indicator: str, dimensions: Sequence[Dimension], key: Codes, issuer: str,
-             area: str, period: Period, cell: Cell, *, combined: bool) -> dict[str, str]:  # fmt: skip
+def _csv_row(
+    indicator: str, dimensions: Sequence[Dimension], key: Codes, issuer: str, area: str,
+    period: Period, cell: Cell, *, combined: bool,
+) -> dict[str, str]:  # fmt: skip
     row = dict.fromkeys(CSV_COLUMNS, "")
     row.update(SERIES=series(indicator, dimensions, key), INDICATOR=indicator, ISSUER=issuer,
-               REF_AREA=area, TIME_PERIOD=period.code, UNIT_MEASURE=BY_CODE[indicator].unit)  # fmt: skip
+               REF_AREA=area, TIME_PERIOD=period.code,
+               UNIT_MEASURE=BY_CODE[indicator].unit)  # fmt: skip
     for dimension, code in zip(dimensions, key, strict=True):
         row[dimension.name.upper()] = _sdmx_code(dimension.name, code)
     if cell.value is not None:
@@ -1020,7 +1100,24 @@ def _csv_row(indicator: str, dimensions: Sequence[Dimension], key: Codes, issuer
 
 # --- files ----------------------------------------------------------------------------------
 
-WRITERS = (".html", ".pdf", ".csv")
+FORMATS = ("html", "pdf", "csv")
+
+
+def render_bytes(
+    rollup: RollUp, fmt: str, *, title: str = "Trafficking in persons statistics",
+    language: str = "en", generated_at: dt.datetime, threshold: int,
+) -> bytes:  # fmt: skip
+    """The report in ``fmt`` (html, pdf or csv) as bytes (UTF-8 for text): what
+    :func:`write_report` writes and the API serves, from one place."""
+    if fmt == "pdf":
+        return pdf_bytes(rollup, title=title, language=language, generated_at=generated_at,
+                         threshold=threshold)  # fmt: skip
+    if fmt == "csv":
+        return render_csv(rollup).encode("utf-8")
+    if fmt == "html":
+        return render_html(rollup, title=title, language=language, generated_at=generated_at,
+                           threshold=threshold).encode("utf-8")  # fmt: skip
+    raise ValueError(f"unknown report format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
 def write_report(rollup: RollUp, path: Path, *, title: str = "Trafficking in persons statistics",
@@ -1029,19 +1126,14 @@ def write_report(rollup: RollUp, path: Path, *, title: str = "Trafficking in per
     """Write the report in the form ``path``'s suffix names (.html, .pdf, .csv), atomically
     (readers never see half a file) and readable by the owner only (mode 0600: aggregates, but
     official figures whose circulation the secretariat decides)."""
-    suffix = path.suffix.lower()
-    if suffix not in WRITERS:
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in FORMATS:
         raise ValueError(
             f"cannot write a report as {path.name!r}: the file name must end in "
-            f"{', '.join(WRITERS)}"
+            f"{', '.join('.' + f for f in FORMATS)}"
         )
     when = generated_at or dt.datetime.now(dt.UTC)
-    if suffix == ".pdf":
-        render_pdf(rollup, path, title=title, language=language, generated_at=when,
-                   threshold=threshold)  # fmt: skip
-        return
-    text = (render_csv(rollup) if suffix == ".csv"
-            else render_html(rollup, title=title, language=language, generated_at=when,
-                             threshold=threshold))  # fmt: skip
+    data = render_bytes(rollup, fmt, title=title, language=language, generated_at=when,
+                        threshold=threshold)  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, text.encode("utf-8"), FILE_MODE)
+    write_atomically(path, data, FILE_MODE)
