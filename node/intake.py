@@ -278,9 +278,10 @@ def _accept(
         release = outcome.opened.payload
         events.append(AuditEvent("statistics-received", now, message_id=header.message_id,
                                  peer=header.sender, detail={
-                                     "release_id": release["release_id"],
+                                     "release_id": str(release["release_id"]),
                                      "period": release["period"],
-                                     "replaces": release.get("replaces")}))  # fmt: skip
+                                     "replaces": None if release.get("replaces") is None
+                                     else str(release["replaces"])}))  # fmt: skip
     stored = store.record_inbound(message, remembered, events, step=step, fact=fact)
     item.stored = dataclasses.replace(message, seq=stored.seq)
     item.collisions, item.joined = stored.id_also_used_by, joined

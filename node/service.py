@@ -52,13 +52,13 @@ from node.crypto.keys import EncryptionKey, IdentityKey, key_id
 from node.delivery import Accepted, Duplicate, ReceiptReceived, Rejected, RetryPolicy
 from node.erasures import ErasureDesk
 from node.forwards import ForwardDesk
-from node.statistics_desk import StatisticsDesk
 from node.groupcommit import GroupCommit
 from node.metrics import Metrics
 from node.nodedir import NodeDir, NodeDirError, read_passphrase
 from node.policy import Policy
 from node.routing.ids import country_of
 from node.routing.topics import control_topic, inbox_topic, own_topics
+from node.statistics_desk import StatisticsDesk
 from node.store.base import (
     Attempt,
     DedupeEntry,
