@@ -52,12 +52,15 @@ PURPOSES: Mapping[str, str] = {
     " protection and assistance.",
     "repatriation": "Safe and voluntary return of victims to their country of origin or"
     " residence: family and risk assessment, travel, handover and reintegration follow-up.",
+    "statistics": "Anonymised statistics for evidence-based policy and regional reporting"
+    " (SDG 16.2.2): counts only, protected against disclosure; no personal data is sent.",
 }
 KIND_TITLES: Mapping[str, str] = {
     "alert": "Alerts",
     "mla": "Mutual legal assistance",
     "referral": "Transnational referrals",
     "repatriation": "Repatriation of victims",
+    "statistics": "Anonymised statistics",
 }
 
 # Schema record -> the category of personal data it carries. Records absent here and from
@@ -93,6 +96,10 @@ NOT_PERSONAL: frozenset[str] = frozenset(
         "xnode.payload.ErasureOrigin",
         "xnode.payload.ErasureItem",
         "xnode.payload.ReceiptEntry",
+        # anonymised counts (docs/statistics.md): protected tables, no record about a person
+        "xnode.common.DisclosureMethod",
+        "xnode.common.StatisticsTable",
+        "xnode.common.StatisticsCell",
     }
 )
 # Coded fields that are personal data in themselves.

@@ -363,7 +363,8 @@ def test_network_demo_as_the_readme_runs_it():
     result = subprocess.run([XNODE or "xnode", "demo"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo finished: every message delivered and receipted" in result.stdout
-    assert result.stdout.count("signed receipt back: delivered") == 12  # 1 + 2 + 2 + 6 + 1
+    # 1 + 2 + 2 + 6 + 1 + 2 (the two secretariats' statistics to SADC)
+    assert result.stdout.count("signed receipt back: delivered") == 14
     # step 5: the smuggling alert found again at zw-police by the phone dialled another way
     [search] = [line for line in result.stdout.splitlines() if "searches its inbox" in line]
     assert "for '00 260 " in search and not search.endswith(": nothing")
@@ -456,6 +457,7 @@ def test_schemas_commands(capsys):
         "mla",
         "referral",
         "repatriation",
+        "statistics",
         "receipt",
     ]
     code, out, _ = run(capsys, "schemas", "show", "referral", "--lang", "fr")

@@ -82,7 +82,7 @@ PAYLOADS = ", ".join(short_name(n) for n in all_payloads())
     ("change", "field", "message"),
     [
         ({"kind": "gossip"}, "kind",
-         "unknown kind 'gossip'; expected one of alert, mla, referral, repatriation, receipt"),
+         "unknown kind 'gossip'; expected one of alert, mla, referral, repatriation, statistics, receipt"),
         ({"priority": "asap"}, "priority",
          "unknown priority 'asap'; expected one of low, normal, high, urgent"),
         ({"recipients": []}, "to", "at least one recipient is required"),

@@ -374,7 +374,10 @@ def test_command_prints_markdown(lusaka):
     assert out.startswith("# Record of processing activities: zm-secretariat\n")
     assert "\n## 4. Transfers to other countries\n" in out
     assert (
-        "| Zimbabwe (ZW) | `zw-police` | alert, mla, referral | alert, mla, referral | ____ |"
+        # statistics from a foreign agency: the policy allows the kind, the release's rules keep
+        # an agency's release in its own country (docs/statistics.md)
+        "| Zimbabwe (ZW) | `zw-police` | alert, mla, referral | alert, mla, referral, statistics "
+        "| ____ |"
         in out
     )
     assert "| Malawi (MW) | `mw-social-welfare` |" in out

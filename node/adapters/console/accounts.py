@@ -58,12 +58,15 @@ def may(role: str, permission: Permission) -> bool:
 
 
 def handled_kinds(policy: Policy, own_roles: Sequence[str]) -> tuple[str, ...]:
-    """The kinds this node's policy lets it send or receive at all (an agency's remit)."""
+    """The kinds this node's policy lets it send or receive at all (an agency's remit). Not
+    statistics: releases are made by ``xnode stats send`` or the API from the node's own counts,
+    never composed by hand (docs/statistics.md)."""
     own = set(own_roles)
     return tuple(
         kind
         for kind in SENDABLE_KINDS
-        if any(
+        if kind != "statistics"
+        and any(
             not rule.senders or not rule.recipients or own & (rule.senders | rule.recipients)
             for rule in policy.rules.get(kind, ())
         )

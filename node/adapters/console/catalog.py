@@ -27,8 +27,10 @@ STATES = ("queued", "sent", "delivered", "rejected", "expired", "received", "ack
           "webhook-failed", "delivered-local")  # fmt: skip
 CHECKS = ("store", "broker", "keys", "trust")
 KIND_NAMES = {"alert": "Alert", "mla": "Mutual legal assistance", "referral": "Referral",
-              "repatriation": "Repatriation", "receipt": "Receipt"}  # fmt: skip
+              "repatriation": "Repatriation", "statistics": "Statistics",
+              "receipt": "Receipt"}  # fmt: skip
 SCHEMA_NAMES = {
+    "StatisticsRelease": "Statistics release",
     "Alert": "Alert", "CaseUpdate": "Case update", "MlaRequest": "MLA request",
     "MlaResponse": "MLA response", "Referral": "Referral",
     "ReferralResponse": "Referral response", "RepatriationProposal": "Return proposal",
