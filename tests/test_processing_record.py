@@ -377,8 +377,7 @@ def test_command_prints_markdown(lusaka):
         # statistics from a foreign agency: the policy allows the kind, the release's rules keep
         # an agency's release in its own country (docs/statistics.md)
         "| Zimbabwe (ZW) | `zw-police` | alert, mla, referral | alert, mla, referral, statistics "
-        "| ____ |"
-        in out
+        "| ____ |" in out
     )
     assert "| Malawi (MW) | `mw-social-welfare` |" in out
     assert "| 365 days | `store.inbox_retention_days` |" in out
