@@ -200,7 +200,8 @@ def run(messages, procedure=None):
 
 def on_every_thread() -> set[str]:
     """Records every business kind accepts (case updates): not steps of any procedure."""
-    kinds = [set(names) for kind, names in KIND_PAYLOADS.items() if kind != "receipt"]
+    kinds = [set(names) for kind, names in KIND_PAYLOADS.items()
+             if kind not in ("receipt", "statistics")]  # fmt: skip
     return set.intersection(*kinds) | INFORMING
 
 

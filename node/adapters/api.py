@@ -598,7 +598,7 @@ class ApiServer:
         try:
             sent = await requests.send_release(self.node, period, to, epsilon)
         except release.ReleaseError as exc:
-            problem(422, str(exc), "period", "release_refused")
+            problem(422, str(exc), "period")
         except requests.Refusal as exc:
             problem(exc.status, exc.error, exc.field, exc.code)
         return web.json_response(sent, status=202)
