@@ -239,7 +239,7 @@ ROUTES: dict[str, tuple[str, str, dict[str, int]]] = {
         **dict.fromkeys(TOKENS[:7], 403), "admin": 200, "read:*": 200}),
     "raw statistics": ("GET", "/v1/statistics/2026-Q2?raw=true", {
         **dict.fromkeys(TOKENS[:7], 403), "admin": 200}),
-    "send a release": ("POST", "/v1/statistics/releases#release_stats", {
+    "send a release": ("POST", "/v1/statistics-releases#release_stats", {
         **dict.fromkeys(TOKENS[:7], 403), "admin": 422, "send:*": 422}),
     "statistics report": ("GET", "/v1/statistics-report?periods=2026-Q2&format=csv", {
         **dict.fromkeys(TOKENS[:7], 403), "admin": 200, "read:*": 200}),

@@ -94,7 +94,7 @@ def test_names_and_unknown_columns_are_refused_rather_than_kept() -> None:
     with pytest.raises(cases.ImportRefused) as refused:
         cases.read_csv(text, TODAY)
     (error,) = refused.value.errors
-    assert (error.where, error.field) == ("line 2", "prs_FirstName")
+    assert (error.where, error.field) == ("line 1", "prs_FirstName")  # the header already
     assert "unknown column" in error.message
 
 

@@ -206,26 +206,26 @@ def _run(r: Region) -> None:
     assert (status, body["added"]) == (200, len(zw_cases))
 
     # 3. an agency reports to its own secretariat, not abroad
-    status, body = r.call("zm-police", "POST", "/v1/statistics/releases",
+    status, body = r.call("zm-police", "POST", "/v1/statistics-releases",
                           {"period": "2026-Q3", "to": ["zw-secretariat"]})  # fmt: skip
     assert status == 422 and body["field"] == "payload.coverage", body
-    status, police = r.call("zm-police", "POST", "/v1/statistics/releases", {"period": "2026-Q3"})
+    status, police = r.call("zm-police", "POST", "/v1/statistics-releases", {"period": "2026-Q3"})
     assert status == 202 and police["to"] == ["zm-secretariat"], police
-    status, body = r.call("zm-police", "POST", "/v1/statistics/releases", {"period": "2026-Q2",
+    status, body = r.call("zm-police", "POST", "/v1/statistics-releases", {"period": "2026-Q2",
                           "to": ["bw-sadc"]})  # fmt: skip
     assert status == 403 and body["field"] == "to", body  # policy: agencies -> secretariat
 
     # 4. the secretariats release the quarter to the regional body (Harare with noise)
-    status, zm = r.call("zm-secretariat", "POST", "/v1/statistics/releases", {"period": "2026-Q3"})
+    status, zm = r.call("zm-secretariat", "POST", "/v1/statistics-releases", {"period": "2026-Q3"})
     assert status == 202 and zm["to"] == ["bw-sadc"] and zm["replaces"] is None, zm
-    status, zw = r.call("zw-secretariat", "POST", "/v1/statistics/releases",
+    status, zw = r.call("zw-secretariat", "POST", "/v1/statistics-releases",
                         {"period": "2026-Q3", "epsilon": 1.0})  # fmt: skip
     assert status == 202 and zw["budget_remaining"] == pytest.approx(2.0), zw
-    status, body = r.call("zw-secretariat", "POST", "/v1/statistics/releases",
+    status, body = r.call("zw-secretariat", "POST", "/v1/statistics-releases",
                           {"period": "2026-Q3", "epsilon": 2.5})  # fmt: skip
     assert status == 422 and "privacy budget spent" in body["error"], body
     status, body = r.call(
-        "zm-secretariat", "POST", "/v1/statistics/releases", {"period": "2026-07"}
+        "zm-secretariat", "POST", "/v1/statistics-releases", {"period": "2026-07"}
     )
     assert status == 422 and "releases by quarter" in body["error"], body
     for node_id, sent in (("zm-police", police), ("zm-secretariat", zm), ("zw-secretariat", zw)):
@@ -250,7 +250,7 @@ def _run(r: Region) -> None:
 
     # 6. a corrected release replaces the first; both stay in the audit
     status, again = r.call(
-        "zm-secretariat", "POST", "/v1/statistics/releases", {"period": "2026-Q3"}
+        "zm-secretariat", "POST", "/v1/statistics-releases", {"period": "2026-Q3"}
     )
     assert status == 202 and again["replaces"] == zm["release_id"], again
     wait_for(lambda: r.delivered("zm-secretariat", again["message_id"]), 60, "the correction")

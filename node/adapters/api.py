@@ -225,7 +225,7 @@ class ApiServer:
         r.add_post("/v1/forward-permissions/{id}/decision", self.post_permission_decision)
         r.add_post("/v1/cases", self.post_cases)
         r.add_get("/v1/statistics/{period}", self.get_statistics)
-        r.add_post("/v1/statistics/releases", self.post_release)
+        r.add_post("/v1/statistics-releases", self.post_release)
         r.add_get("/v1/statistics-report", self.get_statistics_report)
         r.add_get("/v1/openapi.json", self.get_openapi)
         r.add_get("/healthz", self.healthz)
@@ -815,9 +815,9 @@ def _query(request: web.Request, name: str) -> str | None:
 
 def _bool_param(request: web.Request, name: str) -> bool:
     text = _query(request, name)
-    if text is None or text in ("false", "0"):
+    if text is None or text == "false":
         return False
-    if text in ("true", "1"):
+    if text == "true":
         return True
     problem(400, f"{name} must be true or false", name)
 

@@ -255,6 +255,18 @@ def read_csv(text: str, today: dt.date) -> list[CaseRecord]:
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None:
         raise ImportRefused([RowError("line 1", "-", "empty file: expected a header row")])
+    header = [
+        RowError(
+            "line 1", name or "-", "unknown column (docs/statistics.md lists the accepted ones)"
+        )
+        for name in reader.fieldnames
+        if name not in COLUMNS
+    ]
+    header += [RowError("line 1", name, "required column missing from the header")
+               for name, (required, _) in COLUMNS.items()
+               if required and name not in reader.fieldnames]  # fmt: skip
+    if header:
+        raise ImportRefused(header)
 
     def rows() -> Iterable[tuple[str, Mapping[str, Any]]]:
         start = reader.line_num + 1
@@ -277,6 +289,9 @@ def read_json(text: str, today: dt.date) -> list[CaseRecord]:
     except json.JSONDecodeError as exc:
         raise ImportRefused([RowError(f"line {exc.lineno}", "-", f"not JSON: {exc.msg}")]) from None
     if isinstance(data, dict) and isinstance(data.get("cases"), list):
+        extra = sorted(set(data) - {"cases"})
+        if extra:
+            raise ImportRefused([RowError("record 0", extra[0], 'unknown field beside "cases"')])
         data = data["cases"]
     if not isinstance(data, list):
         raise ImportRefused(

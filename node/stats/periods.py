@@ -83,6 +83,8 @@ def parse_period(text: str) -> Period:
         if not match:
             continue
         year = int(match.group(1))
+        if not 1900 <= year <= 9998:
+            raise PeriodError(f"invalid period {text!r}: the year must be from 1900 to 9998")
         if granularity == "year":
             return period_of(dt.date(year, 1, 1), "year")
         if granularity == "quarter":
