@@ -17,7 +17,7 @@ from node.config import Config
 from node.payloads import STATISTICS_SCHEMA, full_name
 from node.routing.ids import country_of
 from node.stats import cases, indicators, release, rollup
-from node.stats.model import Method, Table
+from node.stats.model import Method, ReleasedTable, Table
 from node.stats.periods import Period, PeriodError, parse_period, span
 from node.store.sqlite import SqliteStore
 from node.store.stats import SentRelease
@@ -46,6 +46,15 @@ def inputs(store: SqliteStore, periods: Sequence[Period]) -> indicators.Inputs:
 def compute(store: SqliteStore, period: Period, chosen: Sequence[str] | None = None) -> list[Table]:
     """The raw (unprotected) tables of one period: what the node itself may look at."""
     return indicators.compute_all(inputs(store, [period]), period, chosen)
+
+
+def shown(tables: Sequence[Table], config: Config, raw: bool) -> list[ReleasedTable]:
+    """Tables as a release would carry them (protected), or ``raw``: every cell with its
+    margins, unprotected, for this node only."""
+    if raw:
+        return [ReleasedTable(t.indicator, t.dimensions, t.cube()) for t in tables]
+    settings = config.statistics
+    return release.protect_all(tables, Method(settings.threshold, settings.rounding))
 
 
 def coverage_of(config: Config) -> str:

@@ -11,8 +11,8 @@ from typing import Any
 
 from node import statistics, submit
 from node.config import Config
-from node.stats import release, rollup
-from node.stats.model import Method, ReleasedTable
+from node.stats import rollup
+from node.stats.model import ReleasedTable
 from node.stats.periods import Period
 from node.store.sqlite import SqliteStore
 from node.trust import Descriptor
@@ -48,10 +48,7 @@ class StatisticsDesk:
                      chosen: Sequence[str] | None = None) -> list[ReleasedTable]:  # fmt: skip
         """One period's tables: protected as a release would carry them, or ``raw``."""
         tables = await self._run(statistics.compute, self.store, period, chosen)
-        if raw:
-            return [ReleasedTable(t.indicator, t.dimensions, t.cube()) for t in tables]
-        settings = self.config.statistics
-        return release.protect_all(tables, Method(settings.threshold, settings.rounding))
+        return statistics.shown(tables, self.config, raw)
 
     async def send(self, period: Period, to: Sequence[str] | None,
                    epsilon: float | None = None) -> dict[str, Any]:  # fmt: skip

@@ -30,7 +30,7 @@ from node.routing.ids import parse_id_list
 from node.service import open_store
 from node.stats import cases, release
 from node.stats.indicators import BY_CODE, INDICATORS
-from node.stats.model import TOTAL, Codes, Dimension, Method, ReleasedTable
+from node.stats.model import TOTAL, Codes, Dimension, ReleasedTable
 from node.stats.periods import Period, PeriodError, parse_period
 from node.store.sqlite import SqliteStore
 
@@ -111,11 +111,7 @@ def cmd_compute(args: argparse.Namespace, registry: SchemaRegistry) -> int:
     period = _period(args.period)
     with open_store(node_dir, config) as store:
         tables = statistics.compute(store, period, args.indicator or None)
-    if args.raw:
-        shown = [ReleasedTable(t.indicator, t.dimensions, t.cube()) for t in tables]
-    else:
-        shown = release.protect_all(tables, Method(
-            config.statistics.threshold, config.statistics.rounding))  # fmt: skip
+    shown = statistics.shown(tables, config, args.raw)
     if args.json:
         print_json({"period": period.code, "protected": not args.raw,
                     "tables": [_table_json(t) for t in shown]})  # fmt: skip

@@ -9,7 +9,6 @@ recover another's suppressed cells.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -167,7 +166,3 @@ def check_budget(spent_so_far: float, epsilon: float, budget: float) -> float:
             f"{epsilon:g} more asked"
         )
     return max(remaining, 0.0)
-
-
-def now_utc() -> dt.datetime:  # pragma: no cover - the shell's clock
-    return dt.datetime.now(dt.UTC)
